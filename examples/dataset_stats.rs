@@ -1,0 +1,99 @@
+//! Prints the statistics of a dataset in the native, Twitch or KuaiLive format.
+//!
+//! ```text
+//! cargo run --release --example dataset_stats -- --format native --path DIR [--json]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mspa::core::loaders::{self, Format};
+use mspa::core::DatasetStats;
+
+/// Dataset statistics: users, authors, events, time span, per-user counts, amounts and
+/// the leave-last-out split sizes.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Dataset format: native, twitch or kuailive.
+    #[arg(long, default_value = "native")]
+    format: String,
+    /// A directory (native, kuailive) or a CSV file (twitch).
+    #[arg(long)]
+    path: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Burn device (flex, ndarray, wgpu, cuda, cpu). Statistics need no tensors, so it is
+    /// only checked, like every example's `--device`.
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    mspa::modal::device_from_name(&args.device)?;
+    let format: Format = args.format.parse()?;
+    let quiet = args.json;
+    let dataset = loaders::load(format, &args.path, &mut |p| {
+        if !quiet {
+            let pct = if p.total_bytes > 0 {
+                100.0 * p.bytes as f64 / p.total_bytes as f64
+            } else {
+                0.0
+            };
+            eprint!("\r{}: {} lines ({pct:.0}%)", p.file.display(), p.lines);
+        }
+    })?;
+    let stats = DatasetStats::compute(&dataset);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stats).expect("stats serialise")
+        );
+        return Ok(());
+    }
+    eprintln!();
+    println!("dataset           {}", args.path.display());
+    println!("users             {}", stats.users);
+    println!(
+        "authors           {} with events ({} defined)",
+        stats.authors, stats.authors_defined
+    );
+    println!("events            {}", stats.events);
+    if let (Some(first), Some(last)) = (stats.first_timestamp, stats.last_timestamp) {
+        println!(
+            "time span         {first} .. {last} ms ({:.2} days)",
+            stats.time_span_days
+        );
+    }
+    if let Some(c) = stats.events_per_user {
+        println!(
+            "events per user   min {} / median {} / max {} (mean {:.2})",
+            c.min, c.median, c.max, c.mean
+        );
+    }
+    if let Some(a) = stats.amount {
+        println!(
+            "amount            min {} / median {} / mean {:.4} / max {} / total {}",
+            a.min, a.median, a.mean, a.max, a.total
+        );
+    }
+    println!("repeat events     {:.1}%", 100.0 * stats.repeat_share);
+    println!(
+        "leave-last-out    train {} / valid {} / test {} events",
+        stats.split.train, stats.split.valid, stats.split.test
+    );
+    Ok(())
+}

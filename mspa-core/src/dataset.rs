@@ -1,0 +1,223 @@
+//! The in-memory dataset: authors, users and a per-user, time-ordered event index (CSR).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rayon::slice::ParallelSliceMut;
+
+use crate::author::Author;
+use crate::event::TipEvent;
+use crate::ids::{AuthorId, ExternalId, Interner, UserId};
+
+/// Authors, users and their tip events.
+///
+/// Events are stored once, grouped by user and, within a user, ordered by time (ties keep
+/// the order of the source file). `user_offsets` is the CSR row pointer: the events of user
+/// `u` are `events[user_offsets[u]..user_offsets[u + 1]]`.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    root: Option<PathBuf>,
+    authors: Vec<Author>,
+    author_ids: Interner,
+    user_ids: Interner,
+    events: Vec<TipEvent>,
+    user_offsets: Vec<usize>,
+}
+
+impl Dataset {
+    /// Number of users (every user has at least one event).
+    pub fn n_users(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    /// Number of authors, including authors without events.
+    pub fn n_authors(&self) -> usize {
+        self.authors.len()
+    }
+
+    /// Number of events.
+    pub fn n_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The directory media paths are relative to, if the dataset came from disk.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// The full path of a media file of an author (`root/rel`).
+    pub fn media_path(&self, rel: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(rel),
+            None => rel.to_path_buf(),
+        }
+    }
+
+    /// All authors, indexed by [`AuthorId`].
+    pub fn authors(&self) -> &[Author] {
+        &self.authors
+    }
+
+    /// One author.
+    pub fn author(&self, id: AuthorId) -> &Author {
+        &self.authors[id.index()]
+    }
+
+    /// All events, grouped by user and time-ordered within each user.
+    pub fn events(&self) -> &[TipEvent] {
+        &self.events
+    }
+
+    /// The CSR row pointer (`n_users + 1` entries).
+    pub fn user_offsets(&self) -> &[usize] {
+        &self.user_offsets
+    }
+
+    /// The index range of a user's events in [`Dataset::events`].
+    pub fn user_range(&self, user: UserId) -> Range<usize> {
+        self.user_offsets[user.index()]..self.user_offsets[user.index() + 1]
+    }
+
+    /// A user's events, oldest first.
+    pub fn user_events(&self, user: UserId) -> &[TipEvent] {
+        &self.events[self.user_range(user)]
+    }
+
+    /// Every user id, in index order.
+    pub fn users(&self) -> impl ExactSizeIterator<Item = UserId> + '_ {
+        (0..self.n_users() as u32).map(UserId)
+    }
+
+    /// The external id of a user.
+    pub fn user_external(&self, user: UserId) -> &ExternalId {
+        self.user_ids.external(user.0)
+    }
+
+    /// The dense id of a user given by external id.
+    pub fn user_by_external(&self, id: &ExternalId) -> Option<UserId> {
+        self.user_ids.get(id).map(UserId)
+    }
+
+    /// The dense id of an author given by external id.
+    pub fn author_by_external(&self, id: &ExternalId) -> Option<AuthorId> {
+        self.author_ids.get(id).map(AuthorId)
+    }
+
+    /// Events per author (its popularity), indexed by [`AuthorId`].
+    pub fn author_event_counts(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.n_authors()];
+        for e in &self.events {
+            counts[e.author.index()] += 1;
+        }
+        counts
+    }
+
+    /// The distinct authors a user tipped, sorted by id.
+    pub fn user_authors(&self, user: UserId) -> Vec<AuthorId> {
+        let mut a: Vec<AuthorId> = self.user_events(user).iter().map(|e| e.author).collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    }
+}
+
+/// Collects authors and events, then builds a [`Dataset`].
+///
+/// ```
+/// use mspa_core::{Author, DatasetBuilder, ExternalId};
+/// let mut b = DatasetBuilder::default();
+/// let a = b.add_author(Author::bare(ExternalId::from("streamer"))).unwrap();
+/// let u = b.user(ExternalId::Int(1));
+/// b.push_event(u, a, 5.0, 2_000);
+/// b.push_event(u, a, 1.0, 1_000);
+/// let ds = b.build(None);
+/// assert_eq!(ds.user_events(u)[0].timestamp_ms, 1_000);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct DatasetBuilder {
+    authors: Vec<Author>,
+    author_ids: Interner,
+    user_ids: Interner,
+    events: Vec<TipEvent>,
+}
+
+impl DatasetBuilder {
+    /// Adds an author. If the id is taken, returns the existing author's id as the error.
+    pub fn add_author(&mut self, author: Author) -> Result<AuthorId, AuthorId> {
+        if let Some(existing) = self.author_ids.get(&author.id) {
+            return Err(AuthorId(existing));
+        }
+        let id = self.author_ids.intern(author.id.clone());
+        self.authors.push(author);
+        Ok(AuthorId(id))
+    }
+
+    /// The id of an author, if added.
+    pub fn author_id(&self, id: &ExternalId) -> Option<AuthorId> {
+        self.author_ids.get(id).map(AuthorId)
+    }
+
+    /// The id of an author, adding a bare one (no text, no media) if new.
+    pub fn author_or_bare(&mut self, id: ExternalId) -> AuthorId {
+        match self.author_ids.get(&id) {
+            Some(i) => AuthorId(i),
+            None => self
+                .add_author(Author::bare(id))
+                .expect("id was checked to be new"),
+        }
+    }
+
+    /// Mutable access to an added author (to fill in text found later).
+    pub fn author_mut(&mut self, id: AuthorId) -> &mut Author {
+        &mut self.authors[id.index()]
+    }
+
+    /// The dense id of a user, added if new.
+    pub fn user(&mut self, id: ExternalId) -> UserId {
+        UserId(self.user_ids.intern(id))
+    }
+
+    /// Records one event. The caller validates the amount and the timestamp.
+    pub fn push_event(&mut self, user: UserId, author: AuthorId, amount: f64, timestamp_ms: i64) {
+        self.events.push(TipEvent {
+            user,
+            author,
+            amount,
+            timestamp_ms,
+        });
+    }
+
+    /// Number of events pushed so far.
+    pub fn n_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Sorts the events by (user, time), keeping file order for ties, and builds the
+    /// CSR index. `root` is the directory media paths are relative to.
+    pub fn build(self, root: Option<PathBuf>) -> Dataset {
+        let DatasetBuilder {
+            authors,
+            author_ids,
+            user_ids,
+            mut events,
+        } = self;
+        // Stable sort: equal (user, time) keep their source order.
+        events.par_sort_by_key(|e| (e.user, e.timestamp_ms));
+        let n_users = user_ids.len();
+        let mut user_offsets = vec![0usize; n_users + 1];
+        for e in &events {
+            user_offsets[e.user.index() + 1] += 1;
+        }
+        for u in 0..n_users {
+            user_offsets[u + 1] += user_offsets[u];
+        }
+        Dataset {
+            root,
+            authors,
+            author_ids,
+            user_ids,
+            events,
+            user_offsets,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `mspa-core`: the data model of MSPA, with no Burn dependency.
+//!
+//! * ids: dense [`UserId`] / [`AuthorId`] indices and an [`Interner`] to the
+//!   [`ExternalId`]s of the source data;
+//! * [`TipEvent`], [`Author`] and the [`Dataset`] with its per-user, time-ordered CSR index;
+//! * [`loaders`]: the native format, Twitch and KuaiLive, with errors that name the file,
+//!   the line and the field;
+//! * [`split`]: leak-free leave-last-out and global time splits, with repeat/new targets;
+//! * [`NegativeSampler`]: uniform and popularity-weighted negatives, never a positive;
+//! * [`DatasetStats`]: what `dataset_stats` prints;
+//! * [`synth`]: the synthetic live-stream world.
+//!
+//! ```
+//! use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
+//! let mut b = DatasetBuilder::default();
+//! let a = b.add_author(Author::bare(ExternalId::from("dj_nova"))).unwrap();
+//! let u = b.user(ExternalId::Int(1));
+//! for t in [30, 10, 20] { b.push_event(u, a, 2.5, t); }
+//! let ds = b.build(None);
+//! let split = Split::leave_last_out(&ds);
+//! assert_eq!((split.train.len(), split.valid.len(), split.test.len()), (1, 1, 1));
+//! ```
+
+pub mod author;
+pub mod dataset;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod loaders;
+pub mod negative;
+pub mod split;
+pub mod stats;
+pub mod synth;
+
+pub use author::Author;
+pub use dataset::{Dataset, DatasetBuilder};
+pub use error::{CoreError, DataErrorKind, Result};
+pub use event::TipEvent;
+pub use ids::{AuthorId, ExternalId, Interner, UserId};
+pub use loaders::{Format, LoadProgress, load_kuailive, load_native, load_twitch};
+pub use negative::NegativeSampler;
+pub use split::{Split, SplitSizes, Target, TargetKind};
+pub use stats::DatasetStats;

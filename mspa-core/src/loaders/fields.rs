@@ -1,0 +1,351 @@
+//! Field parsing and progress reporting shared by the loaders.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, DataErrorKind, Result};
+
+/// How far a loader has read one of its files.
+#[derive(Clone, Debug)]
+pub struct LoadProgress {
+    /// The file being read.
+    pub file: PathBuf,
+    /// Lines read so far (header included).
+    pub lines: u64,
+    /// Bytes read so far.
+    pub bytes: u64,
+    /// Size of the file in bytes.
+    pub total_bytes: u64,
+}
+
+/// Lines between two progress reports.
+pub(crate) const PROGRESS_EVERY: u64 = 65_536;
+
+/// A reader that counts the bytes it hands out, for progress reports.
+pub(crate) struct CountingReader<R> {
+    inner: R,
+    pub(crate) bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The byte counter of an opened file, shared with its reader.
+pub(crate) type ByteCounter = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// Opens a file for buffered, byte-counted reading; returns the reader, its byte counter
+/// and the file size.
+pub(crate) fn open_counted(
+    path: &Path,
+) -> Result<(BufReader<CountingReader<File>>, ByteCounter, u64)> {
+    let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = ByteCounter::default();
+    let reader = CountingReader {
+        inner: file,
+        bytes: bytes.clone(),
+    };
+    Ok((BufReader::with_capacity(1 << 20, reader), bytes, total))
+}
+
+/// Reports progress every [`PROGRESS_EVERY`] lines.
+pub(crate) fn report(
+    progress: &mut dyn FnMut(LoadProgress),
+    path: &Path,
+    line: u64,
+    bytes: &ByteCounter,
+    total: u64,
+) {
+    if line % PROGRESS_EVERY == 0 {
+        progress(LoadProgress {
+            file: path.to_path_buf(),
+            lines: line,
+            bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+            total_bytes: total,
+        });
+    }
+}
+
+/// Opens a headed CSV file: the row reader, its header, the byte counter and the size.
+pub(crate) fn open_csv_with_header(
+    path: &Path,
+) -> Result<(CsvLines<BufReader<CountingReader<File>>>, Record, ByteCounter, u64)> {
+    let (reader, bytes, total) = open_counted(path)?;
+    let mut rows = CsvLines::new(reader, path);
+    let mut header = Record::default();
+    if !rows.next_record(&mut header)? {
+        return Err(CoreError::data(
+            path,
+            1,
+            None,
+            DataErrorKind::Malformed,
+            "empty file: expected a header line",
+        ));
+    }
+    Ok((rows, header, bytes, total))
+}
+
+/// Parses an amount: a finite, non-negative number.
+pub(crate) fn parse_amount(file: &Path, line: u64, field: &str, raw: &str) -> Result<f64> {
+    let value: f64 = raw.trim().parse().map_err(|_| {
+        CoreError::data(
+            file,
+            line,
+            Some(field),
+            DataErrorKind::InvalidAmount,
+            format!("`{raw}` is not a number"),
+        )
+    })?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(CoreError::data(
+            file,
+            line,
+            Some(field),
+            DataErrorKind::InvalidAmount,
+            format!("`{raw}` must be finite and non-negative"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a timestamp in milliseconds: an integer, or a float with no fractional part
+/// (as spreadsheet tools write them), within ±2^53.
+pub(crate) fn parse_timestamp_ms(file: &Path, line: u64, field: &str, raw: &str) -> Result<i64> {
+    parse_integer(raw).ok_or_else(|| {
+        CoreError::data(
+            file,
+            line,
+            Some(field),
+            DataErrorKind::InvalidTimestamp,
+            format!("`{raw}` is not an integer number of milliseconds"),
+        )
+    })
+}
+
+/// Parses an integer written as an integer or as an integral float within ±2^53.
+pub(crate) fn parse_integer(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if let Ok(v) = raw.parse::<i64>() {
+        return Some(v);
+    }
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() && v.fract() == 0.0 && v.abs() <= LIMIT => Some(v as i64),
+        _ => None,
+    }
+}
+
+/// Finds the position of each required column in a header, or names the missing one.
+pub(crate) fn column_positions<const N: usize>(
+    file: &Path,
+    header: &Record,
+    required: [&str; N],
+) -> Result<[usize; N]> {
+    let mut out = [0usize; N];
+    for (slot, name) in out.iter_mut().zip(required) {
+        *slot = header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| {
+                CoreError::data(
+                    file,
+                    1,
+                    Some(name),
+                    DataErrorKind::Malformed,
+                    format!(
+                        "header lacks column `{name}` (expected {}; found {})",
+                        required.join(","),
+                        header.iter().collect::<Vec<_>>().join(",")
+                    ),
+                )
+            })?;
+    }
+    Ok(out)
+}
+
+/// A non-empty field of a record, or a `Missing` error naming it.
+pub(crate) fn required_field<'r>(
+    file: &Path,
+    line: u64,
+    record: &'r Record,
+    pos: usize,
+    name: &str,
+) -> Result<&'r str> {
+    match record.get(pos).map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(CoreError::data(
+            file,
+            line,
+            Some(name),
+            DataErrorKind::Missing,
+            "empty value".to_string(),
+        )),
+    }
+}
+
+/// One CSV row: its fields (trimmed, quotes removed) and the line it starts on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Record {
+    text: String,
+    bounds: Vec<(usize, usize)>,
+    /// 1-based line the row starts on.
+    pub(crate) line: u64,
+}
+
+impl Record {
+    /// Field `i`, if the row has it.
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        self.bounds.get(i).map(|&(a, b)| &self.text[a..b])
+    }
+
+    /// Number of fields.
+    pub(crate) fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    /// All fields in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.bounds.iter().map(|&(a, b)| &self.text[a..b])
+    }
+}
+
+/// A line-oriented CSV reader (RFC 4180 quoting, `""` for a quote, quoted fields may span
+/// lines) that knows the exact line of every row. Blank lines are skipped, fields are
+/// trimmed, a UTF-8 byte-order mark and `\r\n` endings are accepted.
+pub(crate) struct CsvLines<R> {
+    reader: R,
+    path: PathBuf,
+    line: u64,
+    raw: String,
+}
+
+impl<R: BufRead> CsvLines<R> {
+    /// Wraps a buffered reader of the file at `path` (named in errors).
+    pub(crate) fn new(reader: R, path: &Path) -> Self {
+        CsvLines {
+            reader,
+            path: path.to_path_buf(),
+            line: 0,
+            raw: String::new(),
+        }
+    }
+
+    fn read_line(&mut self) -> Result<bool> {
+        self.raw.clear();
+        let n = self.reader.read_line(&mut self.raw).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => CoreError::data(
+                &self.path,
+                self.line + 1,
+                None,
+                DataErrorKind::Malformed,
+                "invalid UTF-8",
+            ),
+            _ => CoreError::io(&self.path, e),
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        if self.line == 1 && self.raw.starts_with('\u{feff}') {
+            self.raw.drain(..'\u{feff}'.len_utf8());
+        }
+        while self.raw.ends_with('\n') || self.raw.ends_with('\r') {
+            self.raw.pop();
+        }
+        Ok(true)
+    }
+
+    /// Reads the next non-blank row into `record`; `false` at the end of the file.
+    pub(crate) fn next_record(&mut self, record: &mut Record) -> Result<bool> {
+        loop {
+            if !self.read_line()? {
+                return Ok(false);
+            }
+            if !self.raw.trim().is_empty() {
+                break;
+            }
+        }
+        record.text.clear();
+        record.bounds.clear();
+        record.line = self.line;
+        let mut field_start = 0usize;
+        let mut in_quotes = false;
+        let mut quoted = false;
+        loop {
+            let mut chars = self.raw.char_indices().peekable();
+            while let Some((_, c)) = chars.next() {
+                match (in_quotes, c) {
+                    (true, '"') => {
+                        if matches!(chars.peek(), Some((_, '"'))) {
+                            chars.next();
+                            record.text.push('"');
+                        } else {
+                            in_quotes = false;
+                        }
+                    }
+                    (true, c) => record.text.push(c),
+                    (false, '"') if record.text[field_start..].trim().is_empty() && !quoted => {
+                        record.text.truncate(field_start);
+                        in_quotes = true;
+                        quoted = true;
+                    }
+                    (false, ',') => {
+                        push_field(record, field_start, quoted);
+                        field_start = record.text.len();
+                        quoted = false;
+                    }
+                    (false, c) => record.text.push(c),
+                }
+            }
+            if !in_quotes {
+                break;
+            }
+            // A quoted field goes on over the line break.
+            record.text.push('\n');
+            if !self.read_line()? {
+                return Err(CoreError::data(
+                    &self.path,
+                    record.line,
+                    None,
+                    DataErrorKind::Malformed,
+                    "unterminated quoted field",
+                ));
+            }
+        }
+        push_field(record, field_start, quoted);
+        Ok(true)
+    }
+}
+
+fn push_field(record: &mut Record, start: usize, quoted: bool) {
+    let end = record.text.len();
+    if quoted {
+        record.bounds.push((start, end));
+        return;
+    }
+    let field = &record.text[start..end];
+    let lead = field.len() - field.trim_start().len();
+    let trail = field.len() - field.trim_end().len();
+    record.bounds.push((start + lead, (end - trail).max(start + lead)));
+}
+
+/// Checks a row has exactly as many fields as the header.
+pub(crate) fn check_width(path: &Path, record: &Record, expected: usize) -> Result<()> {
+    if record.len() != expected {
+        return Err(CoreError::data(
+            path,
+            record.line,
+            None,
+            DataErrorKind::Malformed,
+            format!("expected {expected} columns, found {}", record.len()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The native on-disk format, a documented contract other tools write.
+//!
+//! A dataset is a directory holding:
+//!
+//! * `authors.jsonl`: one JSON object per line (blank lines are skipped) with the fields
+//!   - `id` (required): a string or an integer, unique across the file;
+//!   - `name`, `title`, `description`: strings, may be empty or absent;
+//!   - `frames`: a list of image paths relative to the directory, may be empty or absent;
+//!   - `audio`: a relative path, or `null` / absent.
+//!
+//!   Other fields are ignored. Media paths must stay inside the directory: absolute
+//!   paths and `..` are refused.
+//! * `tips.csv`: a header naming the columns `user_id,author_id,amount,timestamp_ms` (in
+//!   any order; extra columns are ignored), then one tip per row. `user_id` and
+//!   `author_id` are strings or integers (see [`crate::ExternalId`] for how `"42"` and `42`
+//!   are the same id); every `author_id` must be an id of `authors.jsonl`; `amount` is a
+//!   finite, non-negative number; `timestamp_ms` is an integer number of milliseconds
+//!   since the Unix epoch. Rows need not be sorted.
+//!
+//! Line numbers in errors are 1-based and count the header.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::fields::{
+    Record, check_width, column_positions, open_counted, open_csv_with_header, parse_amount,
+    parse_timestamp_ms, report, required_field,
+};
+use super::LoadProgress;
+use crate::author::{Author, check_media_path};
+use crate::dataset::{Dataset, DatasetBuilder};
+use crate::error::{CoreError, DataErrorKind, Result};
+use crate::ids::ExternalId;
+
+/// The authors file of a native dataset.
+pub const AUTHORS_FILE: &str = "authors.jsonl";
+/// The tips file of a native dataset.
+pub const TIPS_FILE: &str = "tips.csv";
+/// The header of the tips file.
+pub const TIPS_HEADER: [&str; 4] = ["user_id", "author_id", "amount", "timestamp_ms"];
+
+/// Loads a native-format dataset from a directory.
+pub fn load_native(dir: &Path) -> Result<Dataset> {
+    load_native_with_progress(dir, &mut |_| {})
+}
+
+/// Loads a native-format dataset, calling `progress` every few tens of thousands of lines.
+pub fn load_native_with_progress(
+    dir: &Path,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<Dataset> {
+    let mut builder = DatasetBuilder::default();
+    let authors_path = dir.join(AUTHORS_FILE);
+    read_authors(&authors_path, &mut builder, progress)?;
+    read_tips(&dir.join(TIPS_FILE), &mut builder, progress)?;
+    Ok(builder.build(Some(dir.to_path_buf())))
+}
+
+fn read_authors(
+    path: &Path,
+    builder: &mut DatasetBuilder,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<()> {
+    let (reader, bytes, total) = open_counted(path)?;
+    let mut first_line_of = std::collections::HashMap::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line_no = i as u64 + 1;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => CoreError::data(
+                path,
+                line_no,
+                None,
+                DataErrorKind::Malformed,
+                "invalid UTF-8",
+            ),
+            _ => CoreError::io(path, e),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let author = parse_author(path, line_no, &line)?;
+        let id = author.id.clone();
+        if builder.add_author(author).is_err() {
+            let first: u64 = first_line_of.get(&id).copied().unwrap_or(0);
+            return Err(CoreError::data(
+                path,
+                line_no,
+                Some("id"),
+                DataErrorKind::DuplicateAuthor,
+                format!("author id `{id}` was already defined on line {first}"),
+            ));
+        }
+        first_line_of.insert(id, line_no);
+        report(progress, path, line_no, &bytes, total);
+    }
+    Ok(())
+}
+
+/// Parses one line of `authors.jsonl`.
+fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
+    let err = |field: Option<&str>, kind, msg: String| CoreError::data(path, line, field, kind, msg);
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| err(None, DataErrorKind::Malformed, format!("invalid JSON: {e}")))?;
+    let obj = value.as_object().ok_or_else(|| {
+        err(
+            None,
+            DataErrorKind::Malformed,
+            "expected a JSON object".into(),
+        )
+    })?;
+    let id = match obj.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => ExternalId::parse(s),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) => ExternalId::Int(v),
+            None => {
+                return Err(err(
+                    Some("id"),
+                    DataErrorKind::BadValue,
+                    format!("`{n}` is not an integer id"),
+                ));
+            }
+        },
+        Some(Value::Null) | None => {
+            return Err(err(Some("id"), DataErrorKind::Missing, "no id".into()));
+        }
+        Some(other) => {
+            return Err(err(
+                Some("id"),
+                DataErrorKind::BadValue,
+                format!("expected a string or an integer, found {other}"),
+            ));
+        }
+    };
+    let string_field = |name: &str| -> Result<String> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(err(
+                Some(name),
+                DataErrorKind::BadValue,
+                format!("expected a string, found {other}"),
+            )),
+        }
+    };
+    let media_path = |name: &str, raw: &Value| -> Result<PathBuf> {
+        let s = raw.as_str().ok_or_else(|| {
+            err(
+                Some(name),
+                DataErrorKind::BadValue,
+                format!("expected a path string, found {raw}"),
+            )
+        })?;
+        check_media_path(s).map_err(|why| err(Some(name), DataErrorKind::PathEscape, why))
+    };
+    let frames = match obj.get("frames") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| media_path("frames", v))
+            .collect::<Result<Vec<_>>>()?,
+        Some(other) => {
+            return Err(err(
+                Some("frames"),
+                DataErrorKind::BadValue,
+                format!("expected a list of paths, found {other}"),
+            ));
+        }
+    };
+    let audio = match obj.get("audio") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(media_path("audio", v)?),
+    };
+    Ok(Author {
+        id,
+        name: string_field("name")?,
+        title: string_field("title")?,
+        description: string_field("description")?,
+        frames,
+        audio,
+    })
+}
+
+fn read_tips(
+    path: &Path,
+    builder: &mut DatasetBuilder,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<()> {
+    let (mut rows, header, bytes, total) = open_csv_with_header(path)?;
+    let [u_col, a_col, amount_col, ts_col] = column_positions(path, &header, TIPS_HEADER)?;
+    let mut record = Record::default();
+    while rows.next_record(&mut record)? {
+        let line = record.line;
+        check_width(path, &record, header.len())?;
+        let user = required_field(path, line, &record, u_col, "user_id")?;
+        let author_raw = required_field(path, line, &record, a_col, "author_id")?;
+        let amount_raw = required_field(path, line, &record, amount_col, "amount")?;
+        let ts_raw = required_field(path, line, &record, ts_col, "timestamp_ms")?;
+        let author_ext = ExternalId::parse(author_raw);
+        let author = builder.author_id(&author_ext).ok_or_else(|| {
+            CoreError::data(
+                path,
+                line,
+                Some("author_id"),
+                DataErrorKind::UnknownAuthor,
+                format!("`{author_raw}` is not an id of {AUTHORS_FILE}"),
+            )
+        })?;
+        let amount = parse_amount(path, line, "amount", amount_raw)?;
+        let ts = parse_timestamp_ms(path, line, "timestamp_ms", ts_raw)?;
+        let user = builder.user(ExternalId::parse(user));
+        builder.push_event(user, author, amount, ts);
+        report(progress, path, line, &bytes, total);
+    }
+    Ok(())
+}

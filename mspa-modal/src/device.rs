@@ -1,0 +1,147 @@
+//! Choosing a Burn device by name.
+//!
+//! Burn 0.22 picks the backend at run time through a [`Device`]; which constructors exist
+//! depends on the cargo features this crate was built with (`flex`, `ndarray`, `wgpu`,
+//! `cuda`, `cpu`). Every example takes `--device NAME` and resolves it here.
+
+use burn::tensor::Device;
+
+/// The device names this crate understands, in the order the README lists them.
+pub const DEVICE_NAMES: [&str; 5] = ["flex", "ndarray", "wgpu", "cuda", "cpu"];
+
+/// Why a device name could not be turned into a device.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The name is none of [`DEVICE_NAMES`].
+    #[error("unknown device `{name}`: expected one of flex, ndarray, wgpu, cuda, cpu")]
+    Unknown {
+        /// The name that was asked for.
+        name: String,
+    },
+    /// The name is known but its backend was not compiled into this build.
+    #[error(
+        "device `{name}` was not compiled in: rebuild with `--features {name}` \
+         (compiled in: {compiled})"
+    )]
+    NotCompiled {
+        /// The name that was asked for.
+        name: String,
+        /// The device names this build does support, comma separated.
+        compiled: String,
+    },
+}
+
+/// The device names compiled into this build.
+///
+/// ```
+/// assert!(mspa_modal::device::compiled_devices().contains(&"flex"));
+/// ```
+pub fn compiled_devices() -> Vec<&'static str> {
+    DEVICE_NAMES
+        .into_iter()
+        .filter(|name| is_compiled(name))
+        .collect()
+}
+
+fn is_compiled(name: &str) -> bool {
+    match name {
+        "flex" => cfg!(feature = "flex"),
+        "ndarray" => cfg!(feature = "ndarray"),
+        "wgpu" => cfg!(feature = "wgpu"),
+        "cuda" => cfg!(feature = "cuda"),
+        "cpu" => cfg!(feature = "cpu"),
+        _ => false,
+    }
+}
+
+/// Turns a device name (`flex`, `ndarray`, `wgpu`, `cuda`, `cpu`; case-insensitive) into a
+/// Burn [`Device`]. `wgpu` takes the default adapter, `cuda` the GPU with index 0.
+///
+/// Unknown names and backends that were not compiled in are errors, never a silent
+/// fallback to another backend.
+///
+/// ```
+/// let device = mspa_modal::device::device_from_name("flex").unwrap();
+/// let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], &device);
+/// assert_eq!(t.sum().into_scalar::<f32>(), 3.0);
+/// assert!(mspa_modal::device::device_from_name("tpu").is_err());
+/// ```
+pub fn device_from_name(name: &str) -> Result<Device, DeviceError> {
+    let lower = name.trim().to_ascii_lowercase();
+    if !DEVICE_NAMES.contains(&lower.as_str()) {
+        return Err(DeviceError::Unknown {
+            name: name.to_string(),
+        });
+    }
+    construct(&lower).ok_or_else(|| DeviceError::NotCompiled {
+        name: lower.clone(),
+        compiled: compiled_devices().join(", "),
+    })
+}
+
+#[allow(unreachable_code)]
+fn construct(name: &str) -> Option<Device> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => Some(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        "ndarray" => Some(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "cuda")]
+        "cuda" => Some(Device::cuda(0)),
+        #[cfg(feature = "cpu")]
+        "cpu" => Some(Device::cpu()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Tensor;
+
+    #[test]
+    fn unknown_name_is_a_clear_error() {
+        let err = device_from_name("tpu").unwrap_err();
+        assert!(matches!(err, DeviceError::Unknown { .. }));
+        assert!(err.to_string().contains("tpu"));
+        assert!(err.to_string().contains("flex"));
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        assert!(device_from_name(" FLEX ").is_ok());
+    }
+
+    #[test]
+    fn missing_backends_say_how_to_get_them() {
+        for name in DEVICE_NAMES {
+            match device_from_name(name) {
+                Ok(_) => assert!(compiled_devices().contains(&name)),
+                Err(DeviceError::NotCompiled { name: n, compiled }) => {
+                    assert_eq!(n, name);
+                    assert!(compiled.contains("flex"));
+                }
+                Err(e) => panic!("unexpected error for {name}: {e}"),
+            }
+        }
+    }
+
+    /// Runs a small matmul and a reduction on every device this build has (wgpu runs on
+    /// lavapipe in CI) and compares with the result computed by hand.
+    #[test]
+    fn every_compiled_cpu_or_gpu_device_computes_the_same() {
+        for name in compiled_devices() {
+            if name == "cuda" || name == "cpu" {
+                continue; // built only where their toolchains exist
+            }
+            let device = device_from_name(name).unwrap();
+            let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &device);
+            let b = Tensor::<2>::from_floats([[0.5, -1.0], [2.0, 0.25]], &device);
+            let c: Vec<f32> = a.matmul(b).into_data().to_vec().unwrap();
+            assert_eq!(c, vec![4.5, -0.5, 9.5, -2.0], "device {name}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Shared helpers for the integration tests that run the examples as real binaries.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The path of a compiled example binary.
+///
+/// `cargo test` builds every example before it runs the tests, into
+/// `target/<profile>/examples/`, beside the `deps/` folder that holds this test binary.
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "example binary {} not found: run the tests with `cargo test` so the examples are built",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs an example with the given arguments and returns its output.
+pub fn run_example(name: &str, args: &[&str]) -> Output {
+    Command::new(example_bin(name))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("example runs")
+}
+
+/// Stdout of a run as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr of a run as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed run reported an error cleanly: non-zero exit, no panic text.
+pub fn assert_clean_failure(out: &Output) {
+    assert!(!out.status.success(), "expected failure, got success");
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "panic in stderr: {err}");
+    assert!(
+        !err.contains("RUST_BACKTRACE"),
+        "backtrace hint in stderr: {err}"
+    );
+    assert!(!err.trim().is_empty(), "empty stderr on failure");
+}
