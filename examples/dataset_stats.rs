@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mspa::core::loaders::{self, Format};
 use mspa::core::DatasetStats;
+use mspa::core::loaders::{self, Format};
 
 /// Dataset statistics: users, authors, events, time span, per-user counts, amounts and
 /// the leave-last-out split sizes.

@@ -19,7 +19,13 @@ fn dataset_stats_json_on_a_native_dataset() {
     .unwrap();
     let out = common::run_example(
         "dataset_stats",
-        &["--format", "native", "--path", dir.path().to_str().unwrap(), "--json"],
+        &[
+            "--format",
+            "native",
+            "--path",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ],
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
@@ -38,15 +44,35 @@ fn dataset_stats_json_on_a_native_dataset() {
 fn dataset_stats_table_on_twitch_and_kuailive() {
     let dir = tempfile::tempdir().unwrap();
     let twitch = dir.path().join("100k.csv");
-    fs::write(&twitch, "1,33842865744,mithrain,154,156\n2,33846768288,alptv,166,169\n").unwrap();
-    let out = common::run_example("dataset_stats", &["--format", "twitch", "--path", twitch.to_str().unwrap()]);
+    fs::write(
+        &twitch,
+        "1,33842865744,mithrain,154,156\n2,33846768288,alptv,166,169\n",
+    )
+    .unwrap();
+    let out = common::run_example(
+        "dataset_stats",
+        &["--format", "twitch", "--path", twitch.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(common::stdout(&out).contains("events            2"));
 
     let kl = dir.path().join("kuailive");
     fs::create_dir(&kl).unwrap();
-    fs::write(kl.join("gift.csv"), "user_id,live_id,streamer_id,timestamp,gift_price\n1,2,3,1700000000000,9.5\n").unwrap();
-    let out = common::run_example("dataset_stats", &["--format", "kuailive", "--path", kl.to_str().unwrap(), "--json"]);
+    fs::write(
+        kl.join("gift.csv"),
+        "user_id,live_id,streamer_id,timestamp,gift_price\n1,2,3,1700000000000,9.5\n",
+    )
+    .unwrap();
+    let out = common::run_example(
+        "dataset_stats",
+        &[
+            "--format",
+            "kuailive",
+            "--path",
+            kl.to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
     assert_eq!(v["total_amount"], 9.5);
@@ -57,7 +83,10 @@ fn dataset_stats_bad_file_fails_cleanly_naming_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let twitch = dir.path().join("bad.csv");
     fs::write(&twitch, "1,2,a,3,4\n1,2,a,5,x\n").unwrap();
-    let out = common::run_example("dataset_stats", &["--format", "twitch", "--path", twitch.to_str().unwrap()]);
+    let out = common::run_example(
+        "dataset_stats",
+        &["--format", "twitch", "--path", twitch.to_str().unwrap()],
+    );
     common::assert_clean_failure(&out);
     let err = common::stderr(&out);
     assert!(err.contains("bad.csv:2") && err.contains("stop"), "{err}");
@@ -67,6 +96,9 @@ fn dataset_stats_bad_file_fails_cleanly_naming_line_and_field() {
     assert!(common::stderr(&out).contains("unknown device"));
     let out = common::run_example("dataset_stats", &["--format", "parquet", "--path", "x"]);
     common::assert_clean_failure(&out);
-    let out = common::run_example("dataset_stats", &["--format", "native", "--path", "/nonexistent/dir"]);
+    let out = common::run_example(
+        "dataset_stats",
+        &["--format", "native", "--path", "/nonexistent/dir"],
+    );
     common::assert_clean_failure(&out);
 }

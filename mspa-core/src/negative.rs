@@ -49,7 +49,11 @@ impl NegativeSampler {
         let cumulative = counts
             .iter()
             .map(|&c| {
-                acc += if c == 0 { 0.0 } else { f64::from(c).powf(exponent) };
+                acc += if c == 0 {
+                    0.0
+                } else {
+                    f64::from(c).powf(exponent)
+                };
                 acc
             })
             .collect();
@@ -96,7 +100,10 @@ impl NegativeSampler {
         rng: &mut R,
     ) -> Result<Vec<AuthorId>> {
         let is_positive = |a: usize| positives.binary_search(&AuthorId(a as u32)).is_ok();
-        let n_pos = positives.iter().filter(|a| a.index() < self.n_authors).count();
+        let n_pos = positives
+            .iter()
+            .filter(|a| a.index() < self.n_authors)
+            .count();
         if n_pos >= self.n_authors {
             return Err(CoreError::NoNegatives { user: user.0 });
         }

@@ -69,7 +69,10 @@ impl DatasetStats {
         let events = dataset.events();
         let first = events.iter().map(|e| e.timestamp_ms).min();
         let last = events.iter().map(|e| e.timestamp_ms).max();
-        let mut per_user: Vec<usize> = dataset.users().map(|u| dataset.user_range(u).len()).collect();
+        let mut per_user: Vec<usize> = dataset
+            .users()
+            .map(|u| dataset.user_range(u).len())
+            .collect();
         per_user.sort_unstable();
         let events_per_user = (!per_user.is_empty()).then(|| CountSummary {
             min: per_user[0],

@@ -1,7 +1,9 @@
 //! Leak-freedom of both splits over random datasets, and negative sampling that never
 //! returns a positive.
 
-use mspa_core::{Author, AuthorId, Dataset, DatasetBuilder, ExternalId, NegativeSampler, Split, TargetKind};
+use mspa_core::{
+    Author, AuthorId, Dataset, DatasetBuilder, ExternalId, NegativeSampler, Split, TargetKind,
+};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -10,7 +12,8 @@ use rand::SeedableRng;
 fn dataset(n_authors: u32, events: &[(u32, u32, i64)]) -> Dataset {
     let mut b = DatasetBuilder::default();
     for a in 0..n_authors {
-        b.add_author(Author::bare(ExternalId::Int(i64::from(a)))).unwrap();
+        b.add_author(Author::bare(ExternalId::Int(i64::from(a))))
+            .unwrap();
     }
     for &(u, a, t) in events {
         let user = b.user(ExternalId::Int(i64::from(u)));
@@ -38,7 +41,10 @@ fn check_common(ds: &Dataset, split: &Split) {
     for t in split.valid.iter().chain(&split.test) {
         seen[t.event] += 1;
         let ev = ds.events()[t.event];
-        assert_eq!((ev.user, ev.author, ev.timestamp_ms), (t.user, t.author, t.timestamp_ms));
+        assert_eq!(
+            (ev.user, ev.author, ev.timestamp_ms),
+            (t.user, t.author, t.timestamp_ms)
+        );
         // The history is a prefix of the user's events that ends before the target.
         let range = ds.user_range(t.user);
         assert_eq!(t.history.start, range.start);
@@ -50,7 +56,10 @@ fn check_common(ds: &Dataset, split: &Split) {
         let repeat = t.history(ds).iter().any(|h| h.author == t.author);
         assert_eq!(t.kind == TargetKind::Repeat, repeat);
     }
-    assert!(seen.iter().all(|&c| c == 1), "every event is train or exactly one target");
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "every event is train or exactly one target"
+    );
     assert!(split.train.windows(2).all(|w| w[0] < w[1]));
 }
 
@@ -141,14 +150,30 @@ fn time_split_by_fractions_and_bad_arguments() {
 fn popularity_sampling_follows_counts() {
     let sampler = NegativeSampler::popularity(&[1000, 1, 0, 1], 1.0).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let negs = sampler.sample(mspa_core::UserId(0), &[AuthorId(1)], 2000, &mut rng).unwrap();
-    assert!(negs.iter().all(|a| a.0 == 0 || a.0 == 3), "zero-count author drawn or positive drawn");
+    let negs = sampler
+        .sample(mspa_core::UserId(0), &[AuthorId(1)], 2000, &mut rng)
+        .unwrap();
+    assert!(
+        negs.iter().all(|a| a.0 == 0 || a.0 == 3),
+        "zero-count author drawn or positive drawn"
+    );
     let popular = negs.iter().filter(|a| a.0 == 0).count();
     assert!(popular > 1900, "{popular}");
     // Only zero-count authors left: uniform over them.
-    let negs = sampler.sample(mspa_core::UserId(0), &[AuthorId(0), AuthorId(1), AuthorId(3)], 5, &mut rng).unwrap();
+    let negs = sampler
+        .sample(
+            mspa_core::UserId(0),
+            &[AuthorId(0), AuthorId(1), AuthorId(3)],
+            5,
+            &mut rng,
+        )
+        .unwrap();
     assert!(negs.iter().all(|a| a.0 == 2));
     // Everything positive: an error, not a hang.
     let all: Vec<AuthorId> = (0..4).map(AuthorId).collect();
-    assert!(sampler.sample(mspa_core::UserId(0), &all, 1, &mut rng).is_err());
+    assert!(
+        sampler
+            .sample(mspa_core::UserId(0), &all, 1, &mut rng)
+            .is_err()
+    );
 }

@@ -76,7 +76,12 @@ pub(crate) fn report(
 /// Opens a headed CSV file: the row reader, its header, the byte counter and the size.
 pub(crate) fn open_csv_with_header(
     path: &Path,
-) -> Result<(CsvLines<BufReader<CountingReader<File>>>, Record, ByteCounter, u64)> {
+) -> Result<(
+    CsvLines<BufReader<CountingReader<File>>>,
+    Record,
+    ByteCounter,
+    u64,
+)> {
     let (reader, bytes, total) = open_counted(path)?;
     let mut rows = CsvLines::new(reader, path);
     let mut header = Record::default();
@@ -150,22 +155,19 @@ pub(crate) fn column_positions<const N: usize>(
 ) -> Result<[usize; N]> {
     let mut out = [0usize; N];
     for (slot, name) in out.iter_mut().zip(required) {
-        *slot = header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| {
-                CoreError::data(
-                    file,
-                    1,
-                    Some(name),
-                    DataErrorKind::Malformed,
-                    format!(
-                        "header lacks column `{name}` (expected {}; found {})",
-                        required.join(","),
-                        header.iter().collect::<Vec<_>>().join(",")
-                    ),
-                )
-            })?;
+        *slot = header.iter().position(|h| h == name).ok_or_else(|| {
+            CoreError::data(
+                file,
+                1,
+                Some(name),
+                DataErrorKind::Malformed,
+                format!(
+                    "header lacks column `{name}` (expected {}; found {})",
+                    required.join(","),
+                    header.iter().collect::<Vec<_>>().join(",")
+                ),
+            )
+        })?;
     }
     Ok(out)
 }
@@ -239,16 +241,19 @@ impl<R: BufRead> CsvLines<R> {
 
     fn read_line(&mut self) -> Result<bool> {
         self.raw.clear();
-        let n = self.reader.read_line(&mut self.raw).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => CoreError::data(
-                &self.path,
-                self.line + 1,
-                None,
-                DataErrorKind::Malformed,
-                "invalid UTF-8",
-            ),
-            _ => CoreError::io(&self.path, e),
-        })?;
+        let n = self
+            .reader
+            .read_line(&mut self.raw)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => CoreError::data(
+                    &self.path,
+                    self.line + 1,
+                    None,
+                    DataErrorKind::Malformed,
+                    "invalid UTF-8",
+                ),
+                _ => CoreError::io(&self.path, e),
+            })?;
         if n == 0 {
             return Ok(false);
         }
@@ -333,7 +338,9 @@ fn push_field(record: &mut Record, start: usize, quoted: bool) {
     let field = &record.text[start..end];
     let lead = field.len() - field.trim_start().len();
     let trail = field.len() - field.trim_end().len();
-    record.bounds.push((start + lead, (end - trail).max(start + lead)));
+    record
+        .bounds
+        .push((start + lead, (end - trail).max(start + lead)));
 }
 
 /// Checks a row has exactly as many fields as the header.

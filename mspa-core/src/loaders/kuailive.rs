@@ -19,8 +19,8 @@ use std::path::Path;
 
 use super::LoadProgress;
 use super::fields::{
-    Record, check_width, column_positions, open_csv_with_header, parse_amount,
-    parse_timestamp_ms, report, required_field,
+    Record, check_width, column_positions, open_csv_with_header, parse_amount, parse_timestamp_ms,
+    report, required_field,
 };
 use crate::author::Author;
 use crate::dataset::{Dataset, DatasetBuilder};
@@ -174,7 +174,13 @@ fn read_gifts(
     builder: &mut DatasetBuilder,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
-    const COLUMNS: [&str; 5] = ["user_id", "live_id", "streamer_id", "timestamp", "gift_price"];
+    const COLUMNS: [&str; 5] = [
+        "user_id",
+        "live_id",
+        "streamer_id",
+        "timestamp",
+        "gift_price",
+    ];
     let mut cols = None;
     for_each_row(path, progress, |header, record, line| {
         let [u, live, s, ts, price] = match cols {

@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::LoadProgress;
 use super::fields::{
     Record, check_width, column_positions, open_counted, open_csv_with_header, parse_amount,
     parse_timestamp_ms, report, required_field,
 };
-use super::LoadProgress;
 use crate::author::{Author, check_media_path};
 use crate::dataset::{Dataset, DatasetBuilder};
 use crate::error::{CoreError, DataErrorKind, Result};
@@ -100,7 +100,8 @@ fn read_authors(
 
 /// Parses one line of `authors.jsonl`.
 fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
-    let err = |field: Option<&str>, kind, msg: String| CoreError::data(path, line, field, kind, msg);
+    let err =
+        |field: Option<&str>, kind, msg: String| CoreError::data(path, line, field, kind, msg);
     let value: Value = serde_json::from_str(text)
         .map_err(|e| err(None, DataErrorKind::Malformed, format!("invalid JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| {

@@ -1,0 +1,136 @@
+//! Extracts visual, audio and text features of every author of a native-format dataset.
+//!
+//! ```text
+//! cargo run --release --example extract -- --data DIR --device NAME --out FILE \
+//!     [--model MINILM_DIR] [--skip-invalid] [--json]
+//! ```
+//!
+//! The visual and audio encoders are freshly initialised from `--seed` (pretrain them with
+//! `mspa::modal::pretrain` for informative vectors); the text encoder is the pretrained
+//! MiniLM from `--model`, `MSPA_MINILM_DIR` or `../shared/models/all-MiniLM-L6-v2`, and
+//! without one authors get no text features. A second run with the same `--out` reuses
+//! every author whose media and encoders are unchanged.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use mspa::modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
+use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore};
+use mspa::modal::text::BertEmbedder;
+
+/// Feature extraction over a native-format dataset.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The dataset directory (authors.jsonl, tips.csv, media).
+    #[arg(long)]
+    data: PathBuf,
+    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Output feature file (safetensors); reused on the next run.
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder of a Hugging Face BERT-family model for the text features.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Skip files that cannot be decoded (and list them) instead of failing.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Seed of the encoder weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn text_model(args: &Args) -> Option<PathBuf> {
+    args.model
+        .clone()
+        .or_else(|| std::env::var_os("MSPA_MINILM_DIR").map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from("../shared/models/all-MiniLM-L6-v2");
+            p.exists().then_some(p)
+        })
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let device = mspa::modal::device_from_name(&args.device)?;
+    let dataset = mspa::core::load_native(&args.data)?;
+    let text = match text_model(args) {
+        Some(dir) => Some(BertEmbedder::from_pretrained(&dir, &device)?),
+        None => {
+            eprintln!("note: no text model (--model, MSPA_MINILM_DIR): authors get no text features");
+            None
+        }
+    };
+    let config = ExtractorConfig::default();
+    let extractor = FeatureExtractor::from_configs(
+        config.clone(),
+        &VisualEncoderConfig::new(),
+        &AudioEncoderConfig::new().with_n_mels(config.audio.mel.n_mels),
+        text,
+        args.seed,
+        &device,
+    )?;
+    let previous = if args.out.exists() {
+        FeatureStore::load(&args.out).ok()
+    } else {
+        None
+    };
+    let quiet = args.json;
+    let extraction = extractor.extract(
+        &dataset,
+        previous.as_ref(),
+        ExtractOptions {
+            skip_invalid: args.skip_invalid,
+        },
+        |done, total| {
+            if !quiet {
+                eprint!("\rextracting: {done}/{total} authors");
+            }
+        },
+    )?;
+    extraction.store.save(&args.out)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        let report = serde_json::json!({
+            "authors": dataset.n_authors(),
+            "extracted": extraction.features.len(),
+            "computed": extraction.computed,
+            "reused": extraction.reused,
+            "skipped": extraction.skipped,
+            "seconds": seconds,
+        });
+        println!("{report}");
+    } else {
+        eprintln!();
+        println!(
+            "{} authors: {} computed, {} reused, {} files skipped, {seconds:.1} s -> {}",
+            dataset.n_authors(),
+            extraction.computed,
+            extraction.reused,
+            extraction.skipped.len(),
+            args.out.display()
+        );
+        for s in &extraction.skipped {
+            println!("  skipped {} ({}): {}", s.path.display(), s.author, s.error);
+        }
+    }
+    Ok(())
+}

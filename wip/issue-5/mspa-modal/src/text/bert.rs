@@ -1,0 +1,651 @@
+//! A BERT-family transformer encoder written from burn-nn's `Linear`, `LayerNorm` and
+//! `Embedding`.
+//!
+//! BERT differs from burn-nn's `TransformerEncoder` defaults: LayerNorm comes *after* each
+//! residual sum (post-norm), its epsilon is `1e-12`, the feed-forward activation is the exact
+//! (erf) GELU, and the input embeddings sum word, absolute position and token-type vectors
+//! before a LayerNorm. The module names follow Hugging Face's `BertModel` closely so the
+//! key-remapping table in [`super::pretrained`] stays short.
+//!
+//! Two configs:
+//! * [`BertConfig`] mirrors Hugging Face's `config.json` (serde; unknown keys ignored);
+//! * [`BertModelConfig`] is the Burn `#[derive(Config)]` that builds a [`BertModel`].
+
+use std::path::Path;
+
+use burn::config::Config;
+use burn::module::{Initializer, Module};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModalError, Result};
+
+/// Value added to the attention scores of padding keys (Hugging Face adds the most
+/// negative `f32`; any value this low gives them exactly zero weight after softmax).
+const MASKED_SCORE: f32 = -1.0e9;
+
+/// The feed-forward activation (`hidden_act` in `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BertActivation {
+    /// Exact GELU, `x * Φ(x)` with the error function (Hugging Face `"gelu"`).
+    Gelu,
+    /// Tanh approximation of GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    GeluTanh,
+    /// ReLU (`"relu"`).
+    Relu,
+}
+
+impl BertActivation {
+    /// Parses a Hugging Face `hidden_act` name.
+    pub fn from_hf_name(name: &str) -> Option<Self> {
+        match name {
+            "gelu" => Some(Self::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluTanh),
+            "relu" => Some(Self::Relu),
+            _ => None,
+        }
+    }
+
+    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Gelu => gelu(x),
+            Self::GeluTanh => gelu_approximate(x),
+            Self::Relu => relu(x),
+        }
+    }
+}
+
+/// Hugging Face's BERT `config.json`, field for field (unknown keys are ignored; missing
+/// keys take `bert-base-uncased`'s values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BertConfig {
+    /// Vocabulary size (30522).
+    pub vocab_size: usize,
+    /// Width of every hidden state (768).
+    pub hidden_size: usize,
+    /// Number of transformer layers (12).
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size` (12).
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer (3072).
+    pub intermediate_size: usize,
+    /// Feed-forward activation name (`"gelu"`).
+    pub hidden_act: String,
+    /// Dropout on embeddings and sub-layer outputs during training (0.1).
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention weights during training (0.1).
+    pub attention_probs_dropout_prob: f64,
+    /// Longest sequence the position table covers (512).
+    pub max_position_embeddings: usize,
+    /// Number of segment (token-type) ids (2).
+    pub type_vocab_size: usize,
+    /// Standard deviation of the initial weights (0.02).
+    pub initializer_range: f64,
+    /// LayerNorm epsilon (1e-12).
+    pub layer_norm_eps: f64,
+    /// Id of the padding token (0).
+    pub pad_token_id: u32,
+    /// Only `"absolute"` is supported.
+    pub position_embedding_type: String,
+    /// `"bert"` for BERT checkpoints (informational).
+    pub model_type: Option<String>,
+}
+
+impl Default for BertConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            position_embedding_type: "absolute".into(),
+            model_type: Some("bert".into()),
+        }
+    }
+}
+
+impl BertConfig {
+    /// Reads a Hugging Face `config.json`; a malformed or unsupported file is a
+    /// [`ModalError::Weights`] naming it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ModalError::io(path, e))?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| ModalError::Weights {
+            path: path.to_path_buf(),
+            message: format!("invalid config.json: {e}"),
+        })?;
+        config.model_config().map_err(|e| ModalError::Weights {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// The Burn model config, after checking the values (positive sizes, heads dividing
+    /// the width, a known activation, absolute positions, dropout in `[0, 1)`).
+    pub fn model_config(&self) -> Result<BertModelConfig> {
+        let bad = |field: &str, message: String| ModalError::Config {
+            field: field.into(),
+            message,
+        };
+        for (field, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if value == 0 {
+                return Err(bad(field, "must be positive".into()));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(bad(
+                "num_attention_heads",
+                format!(
+                    "{} heads do not divide hidden_size {}",
+                    self.num_attention_heads, self.hidden_size
+                ),
+            ));
+        }
+        let activation = BertActivation::from_hf_name(&self.hidden_act).ok_or_else(|| {
+            bad(
+                "hidden_act",
+                format!(
+                    "unsupported activation `{}` (gelu, gelu_new, relu)",
+                    self.hidden_act
+                ),
+            )
+        })?;
+        if self.position_embedding_type != "absolute" {
+            return Err(bad(
+                "position_embedding_type",
+                format!(
+                    "only `absolute` is supported, not `{}`",
+                    self.position_embedding_type
+                ),
+            ));
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(bad(field, format!("{p} is not in [0, 1)")));
+            }
+        }
+        if !(self.layer_norm_eps > 0.0) {
+            return Err(bad("layer_norm_eps", "must be positive".into()));
+        }
+        Ok(BertModelConfig::new(
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )
+        .with_max_position_embeddings(self.max_position_embeddings)
+        .with_type_vocab_size(self.type_vocab_size)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_hidden_dropout(self.hidden_dropout_prob)
+        .with_attention_dropout(self.attention_probs_dropout_prob)
+        .with_hidden_act(activation)
+        .with_initializer_range(self.initializer_range))
+    }
+}
+
+/// Configuration to create a [`BertModel`] with [`BertModelConfig::init`].
+///
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use mspa_modal::text::BertModelConfig;
+///
+/// let device = Device::flex();
+/// // vocab 100, width 32, 2 layers, 4 heads, feed-forward 64.
+/// let model = BertModelConfig::new(100, 32, 2, 4, 64).init(&device);
+/// let ids = Tensor::<2, Int>::from_ints([[1, 5, 7, 2], [1, 9, 2, 0]], &device);
+/// let padding = Tensor::<2, Int>::from_ints([[0, 0, 0, 0], [0, 0, 0, 1]], &device).bool();
+/// let hidden = model.forward(ids, Some(padding));
+/// assert_eq!(hidden.dims(), [2, 4, 32]);
+/// ```
+#[derive(Config, Debug)]
+pub struct BertModelConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
+    pub num_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Longest sequence the position table covers. Default: 512.
+    #[config(default = 512)]
+    pub max_position_embeddings: usize,
+    /// Number of segment (token-type) ids. Default: 2.
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon. Default: 1e-12 (BERT's, not burn-nn's 1e-5).
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    /// Dropout on embeddings and sub-layer outputs (autodiff devices only). Default: 0.1.
+    #[config(default = 0.1)]
+    pub hidden_dropout: f64,
+    /// Dropout on attention weights (autodiff devices only). Default: 0.1.
+    #[config(default = 0.1)]
+    pub attention_dropout: f64,
+    /// Feed-forward activation. Default: exact GELU.
+    #[config(default = "BertActivation::Gelu")]
+    pub hidden_act: BertActivation,
+    /// Standard deviation of the normal initial weights. Default: 0.02.
+    #[config(default = 0.02)]
+    pub initializer_range: f64,
+}
+
+impl BertModelConfig {
+    /// Initializes a new [`BertModel`] with BERT's initialization (weights `N(0, σ²)` with
+    /// σ = `initializer_range`, zero biases, LayerNorm at identity).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `num_heads` does not divide `hidden_size` or a size is zero
+    /// ([`BertConfig::model_config`] checks these without panicking).
+    pub fn init(&self, device: &Device) -> BertModel {
+        assert!(
+            self.num_heads > 0 && self.hidden_size > 0 && self.hidden_size % self.num_heads == 0,
+            "BertModelConfig: num_heads {} must divide hidden_size {}",
+            self.num_heads,
+            self.hidden_size
+        );
+        let normal = Initializer::Normal {
+            mean: 0.0,
+            std: self.initializer_range,
+        };
+        let linear = |d_in: usize, d_out: usize| Linear {
+            weight: normal.init_with([d_in, d_out], Some(d_in), Some(d_out), device),
+            bias: Some(Initializer::Zeros.init([d_out], device)),
+        };
+        let embedding = |n: usize| {
+            EmbeddingConfig::new(n, self.hidden_size)
+                .with_initializer(normal.clone())
+                .init(device)
+        };
+        let norm = || {
+            LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let hidden_dropout = || DropoutConfig::new(self.hidden_dropout).init();
+
+        let embeddings = BertEmbeddings {
+            word_embeddings: embedding(self.vocab_size),
+            position_embeddings: embedding(self.max_position_embeddings),
+            token_type_embeddings: embedding(self.type_vocab_size),
+            layer_norm: norm(),
+            dropout: hidden_dropout(),
+        };
+        let head_dim = self.hidden_size / self.num_heads;
+        let layers = (0..self.num_layers)
+            .map(|_| BertLayer {
+                attention: BertAttention {
+                    query: linear(self.hidden_size, self.hidden_size),
+                    key: linear(self.hidden_size, self.hidden_size),
+                    value: linear(self.hidden_size, self.hidden_size),
+                    output: linear(self.hidden_size, self.hidden_size),
+                    output_norm: norm(),
+                    attention_dropout: DropoutConfig::new(self.attention_dropout).init(),
+                    output_dropout: hidden_dropout(),
+                    num_heads: self.num_heads,
+                    head_dim,
+                },
+                intermediate: linear(self.hidden_size, self.intermediate_size),
+                output: linear(self.intermediate_size, self.hidden_size),
+                output_norm: norm(),
+                output_dropout: hidden_dropout(),
+                activation: self.hidden_act,
+            })
+            .collect();
+        BertModel {
+            embeddings,
+            encoder: BertEncoder { layers },
+        }
+    }
+}
+
+/// Word + absolute position + token-type embeddings, then LayerNorm and dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    /// Token vectors, `[vocab_size, hidden]`.
+    pub word_embeddings: Embedding,
+    /// Position vectors, `[max_position_embeddings, hidden]`.
+    pub position_embeddings: Embedding,
+    /// Segment vectors, `[type_vocab_size, hidden]`.
+    pub token_type_embeddings: Embedding,
+    /// LayerNorm over the sum.
+    pub layer_norm: LayerNorm,
+    /// Dropout after the LayerNorm.
+    pub dropout: Dropout,
+}
+
+impl BertEmbeddings {
+    /// Embeds token ids; positions are `0..seq_len`, token types default to 0.
+    ///
+    /// # Shapes
+    ///
+    /// - `input_ids`: `[batch, seq_len]`
+    /// - `token_type_ids`: `[batch, seq_len]` (optional)
+    /// - output: `[batch, seq_len, hidden]`
+    ///
+    /// # Panics
+    ///
+    /// Panics if `seq_len` exceeds `max_position_embeddings`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let [_, seq_len] = input_ids.dims();
+        let [max_positions, hidden] = self.position_embeddings.weight.dims();
+        assert!(
+            seq_len <= max_positions,
+            "sequence of {seq_len} tokens exceeds max_position_embeddings {max_positions}"
+        );
+        let words = self.word_embeddings.forward(input_ids);
+        // Rows 0..seq_len of the position table, broadcast over the batch.
+        let positions = self
+            .position_embeddings
+            .weight
+            .val()
+            .slice([0..seq_len])
+            .reshape([1, seq_len, hidden]);
+        let types = match token_type_ids {
+            Some(ids) => self.token_type_embeddings.forward(ids),
+            None => self
+                .token_type_embeddings
+                .weight
+                .val()
+                .slice([0..1])
+                .reshape([1, 1, hidden]),
+        };
+        self.dropout
+            .forward(self.layer_norm.forward(words + positions + types))
+    }
+}
+
+/// Multi-head self-attention with its output projection, residual and post-LayerNorm
+/// (Hugging Face's `BertAttention` = `BertSelfAttention` + `BertSelfOutput`).
+#[derive(Module, Debug)]
+pub struct BertAttention {
+    /// Query projection, `hidden -> hidden`.
+    pub query: Linear,
+    /// Key projection, `hidden -> hidden`.
+    pub key: Linear,
+    /// Value projection, `hidden -> hidden`.
+    pub value: Linear,
+    /// Output projection, `hidden -> hidden`.
+    pub output: Linear,
+    /// LayerNorm after the residual sum.
+    pub output_norm: LayerNorm,
+    /// Dropout on the attention weights.
+    pub attention_dropout: Dropout,
+    /// Dropout on the projected output.
+    pub output_dropout: Dropout,
+    /// Number of heads.
+    pub num_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl BertAttention {
+    /// Self-attention over `hidden`; `mask_bias` is 0 for real keys and a large negative
+    /// number for padding keys.
+    ///
+    /// # Shapes
+    ///
+    /// - `hidden`: `[batch, seq_len, hidden]`
+    /// - `mask_bias`: `[batch, 1, 1, seq_len]` (optional)
+    /// - output: `[batch, seq_len, hidden]`
+    pub fn forward(&self, hidden: Tensor<3>, mask_bias: Option<Tensor<4>>) -> Tensor<3> {
+        let [batch, seq_len, width] = hidden.dims();
+        let heads = |linear: &Linear| {
+            linear
+                .forward(hidden.clone())
+                .reshape([batch, seq_len, self.num_heads, self.head_dim])
+                .swap_dims(1, 2)
+        };
+        let q = heads(&self.query);
+        let k = heads(&self.key);
+        let v = heads(&self.value);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        if let Some(bias) = mask_bias {
+            scores = scores + bias;
+        }
+        let weights = self.attention_dropout.forward(softmax(scores, 3));
+        let context = weights
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq_len, width]);
+        let projected = self.output_dropout.forward(self.output.forward(context));
+        self.output_norm.forward(projected + hidden)
+    }
+}
+
+/// One encoder layer: [`BertAttention`], then the feed-forward block
+/// (`intermediate -> activation -> output`, residual, post-LayerNorm).
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    /// The attention block.
+    pub attention: BertAttention,
+    /// Feed-forward expansion, `hidden -> intermediate`.
+    pub intermediate: Linear,
+    /// Feed-forward contraction, `intermediate -> hidden`.
+    pub output: Linear,
+    /// LayerNorm after the feed-forward residual sum.
+    pub output_norm: LayerNorm,
+    /// Dropout on the feed-forward output.
+    pub output_dropout: Dropout,
+    /// Feed-forward activation.
+    #[module(skip)]
+    pub activation: BertActivation,
+}
+
+impl BertLayer {
+    /// Applies the layer.
+    ///
+    /// # Shapes
+    ///
+    /// - `hidden`: `[batch, seq_len, hidden]`
+    /// - `mask_bias`: `[batch, 1, 1, seq_len]` (optional, see [`BertAttention::forward`])
+    /// - output: `[batch, seq_len, hidden]`
+    pub fn forward(&self, hidden: Tensor<3>, mask_bias: Option<Tensor<4>>) -> Tensor<3> {
+        let attended = self.attention.forward(hidden, mask_bias);
+        let expanded = self
+            .activation
+            .apply(self.intermediate.forward(attended.clone()));
+        let contracted = self.output_dropout.forward(self.output.forward(expanded));
+        self.output_norm.forward(contracted + attended)
+    }
+}
+
+/// The stack of [`BertLayer`]s.
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    /// The layers, input first.
+    pub layers: Vec<BertLayer>,
+}
+
+/// A BERT encoder without pooler or task head: token ids in, contextual hidden states out.
+#[derive(Module, Debug)]
+pub struct BertModel {
+    /// The input embeddings.
+    pub embeddings: BertEmbeddings,
+    /// The transformer layers.
+    pub encoder: BertEncoder,
+}
+
+impl BertModel {
+    /// The last hidden state.
+    ///
+    /// `padding_mask` is `true` at padding positions (burn's `mask_pad` convention, the
+    /// opposite of Hugging Face's `attention_mask`); padding keys get zero attention, so a
+    /// real token's output does not depend on how much padding its row carries.
+    ///
+    /// # Shapes
+    ///
+    /// - `input_ids`: `[batch, seq_len]`
+    /// - `padding_mask`: `[batch, seq_len]` (optional)
+    /// - output: `[batch, seq_len, hidden]`
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        padding_mask: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        self.forward_layers(input_ids, padding_mask, self.num_layers())
+    }
+
+    /// The hidden state after the first `num_layers` layers (0: the embeddings; the layer
+    /// count: the last hidden state, as [`forward`](Self::forward)), like Hugging Face's
+    /// `hidden_states[num_layers]`.
+    ///
+    /// # Shapes
+    ///
+    /// - `input_ids`: `[batch, seq_len]`
+    /// - `padding_mask`: `[batch, seq_len]`, `true` at padding (optional)
+    /// - output: `[batch, seq_len, hidden]`
+    ///
+    /// # Panics
+    ///
+    /// Panics if `num_layers` exceeds the number of layers, or `seq_len` exceeds
+    /// `max_position_embeddings`.
+    pub fn forward_layers(
+        &self,
+        input_ids: Tensor<2, Int>,
+        padding_mask: Option<Tensor<2, Bool>>,
+        num_layers: usize,
+    ) -> Tensor<3> {
+        assert!(
+            num_layers <= self.num_layers(),
+            "asked for {num_layers} layers of a {}-layer model",
+            self.num_layers()
+        );
+        let mask_bias = padding_mask.map(|mask| {
+            let [batch, seq_len] = mask.dims();
+            Tensor::<2>::zeros([batch, seq_len], &mask.device())
+                .mask_fill(mask, MASKED_SCORE)
+                .reshape([batch, 1, 1, seq_len])
+        });
+        let mut hidden = self.embeddings.forward(input_ids, None);
+        for layer in &self.encoder.layers[..num_layers] {
+            hidden = layer.forward(hidden, mask_bias.clone());
+        }
+        hidden
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.encoder.layers.len()
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.dims()[1]
+    }
+
+    /// Longest sequence the position table covers.
+    pub fn max_position_embeddings(&self) -> usize {
+        self.embeddings.position_embeddings.weight.dims()[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BertModelConfig {
+        BertModelConfig::new(50, 16, 2, 4, 32)
+            .with_max_position_embeddings(16)
+            .with_hidden_dropout(0.0)
+            .with_attention_dropout(0.0)
+    }
+
+    #[test]
+    fn shapes_and_layer_count() {
+        let device = Device::flex();
+        let model = tiny().init(&device);
+        assert_eq!(model.num_layers(), 2);
+        assert_eq!(model.hidden_size(), 16);
+        let ids = Tensor::<2, Int>::from_ints([[1, 2, 3], [4, 5, 6]], &device);
+        assert_eq!(model.forward(ids.clone(), None).dims(), [2, 3, 16]);
+        assert_eq!(model.forward_layers(ids, None, 0).dims(), [2, 3, 16]);
+    }
+
+    #[test]
+    fn padding_does_not_change_real_tokens() {
+        let device = Device::flex();
+        device.seed(3);
+        let model = tiny().init(&device);
+        let alone = model.forward(Tensor::<2, Int>::from_ints([[1, 7, 9, 2]], &device), None);
+        let ids = Tensor::<2, Int>::from_ints([[1, 7, 9, 2, 0, 0], [1, 3, 4, 5, 6, 2]], &device);
+        let mask =
+            Tensor::<2, Int>::from_ints([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]], &device).bool();
+        let padded = model.forward(ids, Some(mask)).slice([0..1, 0..4]);
+        let a: Vec<f32> = alone.into_data().try_into_vec_as().unwrap();
+        let b: Vec<f32> = padded.into_data().try_into_vec_as().unwrap();
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(max < 1e-5, "max abs difference {max}");
+    }
+
+    #[test]
+    fn layer_norm_makes_rows_standard() {
+        let device = Device::flex();
+        let model = tiny().init(&device);
+        let out = model.forward(Tensor::<2, Int>::from_ints([[1, 2, 3, 4]], &device), None);
+        let v: Vec<f32> = out.into_data().try_into_vec_as().unwrap();
+        for row in v.chunks(16) {
+            let mean = row.iter().sum::<f32>() / 16.0;
+            let var = row.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / 16.0;
+            assert!(
+                mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
+                "mean {mean} var {var}"
+            );
+        }
+    }
+
+    #[test]
+    fn hf_config_checks() {
+        let mut c = BertConfig::default();
+        assert!(c.model_config().is_ok());
+        c.num_attention_heads = 5;
+        assert!(
+            matches!(c.model_config(), Err(ModalError::Config { field, .. }) if field == "num_attention_heads")
+        );
+        let mut c = BertConfig::default();
+        c.hidden_act = "swish".into();
+        assert!(c.model_config().is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! The text side of `mspa-modal`: titles and descriptions to vectors.
+//!
+//! * [`tokenizer`]: WordPiece tokenization from a Hugging Face `tokenizer.json` or
+//!   `vocab.txt`, truncation, and padded batches with their masks.
+//! * [`bert`]: a BERT-family transformer encoder (embeddings, self-attention with a padding
+//!   mask, GELU feed-forward, post-LayerNorm), trainable from scratch.
+//! * [`pretrained`]: loading a Hugging Face folder (`config.json` + `model.safetensors`)
+//!   through an explicit key-remapping table.
+//! * [`embedder`]: the pretrained encoder as a [`mspa_metrics::TokenEmbedder`] (BERTScore)
+//!   and mean-pooled sentence embeddings.
+//!
+//! ```no_run
+//! use mspa_modal::text::BertEmbedder;
+//!
+//! let device = burn::tensor::Device::flex();
+//! let embedder = BertEmbedder::from_pretrained("../shared/models/all-MiniLM-L6-v2", &device)?;
+//! let vectors = embedder.sentence_embeddings(&["a calm piano stream", "loud drum and bass"], true)?;
+//! assert_eq!(vectors.dims(), [2, 384]);
+//! # Ok::<(), mspa_modal::ModalError>(())
+//! ```
+
+pub mod bert;
+pub mod embedder;
+pub mod pretrained;
+pub mod tokenizer;
+
+pub use bert::{
+    BertActivation, BertAttention, BertConfig, BertEmbeddings, BertEncoder, BertLayer, BertModel,
+    BertModelConfig,
+};
+pub use embedder::{BertEmbedder, mean_pool};
+pub use pretrained::{BERT_KEY_REMAP, load_bert_config, load_bert_model, load_bert_weights};
+pub use tokenizer::{Encoded, TextTokenizer, TokenBatch};
