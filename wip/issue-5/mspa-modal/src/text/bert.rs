@@ -155,7 +155,7 @@ impl BertConfig {
                 return Err(bad(field, "must be positive".into()));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(bad(
                 "num_attention_heads",
                 format!(
@@ -193,7 +193,7 @@ impl BertConfig {
                 return Err(bad(field, format!("{p} is not in [0, 1)")));
             }
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(bad("layer_norm_eps", "must be positive".into()));
         }
         Ok(BertModelConfig::new(
@@ -272,7 +272,9 @@ impl BertModelConfig {
     /// ([`BertConfig::model_config`] checks these without panicking).
     pub fn init(&self, device: &Device) -> BertModel {
         assert!(
-            self.num_heads > 0 && self.hidden_size > 0 && self.hidden_size % self.num_heads == 0,
+            self.num_heads > 0
+                && self.hidden_size > 0
+                && self.hidden_size.is_multiple_of(self.num_heads),
             "BertModelConfig: num_heads {} must divide hidden_size {}",
             self.num_heads,
             self.hidden_size
@@ -376,7 +378,7 @@ impl BertEmbeddings {
             .position_embeddings
             .weight
             .val()
-            .slice([0..seq_len])
+            .narrow(0, 0, seq_len)
             .reshape([1, seq_len, hidden]);
         let types = match token_type_ids {
             Some(ids) => self.token_type_embeddings.forward(ids),
@@ -384,7 +386,7 @@ impl BertEmbeddings {
                 .token_type_embeddings
                 .weight
                 .val()
-                .slice([0..1])
+                .narrow(0, 0, 1)
                 .reshape([1, 1, hidden]),
         };
         self.dropout
@@ -644,8 +646,10 @@ mod tests {
         assert!(
             matches!(c.model_config(), Err(ModalError::Config { field, .. }) if field == "num_attention_heads")
         );
-        let mut c = BertConfig::default();
-        c.hidden_act = "swish".into();
+        let c = BertConfig {
+            hidden_act: "swish".into(),
+            ..BertConfig::default()
+        };
         assert!(c.model_config().is_err());
     }
 }
