@@ -1,10 +1,11 @@
 //! Scores generated text against references: corpus BLEU-4 (sacrebleu 2.6 defaults, with
-//! its signature) and ROUGE-L (Google rouge-score, mean over segments). BERTScore
-//! (`--model DIR`) comes with the MiniLM text encoder of `mspa-modal`.
+//! its signature) and ROUGE-L (Google rouge-score, mean over segments); with `--model DIR`
+//! (a Hugging Face BERT folder such as `../shared/models/all-MiniLM-L6-v2`) also BERTScore
+//! (bert-score 0.3.13 semantics: last layer, no idf, no baseline rescaling).
 //!
 //! ```text
 //! cargo run --release --example eval_text -- --hyp hyp.txt --ref ref1.txt [--ref ref2.txt ...] [--json]
-//!     [--device flex]
+//!     [--model ../shared/models/all-MiniLM-L6-v2 [--device flex]]
 //! ```
 //!
 //! Files hold one sentence per line; every reference file must have as many lines as the
@@ -15,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use mspa_metrics::{BleuScore, corpus_bleu, corpus_rouge_l};
+use mspa_metrics::{BertScoreConfig, BleuScore, bert_score, corpus_bleu, corpus_rouge_l};
 use mspa_modal::device_from_name;
+use mspa_modal::text::BertEmbedder;
 use serde::Serialize;
 
 /// Corpus BLEU-4 and ROUGE-L of a hypothesis file against one or more reference files.
@@ -35,10 +37,26 @@ struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Burn device (flex, ndarray, wgpu, cuda, cpu); BLEU and ROUGE need none, so it is
-    /// only checked, like every example's `--device`.
+    /// Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json or
+    /// vocab.txt): also report BERTScore with its last layer.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+
+    /// Device for the BERTScore encoder: flex, ndarray, wgpu, cuda or cpu.
     #[arg(long, value_name = "NAME", default_value = "flex")]
     device: String,
+}
+
+/// Mean BERTScore over segments.
+#[derive(Debug, Serialize)]
+struct BertScoreSummary {
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    /// The model folder.
+    model: String,
+    /// The hidden layer used (the last one).
+    layer: usize,
 }
 
 /// Mean ROUGE-L over segments.
@@ -60,6 +78,9 @@ struct Report {
     bleu: BleuScore,
     /// Mean ROUGE-L F1/P/R (best reference per segment).
     rouge_l: RougeL,
+    /// Mean BERTScore P/R/F1 (each the best reference per segment), with `--model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bertscore: Option<BertScoreSummary>,
 }
 
 /// Reads a text file as lines, with errors that name the file (and the line for bad UTF-8).
@@ -94,7 +115,23 @@ fn run(args: &Args) -> Result<(), String> {
 
     let bleu = corpus_bleu(&hyps, &refs).map_err(|e| format!("BLEU: {e}"))?;
     let rouge = corpus_rouge_l(&hyps, &refs).map_err(|e| format!("ROUGE-L: {e}"))?;
-    device_from_name(&args.device).map_err(|e| e.to_string())?;
+    let bertscore = match &args.model {
+        Some(dir) => {
+            let device = device_from_name(&args.device).map_err(|e| e.to_string())?;
+            let embedder =
+                BertEmbedder::from_pretrained(dir, &device).map_err(|e| e.to_string())?;
+            let score = bert_score(&embedder, &hyps, &refs, &BertScoreConfig::default())
+                .map_err(|e| format!("BERTScore: {e}"))?;
+            Some(BertScoreSummary {
+                precision: score.precision,
+                recall: score.recall,
+                f1: score.f1,
+                model: dir.display().to_string(),
+                layer: embedder.model().num_layers(),
+            })
+        }
+        None => None,
+    };
     let report = Report {
         segments: hyps.len(),
         references: args.refs.len(),
@@ -104,6 +141,7 @@ fn run(args: &Args) -> Result<(), String> {
             recall: rouge.recall,
             fmeasure: rouge.fmeasure,
         },
+        bertscore,
     };
 
     if args.json {
@@ -120,6 +158,12 @@ fn run(args: &Args) -> Result<(), String> {
             report.rouge_l.recall,
             report.segments
         );
+        if let Some(b) = &report.bertscore {
+            println!(
+                "BERTScore F1 = {:.4} (P = {:.4}, R = {:.4}; {}, layer {}, no idf, no rescaling)",
+                b.f1, b.precision, b.recall, b.model, b.layer
+            );
+        }
     }
     Ok(())
 }

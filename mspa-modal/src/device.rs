@@ -140,7 +140,7 @@ mod tests {
             let device = device_from_name(name).unwrap();
             let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &device);
             let b = Tensor::<2>::from_floats([[0.5, -1.0], [2.0, 0.25]], &device);
-            let c: Vec<f32> = a.matmul(b).into_data().to_vec().unwrap();
+            let c: Vec<f32> = a.matmul(b).into_data().try_to_vec::<f32>().unwrap();
             assert_eq!(c, vec![4.5, -0.5, 9.5, -2.0], "device {name}");
         }
     }

@@ -209,7 +209,7 @@ pub fn pretrain(
         });
     }
     let ad_device = device.clone().autodiff();
-    let mut model = model.fork(&ad_device);
+    let mut model = model.fork(&ad_device).train();
     let mut optim = AdamWConfig::new().init();
     let mut order: Vec<usize> = (0..samples.len()).collect();
     let mut state = config.seed ^ 0x9E37_79B9_7F4A_7C15;
