@@ -6,8 +6,12 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`core`] | `mspa-core` | ids, tip events, authors, datasets, loaders, splits, negative sampling, the synthetic world |
-//! | [`modal`] | `mspa-modal` | devices (and, to come, media decoding and encoders) |
+//! | [`modal`] | `mspa-modal` | devices, media decoding, encoders, MiniLM, feature extraction |
+//! | [`composer`] | `mspa-composer` | history encoder, preference schema, generator, composers |
+//! | [`align`] | `mspa-align` | MSPA, the baselines, training, evaluation |
 //! | [`metrics`] | `mspa-metrics` | ranking and text metrics |
+//! | [`pipeline`] | this crate | the end-to-end job of `examples/quickstart.rs` |
+//! | [`report`], [`plots`] | this crate | its report (JSON, Markdown) and SVG charts |
 //!
 //! Backends are cargo features: `flex` (default), `ndarray`, `wgpu`, and the documented
 //! but not CI-built `cuda` and `cpu`.
@@ -24,9 +28,15 @@
 //! # let _ = device;
 //! ```
 
+pub use mspa_align as align;
+pub use mspa_composer as composer;
 pub use mspa_core as core;
 pub use mspa_metrics as metrics;
 pub use mspa_modal as modal;
+
+pub mod pipeline;
+pub mod plots;
+pub mod report;
 
 /// The types most programs need, in one import.
 pub mod prelude {

@@ -151,3 +151,44 @@ fn bad_inputs_fail_cleanly() {
     let out = common::run_example("eval_text", &["--hyp", &ok2]);
     common::assert_clean_failure(&out);
 }
+
+/// The MiniLM folder: `MSPA_MINILM_DIR`, else `../shared/models/all-MiniLM-L6-v2` beside
+/// the repository.
+fn minilm_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("MSPA_MINILM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/all-MiniLM-L6-v2")
+        });
+    dir.join("config.json").is_file().then_some(dir)
+}
+
+#[test]
+fn bertscore_with_minilm_agrees_with_the_library() {
+    let Some(model) = minilm_dir() else {
+        println!("skipped: MiniLM weights not found (set MSPA_MINILM_DIR)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hyp = write(dir.path(), "hyp.txt", HYPS);
+    let ra = write(dir.path(), "ref_a.txt", REFS_A);
+    let out = common::run_example(
+        "eval_text",
+        &["--hyp", &hyp, "--ref", &ra, "--model", model.to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success(), "stderr: {}", common::stderr(&out));
+    let json: Value = serde_json::from_str(&common::stdout(&out)).expect("stdout is JSON");
+
+    let device = burn::tensor::Device::flex();
+    let embedder = mspa::modal::text::BertEmbedder::from_pretrained(&model, &device).unwrap();
+    let refs: Vec<Vec<&str>> = REFS_A.iter().map(|r| vec![*r]).collect();
+    let score = mspa_metrics::bert_score(&embedder, HYPS, &refs, &mspa_metrics::BertScoreConfig::default()).unwrap();
+    let b = &json["bertscore"];
+    for (name, ours) in [("precision", score.precision), ("recall", score.recall), ("f1", score.f1)] {
+        let printed = b[name].as_f64().unwrap();
+        assert!((ours - printed).abs() < 1e-6, "{name}: {ours} vs {printed}");
+    }
+    assert_eq!(b["layer"], 6);
+    // Different texts score below identical ones.
+    assert!(score.f1 > 0.5 && score.f1 < 1.0, "{}", score.f1);
+}

@@ -1,5 +1,24 @@
 //! `mspa-composer`: turns a user's tipping history into a structured preference text
 //! and a preference embedding (the first stage of MSPA).
 //!
-//! Not implemented yet: this crate only fixes its place in the workspace and its device
-//! features. See `DESIGN.md` for what it will own.
+//! * [`schema`]: the typed preference ([`schema::PreferenceFields`]), its vocabulary as
+//!   configuration, `render`/`parse`, grammar tokens for constrained decoding.
+//! * [`composer`]: the [`composer::Composer`] trait and [`composer::Preference`].
+//! * [`template`]: the keyword-counting baseline; [`nearest`]: the nearest-user baseline.
+//! * [`history`]: the attention history encoder (amount, learned recency decay, repeats,
+//!   modality masks).
+//! * [`generator`]: the small transformer decoder, training, greedy/beam/constrained
+//!   decoding, checkpoints; [`learned`]: the learned composer built on it.
+//! * [`eval`]: BLEU-4, ROUGE-L, BERTScore and per-field P/R/F1 of composed texts.
+
+pub mod composer;
+pub mod error;
+pub mod eval;
+pub mod generator;
+pub mod history;
+pub mod learned;
+pub mod nearest;
+pub mod schema;
+pub mod template;
+
+pub use error::{ComposerError, Result};

@@ -105,6 +105,7 @@ pub use attributes::{
 };
 pub use config::SyntheticWorldConfig;
 pub use generate::{Progress, WorldSummary, generate, generate_with_progress};
+pub use text::{TextKeywords, text_keywords};
 pub use truth::{ParsedReference, Truth, parse_reference, render_reference};
 pub use users::{Drift, DriftKind, FieldWeights, Importance, UserTruth};
 

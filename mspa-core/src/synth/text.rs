@@ -10,7 +10,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::attributes::{AuthorAttributes, CATEGORIES, FORMATS};
+use super::attributes::{AuthorAttributes, CATEGORIES, FORMATS, LANGUAGES};
 use super::sampling::{index, unit};
 
 /// Per language (english, spanish, portuguese, french), per category, synonyms.
@@ -281,6 +281,83 @@ pub(crate) fn author_text(
         title,
         description,
     }
+}
+
+/// One attribute value and the phrases that name it in authors' titles and descriptions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextKeywords {
+    /// The grammar field (`categories`, `format` or `language`).
+    pub field: &'static str,
+    /// The value of that field (e.g. `music`).
+    pub value: &'static str,
+    /// The phrases that name the value, lowercase, duplicates removed, in table order.
+    pub phrases: Vec<&'static str>,
+}
+
+/// The fixed words of a sentence template: the pieces around its `{c}` / `{f}` slot,
+/// trimmed of punctuation and spaces.
+fn template_pieces(template: &'static str) -> impl Iterator<Item = &'static str> {
+    template
+        .split(['{', '}'])
+        .filter(|p| *p != "c" && *p != "f")
+        .map(|p| p.trim_matches(|ch: char| ch.is_ascii_punctuation() || ch == ' '))
+        .filter(|p| !p.is_empty())
+}
+
+/// The vocabulary every author text is written from, grouped by the attribute value it
+/// names (the keyword/synonym table behind titles and descriptions), for text baselines
+/// that read attributes back from text:
+///
+/// * `categories`: every synonym of each category, over all four languages;
+/// * `format`: every synonym of each format, over all four languages;
+/// * `language`: every phrase written in that language (its category and format words,
+///   greetings, time phrases, and the fixed words of its sentence templates).
+///
+/// A phrase may name several values of one field (`gameplay` is gaming in every language,
+/// so it names all four languages); the texts' noise (`text_noise`) is not reflected here.
+/// Phrases keep the table's case (templates start with a capital; compare lowercased).
+pub fn text_keywords() -> Vec<TextKeywords> {
+    fn dedup(words: impl IntoIterator<Item = &'static str>) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for w in words {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+    let mut out = Vec::new();
+    for (c, &value) in CATEGORIES.iter().enumerate() {
+        out.push(TextKeywords {
+            field: "categories",
+            value,
+            phrases: dedup(CATEGORY_WORDS.iter().flat_map(|lang| lang[c].iter().copied())),
+        });
+    }
+    for (f, &value) in FORMATS.iter().enumerate() {
+        out.push(TextKeywords {
+            field: "format",
+            value,
+            phrases: dedup(FORMAT_WORDS.iter().flat_map(|lang| lang[f].iter().copied())),
+        });
+    }
+    for (l, &value) in LANGUAGES.iter().enumerate() {
+        let words = CATEGORY_WORDS[l]
+            .iter()
+            .flat_map(|w| w.iter().copied())
+            .chain(FORMAT_WORDS[l].iter().flat_map(|w| w.iter().copied()))
+            .chain(GREETINGS[l].iter().copied())
+            .chain(WHEN[l].iter().copied())
+            .chain(CATEGORY_SENTENCES[l].iter().flat_map(|t| template_pieces(t)))
+            .chain(FORMAT_SENTENCES[l].iter().flat_map(|t| template_pieces(t)))
+            .chain(template_pieces(ALSO_SENTENCES[l]));
+        out.push(TextKeywords {
+            field: "language",
+            value,
+            phrases: dedup(words),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,462 @@
+//! Baselines: popularity, id-based matrix factorisation, visual BPR, the shallow
+//! multimodal concatenation model, and the oracle of the synthetic world.
+//!
+//! | model | signal | training |
+//! |---|---|---|
+//! | [`MostPop`] | training tip counts | counting |
+//! | [`BprMf`] | user and author id embeddings + author bias | BPR loss, sampled negatives |
+//! | [`Vbpr`] | BPR-MF + visual features through a learned projection (He & McAuley 2016) | BPR loss |
+//! | [`Concat`] | amount-weighted mean of the history authors' `[visual, audio, text]` features through an MLP, dotted with each author's features through another MLP | sampled softmax |
+//! | [`Oracle`] | the world's exact next-tip probabilities | none |
+//!
+//! Every model implements [`crate::recommender::Recommender`]. Trained models keep their
+//! parameters as plain `Vec<f32>` (extracted from the Burn modules after training), so
+//! scoring is pure Rust, thread-safe and independent of the training device.
+//!
+//! Author features come as `&[AuthorFeatures]` indexed by [`mspa_core::AuthorId`]; a
+//! [`FeatureMatrix`] standardises each feature dimension over the authors that have the
+//! modality, leaves missing modalities at zero and appends one presence flag per
+//! modality.
+
+pub mod bprmf;
+pub mod concat;
+pub mod mostpop;
+pub mod oracle;
+pub mod vbpr;
+
+pub use bprmf::{BprMf, BprMfConfig, BprMfModule};
+pub use concat::{Concat, ConcatConfig, ConcatModule};
+pub use mostpop::MostPop;
+pub use oracle::{Oracle, OracleMode};
+pub use vbpr::{Vbpr, VbprConfig, VbprModule};
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear};
+use burn::tensor::{Device, Tensor, TensorData};
+use mspa_core::{Dataset, Split};
+use mspa_metrics::Protocol;
+use mspa_modal::features::{AuthorFeatures, Modality};
+
+use crate::data::{
+    Example, NegativeBatch, Negatives, SplitMix64, train_author_counts, user_train_authors,
+};
+use crate::error::{AlignError, Result};
+use crate::recommender::{Query, Recommender, check_out_len, validation_ndcg10};
+use crate::train::{EpochReport, TrainConfig, fit_with};
+
+/// Author features as one dense, standardised `[n_authors, dim]` matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureMatrix {
+    /// Number of authors (rows).
+    pub n_authors: usize,
+    /// Columns: the chosen modalities' dimensions, then one presence flag per modality.
+    pub dim: usize,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl FeatureMatrix {
+    /// Builds the matrix of `modalities` (in the given order) for `n_authors` authors.
+    ///
+    /// Each dimension is standardised (zero mean, unit variance) over the authors that
+    /// have the modality; an author without it gets zeros there and presence flag 0.
+    /// Fails if `features` does not hold exactly one entry per author, if authors
+    /// disagree on a modality's size, or if a present value is not finite.
+    pub fn build(
+        features: &[AuthorFeatures],
+        modalities: &[Modality],
+        n_authors: usize,
+    ) -> Result<Self> {
+        if features.len() != n_authors {
+            return Err(AlignError::data(format!(
+                "got features for {} authors, the dataset has {n_authors}",
+                features.len()
+            )));
+        }
+        if modalities.is_empty() {
+            return Err(AlignError::config(
+                "modalities",
+                "choose at least one modality",
+            ));
+        }
+        let dims: Vec<usize> = modalities
+            .iter()
+            .map(|&m| features.first().map_or(0, |f| f.get(m).len()))
+            .collect();
+        for (a, f) in features.iter().enumerate() {
+            for (&m, &d) in modalities.iter().zip(&dims) {
+                if f.get(m).len() != d {
+                    return Err(AlignError::data(format!(
+                        "author {a}: {m:?} features have {} values, author 0 has {d}",
+                        f.get(m).len()
+                    )));
+                }
+                if f.has(m) && f.get(m).iter().any(|v| !v.is_finite()) {
+                    return Err(AlignError::data(format!(
+                        "author {a}: {m:?} features hold a non-finite value"
+                    )));
+                }
+            }
+        }
+        let dim = dims.iter().sum::<usize>() + modalities.len();
+        let mut data = vec![0f32; n_authors * dim];
+        let mut offset = 0;
+        for (k, (&m, &d)) in modalities.iter().zip(&dims).enumerate() {
+            let present: Vec<usize> = (0..n_authors).filter(|&a| features[a].has(m)).collect();
+            for j in 0..d {
+                let n = present.len().max(1) as f64;
+                let mean = present
+                    .iter()
+                    .map(|&a| f64::from(features[a].get(m)[j]))
+                    .sum::<f64>()
+                    / n;
+                let var = present
+                    .iter()
+                    .map(|&a| (f64::from(features[a].get(m)[j]) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let std = if var > 1e-12 { var.sqrt() } else { 1.0 };
+                for &a in &present {
+                    data[a * dim + offset + j] =
+                        ((f64::from(features[a].get(m)[j]) - mean) / std) as f32;
+                }
+            }
+            let flag = dims.iter().sum::<usize>() + k;
+            for &a in &present {
+                data[a * dim + flag] = 1.0;
+            }
+            offset += d;
+        }
+        Ok(FeatureMatrix {
+            n_authors,
+            dim,
+            data,
+        })
+    }
+
+    /// One author's row.
+    pub fn row(&self, author: usize) -> &[f32] {
+        &self.data[author * self.dim..(author + 1) * self.dim]
+    }
+
+    /// The rows of `authors`, in order, as a `[authors.len(), dim]` tensor.
+    pub fn rows_tensor(&self, authors: &[usize], device: &Device) -> Tensor<2> {
+        let mut flat = Vec::with_capacity(authors.len() * self.dim);
+        for &a in authors {
+            flat.extend_from_slice(self.row(a));
+        }
+        Tensor::from_data(TensorData::new(flat, [authors.len(), self.dim]), device)
+    }
+
+    /// The amount-weighted mean of the rows of the history's authors (uniform weights
+    /// when every amount is zero; zeros for an empty history), written to `out`.
+    pub fn history_mean(&self, history: &[mspa_core::TipEvent], out: &mut [f32]) {
+        out.fill(0.0);
+        if history.is_empty() {
+            return;
+        }
+        let total: f64 = history.iter().map(|e| e.amount.max(0.0)).sum();
+        let uniform = !(total > 0.0 && total.is_finite());
+        for e in history {
+            let w = if uniform {
+                1.0 / history.len() as f64
+            } else {
+                e.amount.max(0.0) / total
+            } as f32;
+            if w == 0.0 || e.author.index() >= self.n_authors {
+                continue;
+            }
+            for (o, v) in out.iter_mut().zip(self.row(e.author.index())) {
+                *o += w * v;
+            }
+        }
+    }
+}
+
+/// Parameter initialisation from a [`SplitMix64`] stream instead of the device's global
+/// generator, so that a seed gives the same weights whatever other threads do with the
+/// device (Burn's parameters are lazy and its generator is shared).
+#[derive(Clone, Debug)]
+pub struct SeededInit {
+    rng: SplitMix64,
+}
+
+impl SeededInit {
+    /// A stream from a seed.
+    pub fn new(seed: u64) -> Self {
+        SeededInit {
+            rng: SplitMix64::new(seed ^ 0x5EED_1417),
+        }
+    }
+
+    /// A `[rows, cols]` parameter drawn from `N(0, std^2)`.
+    pub fn normal(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        std: f64,
+        device: &Device,
+    ) -> Param<Tensor<2>> {
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|_| (self.rng.normal() * std) as f32)
+            .collect();
+        Param::from_data(TensorData::new(data, [rows, cols]), device)
+    }
+
+    /// A `[rows, cols]` parameter drawn from `U(-bound, bound)`.
+    pub fn uniform(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        bound: f64,
+        device: &Device,
+    ) -> Param<Tensor<2>> {
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|_| ((self.rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+            .collect();
+        Param::from_data(TensorData::new(data, [rows, cols]), device)
+    }
+
+    /// An embedding table `[n, dim]` drawn from `N(0, std^2)` (std 0 gives zeros).
+    pub fn embedding(&mut self, n: usize, dim: usize, std: f64, device: &Device) -> Embedding {
+        Embedding {
+            weight: self.normal(n, dim, std, device),
+        }
+    }
+
+    /// A linear layer `[d_in] -> [d_out]` with weights (and bias) from
+    /// `U(-1/sqrt(d_in), 1/sqrt(d_in))`, Burn's default for `Linear`; `bias: false` leaves
+    /// the bias out. `scale` multiplies the bound (0 gives a zero layer).
+    pub fn linear(
+        &mut self,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        scale: f64,
+        device: &Device,
+    ) -> Linear {
+        let bound = scale / (d_in.max(1) as f64).sqrt();
+        let weight = self.uniform(d_in, d_out, bound, device);
+        let bias = bias.then(|| {
+            let data: Vec<f32> = (0..d_out)
+                .map(|_| ((self.rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+                .collect();
+            Param::from_data(TensorData::new(data, [d_out]), device)
+        });
+        Linear { weight, bias }
+    }
+}
+
+/// A 2-D tensor's values, row-major.
+pub(crate) fn to_vec2(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| AlignError::data(format!("cannot read tensor values: {e:?}")))
+}
+
+/// A 1-D tensor's values.
+pub(crate) fn to_vec1(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| AlignError::data(format!("cannot read tensor values: {e:?}")))
+}
+
+/// A linear layer copied to the CPU: `y = x W + b`, `W` is `[d_in, d_out]` row-major.
+#[derive(Clone, Debug)]
+pub(crate) struct CpuLinear {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+impl CpuLinear {
+    pub fn from_linear(lin: &Linear) -> Result<Self> {
+        let w = lin.weight.val();
+        let [d_in, d_out] = w.dims();
+        let b = match &lin.bias {
+            Some(b) => to_vec1(b.val())?,
+            None => vec![0.0; d_out],
+        };
+        Ok(CpuLinear {
+            d_in,
+            d_out,
+            w: to_vec2(w)?,
+            b,
+        })
+    }
+
+    /// `out = x W + b` for one row.
+    pub fn forward(&self, x: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(&self.b);
+        for (i, &xi) in x.iter().enumerate().take(self.d_in) {
+            if xi == 0.0 {
+                continue;
+            }
+            let row = &self.w[i * self.d_out..(i + 1) * self.d_out];
+            for (o, &w) in out.iter_mut().zip(row) {
+                *o += xi * w;
+            }
+        }
+    }
+}
+
+/// A two-layer MLP on the CPU: `relu(x W1 + b1) W2 + b2`.
+#[derive(Clone, Debug)]
+pub(crate) struct CpuMlp {
+    pub l1: CpuLinear,
+    pub l2: CpuLinear,
+}
+
+impl CpuMlp {
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut h = vec![0f32; self.l1.d_out];
+        self.l1.forward(x, &mut h);
+        for v in &mut h {
+            *v = v.max(0.0);
+        }
+        let mut out = vec![0f32; self.l2.d_out];
+        self.l2.forward(&h, &mut out);
+        out
+    }
+}
+
+/// Scores `dot(user, author) + bias(author)` from factor matrices; unknown users (no
+/// training tips, or ids past the table) get a zero vector, i.e. the author bias alone.
+#[derive(Clone, Debug)]
+pub(crate) struct FactorScorer {
+    pub k: usize,
+    pub n_authors: usize,
+    pub users: Vec<f32>,
+    pub known: Vec<bool>,
+    pub authors: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl FactorScorer {
+    pub fn score(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
+        use rayon::prelude::*;
+        check_out_len(queries.len(), out.len(), self.n_authors)?;
+        if self.n_authors == 0 {
+            return Ok(());
+        }
+        let zeros = vec![0f32; self.k];
+        out.par_chunks_mut(self.n_authors)
+            .zip(queries.par_iter())
+            .for_each(|(row, q)| {
+                let u = q.user.index();
+                let pu: &[f32] = if u < self.known.len()
+                    && self.known[u]
+                    && (u + 1) * self.k <= self.users.len()
+                {
+                    &self.users[u * self.k..(u + 1) * self.k]
+                } else {
+                    &zeros
+                };
+                for (a, s) in row.iter_mut().enumerate() {
+                    let qa = &self.authors[a * self.k..(a + 1) * self.k];
+                    *s = self.bias[a] + pu.iter().zip(qa).map(|(x, y)| x * y).sum::<f32>();
+                }
+            });
+        Ok(())
+    }
+}
+
+/// Whether each user has at least one training tip.
+pub(crate) fn known_users(dataset: &Dataset, split: &Split) -> Vec<bool> {
+    let mut known = vec![false; dataset.n_users()];
+    for &i in &split.train {
+        if let Some(e) = dataset.events().get(i) {
+            known[e.user.index()] = true;
+        }
+    }
+    known
+}
+
+/// The negatives of the id- and feature-based baselines: every author is a candidate
+/// (popularity-weighted by training counts with `train.negative_exponent`), never one
+/// the user tipped in training.
+pub(crate) fn baseline_negatives(
+    dataset: &Dataset,
+    split: &Split,
+    train: &TrainConfig,
+) -> Result<Negatives> {
+    let counts = train_author_counts(dataset, split);
+    Ok(Negatives::popularity(&counts, train.negative_exponent)?
+        .avoiding(user_train_authors(dataset, split)))
+}
+
+/// Trains a baseline with the shared trainer and validates it on `split.valid` (NDCG@10
+/// under `protocol`) through the scorer `to_rec` builds from a plain model copy.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_baseline<M, R, L>(
+    model: M,
+    train: &TrainConfig,
+    device: &Device,
+    dataset: &Dataset,
+    split: &Split,
+    protocol: Protocol,
+    examples: &[Example],
+    loss: L,
+    to_rec: impl Fn(&M) -> Result<R>,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(R, Vec<EpochReport>)>
+where
+    M: Module,
+    R: Recommender,
+    L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
+{
+    let negatives = baseline_negatives(dataset, split, train)?;
+    let mut config = train.clone();
+    if split.valid.is_empty() {
+        config.eval_every = 0;
+    }
+    let (model, reports) = fit_with(
+        model,
+        &config,
+        device,
+        examples,
+        &negatives,
+        loss,
+        |m: &M| {
+            let rec = to_rec(m)?;
+            validation_ndcg10(&rec, dataset, &split.valid, protocol)
+        },
+        progress,
+    )?;
+    Ok((to_rec(&model)?, reports))
+}
+
+/// The training tensors shared by the BPR-style losses: `(users [B], positives [B],
+/// negatives [B * N])`.
+pub(crate) fn index_tensors(
+    batch: &[&Example],
+    negs: &NegativeBatch,
+    device: &Device,
+) -> (
+    Tensor<1, burn::tensor::Int>,
+    Tensor<1, burn::tensor::Int>,
+    Tensor<1, burn::tensor::Int>,
+) {
+    (
+        crate::data::users_tensor(batch, device),
+        crate::data::positives_tensor(batch, device),
+        negs.to_flat_tensor(device),
+    )
+}
+
+/// The mean BPR loss `-log sigmoid(s_pos - s_neg)` of positive scores `[B, 1]` against
+/// negative scores `[B, N]`.
+pub(crate) fn bpr_loss(pos: Tensor<2>, neg: Tensor<2>) -> Tensor<1> {
+    burn::tensor::activation::log_sigmoid(pos - neg)
+        .mean()
+        .neg()
+}
+
+/// The mean sampled-softmax loss: cross-entropy of the positive (column 0) among
+/// `[pos, negs]` logits `[B, 1 + N]`.
+pub(crate) fn sampled_softmax_loss(logits: Tensor<2>) -> Tensor<1> {
+    let [b, n] = logits.dims();
+    let lp = burn::tensor::activation::log_softmax(logits, 1);
+    lp.slice([0..b, 0..1.min(n)]).mean().neg()
+}

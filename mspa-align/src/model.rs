@@ -1,0 +1,494 @@
+//! MSPA: preference-conditioned cross-modal attention with T self-correction steps.
+//!
+//! For a user with preference `p` (from the history encoder and, unless ablated, the
+//! embedding of the composed preference text) and an author `a` with modality vectors
+//! `x_{a,m}` (visual, audio, text; some missing):
+//!
+//! 1. every modality is projected into the shared space: `z_{a,m} = LN(W_m x_{a,m}) + e_m`;
+//! 2. the preference decides how much each modality matters for this author:
+//!    `α_{a,m} = softmax_m(⟨W_q p, W_k z_{a,m}⟩ / √d)` over the present modalities, and the
+//!    aligned author evidence is `r_a(p) = Σ_m α_{a,m} W_v z_{a,m} (+ id embedding when the
+//!    author has training tips)`;
+//! 3. the score is `s(p, a) = γ ⟨p, r_a(p)⟩ + b_a + f(user–author tip features)`, where `b_a`
+//!    is a popularity bias of authors with history and `f` a small network over the user's
+//!    own tips of `a` (count, recency, amount), so repeat tipping is part of the preference;
+//! 4. self-correction, `T` times: the evidence expected under the current scores,
+//!    `e = Σ_a softmax(s)_a r_a(p)`, is compared with `p` by a gate
+//!    `g = σ(W_g [p, e, p ⊙ e])` and `p ← LN(p + g ⊙ tanh(W_c [p, e]))`; the modalities are
+//!    then re-attended with the corrected preference and the authors re-scored.
+//!
+//! Every step's scores are returned, so each step is supervised and the trace explains
+//! the ranking. `T = 0` is the ablation without correction.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::Config;
+use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, tanh};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mspa_composer::history::{HistoryBatch, HistoryEncoder, HistoryEncoderConfig};
+use mspa_core::TipEvent;
+use mspa_modal::features::AuthorFeatures;
+
+use crate::error::{AlignError, Result};
+
+/// Milliseconds in a day.
+const DAY_MS: f64 = 86_400_000.0;
+
+/// Number of user–author tip features (see [`pair_features`]).
+pub const PAIR_FEATURES: usize = 4;
+
+/// Hyper-parameters of [`Mspa`].
+#[derive(Config, Debug)]
+pub struct MspaConfig {
+    /// Sizes of the visual, audio and text feature vectors of authors.
+    pub feature_dims: [usize; 3],
+    /// Size of the composed-preference embedding (0: the model has no text input).
+    pub text_dim: usize,
+    /// Number of authors (id embeddings and popularity biases).
+    pub n_authors: usize,
+    /// The history encoder (its feature dims must be `feature_dims`).
+    pub history: HistoryEncoderConfig,
+    /// Size of the shared space.
+    #[config(default = 64)]
+    pub d_model: usize,
+    /// Self-correction steps `T` (0 is the ablation without correction).
+    #[config(default = 2)]
+    pub correction_steps: usize,
+    /// Whether the composed preference text is used ("no text" ablation: false).
+    #[config(default = true)]
+    pub use_text: bool,
+    /// Which modalities of authors are used (single-modality ablations).
+    #[config(default = "[true, true, true]")]
+    pub modalities: [bool; 3],
+    /// Whether authors with training tips get an id embedding and popularity bias.
+    #[config(default = true)]
+    pub id_embedding: bool,
+}
+
+impl MspaConfig {
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, message: &str| {
+            Err(AlignError::Config {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        if self.d_model == 0 {
+            return bad("d_model", "must be positive");
+        }
+        if self.n_authors == 0 {
+            return bad("n_authors", "must be positive");
+        }
+        if !self.modalities.iter().any(|&m| m) {
+            return bad("modalities", "at least one modality must be used");
+        }
+        if self.use_text && self.text_dim == 0 {
+            return bad("text_dim", "use_text needs a positive text_dim");
+        }
+        Ok(())
+    }
+
+    /// Builds the model on `device`.
+    pub fn init(&self, device: &Device) -> Result<Mspa> {
+        self.validate()?;
+        let d = self.d_model;
+        let history = self.history.init(device);
+        let history_dim = self.history.d_model;
+        let modal_proj = self
+            .feature_dims
+            .iter()
+            .map(|&f| LinearConfig::new(f.max(1), d).init(device))
+            .collect();
+        let modal_norm = (0..3).map(|_| LayerNormConfig::new(d).init(device)).collect();
+        let modality_embedding = Param::from_tensor(Tensor::<2>::random(
+            [3, d],
+            burn::tensor::Distribution::Normal(0.0, 0.02),
+            device,
+        ));
+        Ok(Mspa {
+            history,
+            history_proj: LinearConfig::new(history_dim, d).init(device),
+            text_proj: (self.use_text && self.text_dim > 0)
+                .then(|| LinearConfig::new(self.text_dim, d).init(device)),
+            preference_norm: LayerNormConfig::new(d).init(device),
+            modal_proj,
+            modal_norm,
+            modality_embedding,
+            query: LinearConfig::new(d, d).init(device),
+            key: LinearConfig::new(d, d).init(device),
+            value: LinearConfig::new(d, d).init(device),
+            id_embedding: Param::from_tensor(Tensor::<2>::random(
+                [self.n_authors, d],
+                burn::tensor::Distribution::Normal(0.0, 0.05),
+                device,
+            )),
+            author_bias: Param::from_tensor(Tensor::<2>::zeros([self.n_authors, 1], device)),
+            pair_hidden: LinearConfig::new(PAIR_FEATURES, 16).init(device),
+            pair_out: LinearConfig::new(16, 1).init(device),
+            gate: LinearConfig::new(3 * d, d).init(device),
+            correct: LinearConfig::new(2 * d, d).init(device),
+            correction_norm: LayerNormConfig::new(d).init(device),
+            // ⟨p, r⟩ of a layer-normalised p grows like √d: start at 1/√d.
+            log_scale: Param::from_tensor(Tensor::<1>::from_floats([-(d as f32).sqrt().ln()], device)),
+            d_model: d,
+            correction_steps: self.correction_steps,
+            use_text: self.use_text && self.text_dim > 0,
+            modalities: self.modalities,
+            use_id: self.id_embedding,
+        })
+    }
+}
+
+/// The MSPA recommender network. See the module docs for the equations.
+#[derive(Module, Debug)]
+pub struct Mspa {
+    history: HistoryEncoder,
+    history_proj: Linear,
+    text_proj: Option<Linear>,
+    preference_norm: LayerNorm,
+    modal_proj: Vec<Linear>,
+    modal_norm: Vec<LayerNorm>,
+    modality_embedding: Param<Tensor<2>>,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    id_embedding: Param<Tensor<2>>,
+    author_bias: Param<Tensor<2>>,
+    pair_hidden: Linear,
+    pair_out: Linear,
+    gate: Linear,
+    correct: Linear,
+    correction_norm: LayerNorm,
+    log_scale: Param<Tensor<1>>,
+    #[module(skip)]
+    d_model: usize,
+    #[module(skip)]
+    correction_steps: usize,
+    #[module(skip)]
+    use_text: bool,
+    #[module(skip)]
+    modalities: [bool; 3],
+    #[module(skip)]
+    use_id: bool,
+}
+
+/// The content of authors as tensors: one feature matrix per modality, the presence
+/// mask and whether each author had training tips (id embedding and bias apply).
+#[derive(Clone, Debug)]
+pub struct AuthorTable {
+    /// `[A, F_m]` for visual, audio, text (zeros where missing).
+    pub modal: [Tensor<2>; 3],
+    /// `[A, 3]`, 1.0 where the modality is real.
+    pub presence: Tensor<2>,
+    /// `[A, 1]`, 1.0 for authors with training tips.
+    pub has_history: Tensor<2>,
+}
+
+impl AuthorTable {
+    /// Builds the table of all authors; `train_counts[a]` is the number of training tips
+    /// of author `a` (authors with none are content-only).
+    pub fn build(features: &[AuthorFeatures], train_counts: &[u32], device: &Device) -> Result<Self> {
+        let n = features.len();
+        if n == 0 || train_counts.len() != n {
+            return Err(AlignError::Config {
+                field: "features".into(),
+                message: format!(
+                    "{} feature rows for {} training counts (need one per author, at least one)",
+                    n,
+                    train_counts.len()
+                ),
+            });
+        }
+        let dims = features[0].dims();
+        let mut modal_rows: [Vec<f32>; 3] = Default::default();
+        let mut presence = Vec::with_capacity(n * 3);
+        for (a, f) in features.iter().enumerate() {
+            if f.dims() != dims {
+                return Err(AlignError::Config {
+                    field: "features".into(),
+                    message: format!("author {a} has feature sizes {:?}, author 0 {:?}", f.dims(), dims),
+                });
+            }
+            for m in 0..3 {
+                let v: &[f32] = match m {
+                    0 => &f.visual,
+                    1 => &f.audio,
+                    _ => &f.text,
+                };
+                if dims[m] == 0 {
+                    modal_rows[m].push(0.0);
+                } else {
+                    modal_rows[m].extend_from_slice(v);
+                }
+                presence.push(if f.present[m] && dims[m] > 0 { 1.0 } else { 0.0 });
+            }
+        }
+        let modal = std::array::from_fn(|m| {
+            let width = dims[m].max(1);
+            Tensor::<2>::from_data(TensorData::new(std::mem::take(&mut modal_rows[m]), [n, width]), device)
+        });
+        let has: Vec<f32> = train_counts.iter().map(|&c| if c > 0 { 1.0 } else { 0.0 }).collect();
+        Ok(AuthorTable {
+            modal,
+            presence: Tensor::from_data(TensorData::new(presence, [n, 3]), device),
+            has_history: Tensor::from_data(TensorData::new(has, [n, 1]), device),
+        })
+    }
+
+    /// Number of authors.
+    pub fn len(&self) -> usize {
+        self.presence.dims()[0]
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows of `authors`, in that order.
+    pub fn select(&self, authors: Tensor<1, Int>) -> AuthorTable {
+        AuthorTable {
+            modal: std::array::from_fn(|m| self.modal[m].clone().select(0, authors.clone())),
+            presence: self.presence.clone().select(0, authors.clone()),
+            has_history: self.has_history.clone().select(0, authors),
+        }
+    }
+
+    /// The table on another device (e.g. the autodiff device for training).
+    pub fn to_device(&self, device: &Device) -> AuthorTable {
+        AuthorTable {
+            modal: std::array::from_fn(|m| self.modal[m].clone().to_device(device)),
+            presence: self.presence.clone().to_device(device),
+            has_history: self.has_history.clone().to_device(device),
+        }
+    }
+}
+
+/// The user–author tip features `[B, N, PAIR_FEATURES]` of each user's history against
+/// each candidate: `log1p(tips to the author)`, `exp(-days since the last one / 7)`,
+/// `log1p(total amount to the author)`, and whether it was the user's latest tip.
+pub fn pair_features(histories: &[(&[TipEvent], i64)], candidates: &[usize], device: &Device) -> Tensor<3> {
+    let n = candidates.len();
+    let mut position = std::collections::HashMap::with_capacity(n);
+    for (j, &a) in candidates.iter().enumerate() {
+        position.entry(a).or_insert(j);
+    }
+    let mut out = vec![0f32; histories.len() * n * PAIR_FEATURES];
+    let mut count = vec![0u32; n];
+    let mut amount = vec![0f64; n];
+    let mut last = vec![i64::MIN; n];
+    for (b, (tips, at_ms)) in histories.iter().enumerate() {
+        count.iter_mut().for_each(|c| *c = 0);
+        amount.iter_mut().for_each(|x| *x = 0.0);
+        last.iter_mut().for_each(|t| *t = i64::MIN);
+        let mut touched = Vec::new();
+        for tip in tips.iter() {
+            if let Some(&j) = position.get(&tip.author.index()) {
+                if count[j] == 0 {
+                    touched.push(j);
+                }
+                count[j] += 1;
+                amount[j] += tip.amount.max(0.0);
+                last[j] = last[j].max(tip.timestamp_ms);
+            }
+        }
+        let latest = tips.last().and_then(|t| position.get(&t.author.index()).copied());
+        for j in touched {
+            let row = &mut out[(b * n + j) * PAIR_FEATURES..(b * n + j + 1) * PAIR_FEATURES];
+            let age_days = ((*at_ms - last[j]) as f64 / DAY_MS).max(0.0);
+            row[0] = (count[j] as f32).ln_1p();
+            row[1] = (-age_days / 7.0).exp() as f32;
+            row[2] = amount[j].ln_1p() as f32;
+            row[3] = if latest == Some(j) { 1.0 } else { 0.0 };
+        }
+    }
+    Tensor::from_data(TensorData::new(out, [histories.len(), n, PAIR_FEATURES]), device)
+}
+
+/// One batch of users to score against one candidate list.
+#[derive(Clone, Debug)]
+pub struct MspaInput {
+    /// The users' histories.
+    pub history: HistoryBatch,
+    /// Embeddings of the composed preference texts `[B, text_dim]` (ignored when the model
+    /// does not use text).
+    pub text: Option<Tensor<2>>,
+    /// The candidates' rows of the author table.
+    pub authors: AuthorTable,
+    /// The candidates' author indices `[N]`.
+    pub candidate_ids: Tensor<1, Int>,
+    /// User–author tip features `[B, N, PAIR_FEATURES]` ([`pair_features`]).
+    pub pairs: Tensor<3>,
+}
+
+/// What a forward pass returns.
+#[derive(Clone, Debug)]
+pub struct MspaOutput {
+    /// Scores `[B, N]` at every step: index 0 before any correction, index `T` final.
+    pub step_scores: Vec<Tensor<2>>,
+    /// Modality weights `[B, N, 3]` at the final step.
+    pub modality_weights: Tensor<3>,
+    /// The gate's mean opening `[B]` at each correction step.
+    pub gates: Vec<Tensor<1>>,
+    /// Content-only author representations `[N, d]` (for the alignment loss).
+    pub content: Tensor<2>,
+    /// The text preference in the shared space `[B, d]`, when text is used.
+    pub text_preference: Option<Tensor<2>>,
+}
+
+impl Mspa {
+    /// Number of correction steps `T`.
+    pub fn correction_steps(&self) -> usize {
+        self.correction_steps
+    }
+
+    /// Whether the model reads the composed preference text.
+    pub fn uses_text(&self) -> bool {
+        self.use_text
+    }
+
+    /// Scores the candidates for every user of the batch at every correction step.
+    ///
+    /// Shapes: history `[B, L]`, text `[B, text_dim]`, candidates `N`; scores `[B, N]`.
+    pub fn forward(&self, input: &MspaInput) -> MspaOutput {
+        let d = self.d_model;
+        let [n, _] = input.authors.presence.dims();
+        let device = input.authors.presence.device();
+
+        // Preference at step 0.
+        let encoded = self.history.forward(&input.history);
+        let mut preference = self.history_proj.forward(encoded.pooled);
+        let text_preference = match (&self.text_proj, &input.text, self.use_text) {
+            (Some(proj), Some(text), true) => {
+                let t = proj.forward(text.clone());
+                preference = preference + t.clone();
+                Some(t)
+            }
+            _ => None,
+        };
+        let mut preference = self.preference_norm.forward(preference);
+        let b = preference.dims()[0];
+
+        // Modality views of the candidates, independent of the user: [N, 3, d].
+        let mask_vec: Vec<f32> = self.modalities.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+        let used = Tensor::<2>::from_data(TensorData::new(mask_vec, [1, 3]), &device);
+        let presence = input.authors.presence.clone() * used; // [N, 3]
+        let views: Vec<Tensor<3>> = (0..3)
+            .map(|m| {
+                let z = self.modal_norm[m].forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
+                let z = z + self.modality_embedding.val().slice([m..m + 1]);
+                let z = z * presence.clone().slice([0..n, m..m + 1]);
+                z.reshape([n, 1, d])
+            })
+            .collect();
+        let views = Tensor::cat(views, 1); // [N, 3, d]
+        let keys = self.key.forward(views.clone()).reshape([n * 3, d]);
+        let values = self.value.forward(views).reshape([n * 3, d]);
+        let absent = presence.clone().equal_elem(0.0).reshape([1, n, 3]);
+
+        // Id embedding and popularity bias of authors with training tips.
+        let has = input.authors.has_history.clone(); // [N, 1]
+        let (ids, bias) = if self.use_id {
+            let ids = self.id_embedding.val().select(0, input.candidate_ids.clone()) * has.clone();
+            let bias = self.author_bias.val().select(0, input.candidate_ids.clone()) * has;
+            (Some(ids), Some(bias.reshape([1, n])))
+        } else {
+            (None, None)
+        };
+        let pair_bias = self
+            .pair_out
+            .forward(relu(self.pair_hidden.forward(input.pairs.clone())))
+            .reshape([b, n]);
+        let scale = self.log_scale.val().exp().reshape([1, 1]);
+        let content = values.clone().reshape([n, 3, d]).sum_dim(1).reshape([n, d]) / 3.0;
+
+        // Everything below is matmuls over the flattened [N·3, d] views, never a
+        // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
+        let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
+        let mut gates = Vec::with_capacity(self.correction_steps);
+        let mut weights;
+        let mut step = 0;
+        loop {
+            // Preference-conditioned attention over each author's modalities.
+            let q = self.query.forward(preference.clone()); // [B, d]
+            let logits = q.matmul(keys.clone().transpose()).reshape([b, n, 3]) / (d as f64).sqrt();
+            let logits = logits.mask_fill(absent.clone().expand([b, n, 3]), -1e9);
+            weights = softmax(logits, 2); // [B, N, 3]
+            let per_view = preference.clone().matmul(values.clone().transpose()).reshape([b, n, 3]);
+            let mut dot = (weights.clone() * per_view).sum_dim(2).reshape([b, n]);
+            if let Some(ids) = &ids {
+                dot = dot + preference.clone().matmul(ids.clone().transpose());
+            }
+            let mut scores = dot * scale.clone() + pair_bias.clone();
+            if let Some(bias) = &bias {
+                scores = scores + bias.clone();
+            }
+            step_scores.push(scores.clone());
+            if step == self.correction_steps {
+                break;
+            }
+            // Self-correction: compare the preference with the evidence it selects,
+            // e = Σ_a softmax(s)_a r_a(p).
+            let attention = softmax(scores, 1); // [B, N]
+            let joint = (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
+            let mut evidence = joint.matmul(values.clone());
+            if let Some(ids) = &ids {
+                evidence = evidence + attention.matmul(ids.clone());
+            }
+            let gate = sigmoid(self.gate.forward(Tensor::cat(
+                vec![preference.clone(), evidence.clone(), preference.clone() * evidence.clone()],
+                1,
+            )));
+            let update = tanh(self.correct.forward(Tensor::cat(vec![preference.clone(), evidence], 1)));
+            gates.push(gate.clone().mean_dim(1).reshape([b]));
+            preference = self.correction_norm.forward(preference + gate * update);
+            step += 1;
+        }
+        MspaOutput {
+            step_scores,
+            modality_weights: weights,
+            gates,
+            content,
+            text_preference,
+        }
+    }
+}
+
+/// The MSPA training loss of one batch: softmax cross-entropy of the positive among the
+/// candidates at every step (each step supervised, equal weights), plus `align_weight`
+/// times an in-batch InfoNCE between the text preference and the positive author's
+/// content representation.
+///
+/// `positives[b]` is the position of user `b`'s positive in the candidate list.
+pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f64) -> Tensor<1> {
+    let b = positives.dims()[0];
+    let targets = positives.clone().reshape([b, 1]);
+    let steps = output.step_scores.len() as f64;
+    let mut total: Option<Tensor<1>> = None;
+    for scores in &output.step_scores {
+        let nll = log_softmax(scores.clone(), 1).gather(1, targets.clone()).mean().neg();
+        total = Some(match total {
+            Some(t) => t + nll / steps,
+            None => nll / steps,
+        });
+    }
+    let mut total = total.expect("at least one step");
+    if let (Some(text), true) = (&output.text_preference, align_weight > 0.0) {
+        let positive_content = output.content.clone().select(0, positives);
+        let text = l2_normalise(text.clone());
+        let content = l2_normalise(positive_content);
+        let logits = text.matmul(content.transpose()) * 10.0; // temperature 0.1
+        let device = logits.device();
+        let diagonal = Tensor::<1, Int>::arange(0..b as i64, &device).reshape([b, 1]);
+        let nll = log_softmax(logits, 1).gather(1, diagonal).mean().neg();
+        total = total + nll * align_weight;
+    }
+    total
+}
+
+/// Rows scaled to unit L2 norm.
+fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);
+    x / norm
+}

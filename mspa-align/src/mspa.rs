@@ -1,0 +1,369 @@
+//! Fitting and serving MSPA: training examples to a trained [`Mspa`] network, and the
+//! [`MspaRecommender`] that ranks every author with explanations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mspa_composer::history::{HistoryBatch, HistoryEncoderConfig};
+use mspa_composer::composer::HistoryQuery;
+use mspa_core::{Dataset, Split, UserId};
+use mspa_metrics::Protocol;
+use mspa_modal::features::AuthorFeatures;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Example, NegativeBatch, Negatives, train_author_counts, training_examples};
+use crate::error::{AlignError, Result};
+use crate::model::{AuthorTable, Mspa, MspaConfig, MspaInput, mspa_loss, pair_features};
+use crate::recommender::{Query, Recommender, evaluate};
+use crate::train::{EpochReport, TrainConfig, fit_with};
+
+/// Everything that defines an MSPA run besides the data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MspaSettings {
+    /// Name in reports (`MSPA`, `MSPA (T=0)`, ...).
+    pub name: String,
+    /// Size of the shared space.
+    pub d_model: usize,
+    /// Self-correction steps `T`.
+    pub correction_steps: usize,
+    /// Whether the composed preference text is used.
+    pub use_text: bool,
+    /// Which author modalities (visual, audio, text) are used.
+    pub modalities: [bool; 3],
+    /// Whether authors with training tips get id embeddings and a popularity bias.
+    pub id_embedding: bool,
+    /// Most recent tips the history encoder reads.
+    pub max_history: usize,
+    /// Weight of the text–author alignment term.
+    pub align_weight: f64,
+    /// Users scored together at inference (bounded further by memory).
+    pub score_batch: usize,
+    /// The optimisation.
+    pub train: TrainConfig,
+}
+
+impl Default for MspaSettings {
+    fn default() -> Self {
+        MspaSettings {
+            name: "MSPA".into(),
+            d_model: 64,
+            correction_steps: 2,
+            use_text: true,
+            modalities: [true; 3],
+            id_embedding: true,
+            max_history: 32,
+            align_weight: 0.1,
+            score_batch: 128,
+            train: TrainConfig {
+                epochs: 20,
+                negatives: 64,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+/// Embedded composed preferences, one row per user (`None`: the user has none, the
+/// model then sees zeros), plus the texts for explanations.
+#[derive(Clone, Debug, Default)]
+pub struct TextPreferences {
+    /// Size of every embedding.
+    pub dim: usize,
+    /// Embedding per `UserId` index.
+    pub embeddings: Vec<Option<Vec<f32>>>,
+    /// Composed text per `UserId` index.
+    pub texts: Vec<Option<String>>,
+}
+
+impl TextPreferences {
+    /// The `[B, dim]` tensor of some users.
+    fn tensor(&self, users: &[UserId], device: &Device) -> Option<Tensor<2>> {
+        if self.dim == 0 {
+            return None;
+        }
+        let mut rows = vec![0f32; users.len() * self.dim];
+        for (b, u) in users.iter().enumerate() {
+            if let Some(Some(e)) = self.embeddings.get(u.index()) {
+                if e.len() == self.dim {
+                    rows[b * self.dim..(b + 1) * self.dim].copy_from_slice(e);
+                }
+            }
+        }
+        Some(Tensor::from_data(TensorData::new(rows, [users.len(), self.dim]), device))
+    }
+
+    /// The composed text of a user, if any.
+    pub fn text(&self, user: UserId) -> Option<&str> {
+        self.texts.get(user.index()).and_then(|t| t.as_deref())
+    }
+}
+
+/// Why an author was recommended.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    /// The author.
+    pub author: usize,
+    /// The user's composed preference text (when one was composed).
+    pub preference: Option<String>,
+    /// Weight of the visual, audio and text view of the author for this user.
+    pub modality_weights: [f32; 3],
+    /// The author's score at each correction step (step 0 first).
+    pub step_scores: Vec<f32>,
+}
+
+/// A trained MSPA network with the data it needs to score.
+pub struct MspaRecommender {
+    name: String,
+    model: Mspa,
+    features: Arc<Vec<AuthorFeatures>>,
+    authors: AuthorTable,
+    texts: TextPreferences,
+    max_history: usize,
+    score_batch: usize,
+    device: Device,
+}
+
+impl MspaRecommender {
+    /// The trained network.
+    pub fn model(&self) -> &Mspa {
+        &self.model
+    }
+
+    /// The same model reading other composed preferences (e.g. those composed at the
+    /// test time instead of the validation time).
+    pub fn with_texts(mut self, texts: TextPreferences) -> Self {
+        self.texts = texts;
+        self
+    }
+
+    /// Builds the network input of some queries against all authors.
+    fn input(&self, queries: &[Query<'_>], device: &Device) -> MspaInput {
+        let n = self.authors.len();
+        let history_queries: Vec<HistoryQuery<'_>> = queries
+            .iter()
+            .map(|q| HistoryQuery {
+                tips: q.history,
+                at_ms: q.at_ms,
+            })
+            .collect();
+        let history = HistoryBatch::build(&self.features, &history_queries, self.max_history, device);
+        let users: Vec<UserId> = queries.iter().map(|q| q.user).collect();
+        let candidates: Vec<usize> = (0..n).collect();
+        let pairs: Vec<_> = queries.iter().map(|q| (q.history, q.at_ms)).collect();
+        MspaInput {
+            history,
+            text: if self.model.uses_text() { self.texts.tensor(&users, device) } else { None },
+            authors: self.authors.clone(),
+            candidate_ids: Tensor::<1, Int>::arange(0..n as i64, device),
+            pairs: pair_features(&pairs, &candidates, device),
+        }
+    }
+
+    /// Users per forward pass: at most `score_batch`, and few enough that the
+    /// `[B, N, 3, d]` attention tensor stays near 16 M floats.
+    fn users_per_pass(&self) -> usize {
+        let per_user = self.authors.len() * 3 * 64;
+        (16_000_000 / per_user.max(1)).clamp(1, self.score_batch.max(1))
+    }
+
+    /// Scores at every step and the final modality weights of one query's chosen authors.
+    pub fn explain(&self, query: Query<'_>, authors: &[usize]) -> Result<Vec<Explanation>> {
+        let input = self.input(std::slice::from_ref(&query), &self.device);
+        let out = self.model.forward(&input);
+        let n = self.authors.len();
+        let steps: Vec<Vec<f32>> = out.step_scores.into_iter().map(to_vec).collect();
+        let weights = to_vec(out.modality_weights.reshape([n * 3]));
+        authors
+            .iter()
+            .map(|&a| {
+                if a >= n {
+                    return Err(AlignError::Data {
+                        message: format!("author index {a} is not below {n}"),
+                    });
+                }
+                Ok(Explanation {
+                    author: a,
+                    preference: self.texts.text(query.user).map(str::to_string),
+                    modality_weights: [weights[a * 3], weights[a * 3 + 1], weights[a * 3 + 2]],
+                    step_scores: steps.iter().map(|s| s[a]).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Scores of every step, `[steps][queries × authors]`, for the per-step evaluation.
+    pub fn score_steps(&self, queries: &[Query<'_>]) -> Result<Vec<Vec<f32>>> {
+        let steps = self.model.correction_steps() + 1;
+        let n = self.authors.len();
+        let mut out = vec![vec![0f32; queries.len() * n]; steps];
+        let per = self.users_per_pass();
+        for (c, chunk) in queries.chunks(per).enumerate() {
+            let input = self.input(chunk, &self.device);
+            let result = self.model.forward(&input);
+            for (s, scores) in result.step_scores.into_iter().enumerate() {
+                let v = to_vec(scores);
+                out[s][c * per * n..c * per * n + v.len()].copy_from_slice(&v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Recommender for MspaRecommender {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
+        let n = self.authors.len();
+        crate::recommender::check_out_len(queries.len(), out.len(), n)?;
+        let per = self.users_per_pass();
+        for (chunk, rows) in queries.chunks(per).zip(out.chunks_mut(per * n)) {
+            let input = self.input(chunk, &self.device);
+            let scores = self.model.forward(&input).step_scores.pop().expect("at least one step");
+            let v = to_vec(scores);
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(AlignError::Data {
+                    message: format!("{}: non-finite scores", self.name),
+                });
+            }
+            rows.copy_from_slice(&v);
+        }
+        Ok(())
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// Trains MSPA on the training events of `split`, early-stopping on validation NDCG@10
+/// (repeats allowed), and returns the recommender (reading `texts`) and the curve.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_mspa(
+    settings: &MspaSettings,
+    dataset: &Dataset,
+    split: &Split,
+    features: &[AuthorFeatures],
+    texts: &TextPreferences,
+    device: &Device,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(MspaRecommender, Vec<EpochReport>)> {
+    let n = dataset.n_authors();
+    if features.len() != n {
+        return Err(AlignError::Config {
+            field: "features".into(),
+            message: format!("{} feature rows for {n} authors", features.len()),
+        });
+    }
+    let dims = features.first().map(|f| f.dims()).unwrap_or([0; 3]);
+    let counts = train_author_counts(dataset, split);
+    let table = AuthorTable::build(features, &counts, device)?;
+    let use_text = settings.use_text && texts.dim > 0;
+    let config = MspaConfig::new(
+        dims,
+        if use_text { texts.dim } else { 0 },
+        n,
+        HistoryEncoderConfig::new(dims).with_d_model(settings.d_model),
+    )
+    .with_d_model(settings.d_model)
+    .with_correction_steps(settings.correction_steps)
+    .with_use_text(use_text)
+    .with_modalities(settings.modalities)
+    .with_id_embedding(settings.id_embedding);
+    device.seed(settings.train.seed);
+    let model = config.init(device)?;
+    let examples = training_examples(dataset, split, None);
+    if examples.is_empty() {
+        return Err(AlignError::Data {
+            message: "no training examples (every user has a single tip?)".into(),
+        });
+    }
+
+    let ad_device = device.clone().autodiff();
+    let ad_table = table.to_device(&ad_device);
+    let template = MspaRecommender {
+        name: settings.name.clone(),
+        model: model.clone(),
+        features: Arc::new(features.to_vec()),
+        authors: table,
+        texts: texts.clone(),
+        max_history: settings.max_history,
+        score_batch: settings.score_batch,
+        device: device.clone(),
+    };
+    let loss = |model: &Mspa, batch: &[&Example], negatives: &NegativeBatch, dev: &Device| -> Tensor<1> {
+        // Candidates: the batch's positives and its sampled negatives, each once.
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut position: HashMap<usize, usize> = HashMap::new();
+        let mut add = |a: usize, candidates: &mut Vec<usize>| -> usize {
+            *position.entry(a).or_insert_with(|| {
+                candidates.push(a);
+                candidates.len() - 1
+            })
+        };
+        let positives: Vec<i64> = batch.iter().map(|e| add(e.positive.index(), &mut candidates) as i64).collect();
+        for a in &negatives.authors {
+            add(a.index(), &mut candidates);
+        }
+        let queries: Vec<HistoryQuery<'_>> = batch
+            .iter()
+            .map(|e| HistoryQuery {
+                tips: e.history(dataset),
+                at_ms: e.at_ms,
+            })
+            .collect();
+        let history = HistoryBatch::build(features, &queries, settings.max_history, dev);
+        let users: Vec<UserId> = batch.iter().map(|e| e.user).collect();
+        let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
+        let pairs: Vec<_> = batch.iter().map(|e| (e.history(dataset), e.at_ms)).collect();
+        let input = MspaInput {
+            history,
+            text: if use_text { texts.tensor(&users, dev) } else { None },
+            authors: ad_table.select(ids.clone()),
+            candidate_ids: ids,
+            pairs: pair_features(&pairs, &candidates, dev),
+        };
+        let out = model.forward(&input);
+        let positives = Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
+        mspa_loss(&out, positives, settings.align_weight)
+    };
+    let validate = |model: &Mspa| -> Result<f64> {
+        let rec = MspaRecommender {
+            model: model.clone(),
+            ..template.shallow_clone()
+        };
+        let report = evaluate(&rec, dataset, &split.valid, Protocol::RepeatsAllowed, &[10], 256)?;
+        Ok(report.all.ndcg(10).unwrap_or(0.0))
+    };
+    // Uniform negatives over every author, the user's own earlier authors included: the
+    // model must learn when a repeat is (not) likely.
+    let negatives = Negatives::uniform(n);
+    let (model, curve) = fit_with(model, &settings.train, device, &examples, &negatives, loss, validate, progress)?;
+    Ok((
+        MspaRecommender {
+            model,
+            ..template
+        },
+        curve,
+    ))
+}
+
+impl MspaRecommender {
+    /// A copy sharing nothing mutable (tensors are reference-counted).
+    fn shallow_clone(&self) -> MspaRecommender {
+        MspaRecommender {
+            name: self.name.clone(),
+            model: self.model.clone(),
+            features: self.features.clone(),
+            authors: self.authors.clone(),
+            texts: self.texts.clone(),
+            max_history: self.max_history,
+            score_batch: self.score_batch,
+            device: self.device.clone(),
+        }
+    }
+}

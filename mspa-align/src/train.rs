@@ -1,0 +1,543 @@
+//! The shared trainer of every neural model (the baselines and MSPA).
+//!
+//! [`fit`] runs AdamW on `device.autodiff()` over shuffled mini-batches of [`Example`]s,
+//! draws negatives for every batch, and asks the caller's `loss` closure for a scalar loss.
+//! Around that it provides:
+//!
+//! * a learning-rate schedule: linear warm-up over `warmup_fraction` of all steps, then
+//!   cosine decay to `min_lr_fraction * learning_rate` ([`lr_at`]);
+//! * optional clipping of the *global* gradient norm over all parameters (Burn's own
+//!   `GradientClippingConfig::Norm` clips each tensor separately, which is not the same);
+//! * a NaN/inf guard: a non-finite loss or gradient norm stops training with
+//!   [`AlignError::NonFinite`] naming the epoch and batch;
+//! * validation every `eval_every` epochs through the caller's `validate` closure (which
+//!   returns NDCG@10 on a plain, non-autodiff copy of the model), keeping the best model
+//!   and stopping after `patience` validations without improvement;
+//! * checkpoints: after every epoch the model, the optimizer state and the best model are
+//!   written under epoch-numbered names (Burn's `.bpk` writer is itself atomic), then a
+//!   `state.json` naming them is written to a temporary file and renamed into place, so a
+//!   crash at any point leaves a consistent checkpoint. When `checkpoint_dir` already holds
+//!   a `state.json`, training resumes after its last epoch (the batch order and negatives
+//!   of every epoch are derived from the seed and the epoch number, so a resumed run
+//!   continues exactly as an uninterrupted one would).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Example, NegativeBatch, Negatives, SplitMix64};
+use crate::error::{AlignError, Result};
+
+/// Hyper-parameters of [`fit`]. Every field has a working default; load from JSON or
+/// TOML with serde (missing fields take their defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the examples. Default 20.
+    pub epochs: usize,
+    /// Examples per batch. Default 256.
+    pub batch_size: usize,
+    /// Peak AdamW learning rate. Default 1e-3.
+    pub learning_rate: f64,
+    /// AdamW decoupled weight decay. Default 1e-4.
+    pub weight_decay: f64,
+    /// Share of all steps spent warming the learning rate up linearly from 0 (0 to 1).
+    /// Default 0.05.
+    pub warmup_fraction: f64,
+    /// The cosine decay ends at this fraction of the peak learning rate (0 to 1).
+    /// Default 0.0.
+    pub min_lr_fraction: f64,
+    /// Clip the global L2 norm of all gradients to this value; `None` disables clipping.
+    /// Default `Some(5.0)`.
+    pub grad_clip_norm: Option<f64>,
+    /// Stop after this many validations in a row without a better NDCG@10; 0 never stops
+    /// early. Default 5.
+    pub patience: usize,
+    /// Validate every this many epochs (and after the last); 0 never validates (the final
+    /// model is returned). Default 1.
+    pub eval_every: usize,
+    /// Seed of the batch order and the negatives. Default 0.
+    pub seed: u64,
+    /// Negatives sampled per example. Default 16.
+    pub negatives: usize,
+    /// Popularity exponent of negative sampling (0 = uniform, 0.75 = word2vec). Default 0.
+    pub negative_exponent: f64,
+    /// Where checkpoints are written and resumed from; `None` writes none. Default `None`.
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            warmup_fraction: 0.05,
+            min_lr_fraction: 0.0,
+            grad_clip_norm: Some(5.0),
+            patience: 5,
+            eval_every: 1,
+            seed: 0,
+            negatives: 16,
+            negative_exponent: 0.0,
+            checkpoint_dir: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field, naming the first one out of its domain.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |f: &str, m: String| Err(AlignError::config(f, m));
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(
+                "learning_rate",
+                format!("must be finite and > 0, got {}", self.learning_rate),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "weight_decay",
+                format!("must be finite and >= 0, got {}", self.weight_decay),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.warmup_fraction) {
+            return bad(
+                "warmup_fraction",
+                format!("must be in [0, 1], got {}", self.warmup_fraction),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_fraction) {
+            return bad(
+                "min_lr_fraction",
+                format!("must be in [0, 1], got {}", self.min_lr_fraction),
+            );
+        }
+        if let Some(c) = self.grad_clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return bad("grad_clip_norm", format!("must be finite and > 0, got {c}"));
+            }
+        }
+        if !(self.negative_exponent.is_finite() && self.negative_exponent >= 0.0) {
+            return bad(
+                "negative_exponent",
+                format!("must be finite and >= 0, got {}", self.negative_exponent),
+            );
+        }
+        Ok(())
+    }
+
+    /// The fields a resumed run must share with its checkpoint (the rest, such as the
+    /// number of epochs or the patience, may change between runs).
+    fn resume_key(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: 0,
+            patience: 0,
+            eval_every: 0,
+            checkpoint_dir: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// The 0-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation NDCG@10 after the epoch, if validated.
+    pub valid_ndcg10: Option<f64>,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+/// The learning rate at 0-based `step` of `total_steps`: linear warm-up over
+/// `ceil(warmup_fraction * total_steps)` steps, then cosine decay from the peak to
+/// `min_lr_fraction * learning_rate` at the last step.
+pub fn lr_at(config: &TrainConfig, step: usize, total_steps: usize) -> f64 {
+    let peak = config.learning_rate;
+    let floor = peak * config.min_lr_fraction;
+    let total = total_steps.max(1);
+    let warm = (config.warmup_fraction * total as f64).ceil() as usize;
+    if step < warm {
+        return peak * (step + 1) as f64 / warm as f64;
+    }
+    let span = total.saturating_sub(warm).saturating_sub(1).max(1);
+    let progress = ((step - warm) as f64 / span as f64).min(1.0);
+    floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// The checkpoint state written to `state.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TrainState {
+    format: String,
+    config: TrainConfig,
+    /// Epochs completed.
+    next_epoch: usize,
+    /// Optimizer steps taken.
+    step: usize,
+    reports: Vec<EpochReport>,
+    best_score: Option<f64>,
+    best_epoch: Option<usize>,
+    bad_evals: usize,
+    stopped: bool,
+    /// File names inside the checkpoint directory.
+    model_file: String,
+    optim_file: String,
+    best_file: Option<String>,
+}
+
+const STATE_FORMAT: &str = "mspa-align-train/1";
+const STATE_FILE: &str = "state.json";
+
+/// Sums the squared gradient of every float parameter.
+struct NormVisitor<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for NormVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let s = g.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+/// Multiplies every gradient by `scale`.
+struct ScaleVisitor<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f64,
+}
+
+impl ModuleVisitor for ScaleVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// The global L2 norm of the gradients of `model`'s parameters.
+pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    let mut v = NormVisitor { grads, total: None };
+    model.visit(&mut v);
+    match v.total {
+        Some(t) => f64::from(t.into_scalar::<f32>()).sqrt(),
+        None => 0.0,
+    }
+}
+
+/// Scales the gradients so that their global L2 norm is at most `max_norm`; returns the
+/// norm before clipping.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let norm = global_grad_norm(model, grads);
+    if norm.is_finite() && norm > max_norm {
+        let mut v = ScaleVisitor {
+            grads,
+            scale: max_norm / (norm + 1e-12),
+        };
+        model.visit(&mut v);
+    }
+    norm
+}
+
+/// Trains `model` (created on the plain `device`) on `examples`; negatives are drawn
+/// from the authors that occur as positives in `examples` (see
+/// [`Negatives::from_examples`]; use [`fit_with`] to sample from all authors and to avoid
+/// each user's training positives).
+///
+/// `loss(model, batch, negatives, autodiff_device)` returns the scalar loss of a batch;
+/// `validate(plain_model)` returns its validation NDCG@10; `progress` gets every epoch's
+/// report. Returns the best-validated model (or the last one if validation is off) on
+/// the plain device, and the reports of all epochs (including those of a resumed
+/// checkpoint).
+pub fn fit<M, L, V, P>(
+    model: M,
+    config: &TrainConfig,
+    device: &Device,
+    examples: &[Example],
+    loss: L,
+    validate: V,
+    progress: P,
+) -> Result<(M, Vec<EpochReport>)>
+where
+    M: Module,
+    L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
+    V: FnMut(&M) -> Result<f64>,
+    P: FnMut(&EpochReport),
+{
+    let negatives = Negatives::from_examples(examples, config.negative_exponent)?;
+    fit_with(
+        model, config, device, examples, &negatives, loss, validate, progress,
+    )
+}
+
+/// [`fit`] with an explicit source of negatives.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with<M, L, V, P>(
+    model: M,
+    config: &TrainConfig,
+    device: &Device,
+    examples: &[Example],
+    negatives: &Negatives,
+    loss: L,
+    mut validate: V,
+    mut progress: P,
+) -> Result<(M, Vec<EpochReport>)>
+where
+    M: Module,
+    L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
+    V: FnMut(&M) -> Result<f64>,
+    P: FnMut(&EpochReport),
+{
+    config.validate()?;
+    if examples.is_empty() {
+        return Err(AlignError::data("no training examples"));
+    }
+    if let Some(e) = examples
+        .iter()
+        .find(|e| e.positive.index() >= negatives.n_authors())
+    {
+        return Err(AlignError::data(format!(
+            "example of user {} has positive author {} outside the {} authors negatives are drawn from",
+            e.user,
+            e.positive,
+            negatives.n_authors()
+        )));
+    }
+    let ad_device = device.clone().autodiff();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+    let mut state = TrainState {
+        format: STATE_FORMAT.into(),
+        config: config.clone(),
+        next_epoch: 0,
+        step: 0,
+        reports: Vec::new(),
+        best_score: None,
+        best_epoch: None,
+        bad_evals: 0,
+        stopped: false,
+        model_file: String::new(),
+        optim_file: String::new(),
+        best_file: None,
+    };
+    let mut plain = model;
+    let mut best: Option<M> = None;
+    if let Some(dir) = &config.checkpoint_dir {
+        if let Some(saved) = read_state(dir, config)? {
+            plain = load_module(plain, &dir.join(&saved.model_file))?;
+            if let Some(best_file) = &saved.best_file {
+                best = Some(load_module(plain.clone(), &dir.join(best_file))?);
+            }
+            let optim_path = dir.join(&saved.optim_file);
+            optim = optim
+                .load(&optim_path)
+                .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
+            state = saved;
+            state.config = config.clone();
+        }
+    }
+    let mut model = plain.fork(&ad_device).train();
+    let n_batches = examples.len().div_ceil(config.batch_size);
+    let total_steps = config.epochs * n_batches;
+    let mut order: Vec<usize> = Vec::with_capacity(examples.len());
+    for epoch in state.next_epoch..config.epochs {
+        if state.stopped {
+            break;
+        }
+        let started = Instant::now();
+        let mut rng =
+            SplitMix64::new(config.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        order.clear();
+        order.extend(0..examples.len());
+        rng.shuffle(&mut order);
+        let (mut sum, mut count) = (0.0, 0usize);
+        let mut lr = lr_at(config, state.step, total_steps);
+        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+            let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+            let negs = negatives.sample(&batch, config.negatives, &mut rng)?;
+            let loss_t = loss(&model, &batch, &negs, &ad_device);
+            let value = f64::from(loss_t.clone().into_scalar::<f32>());
+            if !value.is_finite() {
+                return Err(AlignError::NonFinite {
+                    epoch,
+                    batch: b,
+                    value,
+                });
+            }
+            let mut grads = GradientsParams::from_grads(loss_t.backward(), &model);
+            if let Some(max_norm) = config.grad_clip_norm {
+                let norm = clip_global_norm(&model, &mut grads, max_norm);
+                if !norm.is_finite() {
+                    return Err(AlignError::NonFinite {
+                        epoch,
+                        batch: b,
+                        value: norm,
+                    });
+                }
+            }
+            lr = lr_at(config, state.step, total_steps);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            sum += value;
+            count += 1;
+        }
+        let train_loss = if count > 0 { sum / count as f64 } else { 0.0 };
+        let last = epoch + 1 == config.epochs;
+        let mut valid_ndcg10 = None;
+        if config.eval_every > 0 && ((epoch + 1) % config.eval_every == 0 || last) {
+            let snapshot = model.valid();
+            let score = validate(&snapshot)?;
+            if score.is_nan() {
+                return Err(AlignError::data(format!(
+                    "validation returned NaN after epoch {epoch}"
+                )));
+            }
+            valid_ndcg10 = Some(score);
+            if state.best_score.is_none_or(|b| score > b) {
+                state.best_score = Some(score);
+                state.best_epoch = Some(epoch);
+                state.bad_evals = 0;
+                best = Some(snapshot);
+            } else {
+                state.bad_evals += 1;
+                if config.patience > 0 && state.bad_evals >= config.patience {
+                    state.stopped = true;
+                }
+            }
+        }
+        let report = EpochReport {
+            epoch,
+            train_loss,
+            valid_ndcg10,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress(&report);
+        state.reports.push(report);
+        state.next_epoch = epoch + 1;
+        if let Some(dir) = &config.checkpoint_dir {
+            let best_is_new = state.best_epoch == Some(epoch);
+            write_checkpoint(dir, &mut state, &model, &optim, best.as_ref(), best_is_new)?;
+        }
+    }
+    let out = match best {
+        Some(b) => b,
+        None => model.valid(),
+    };
+    Ok((out, state.reports))
+}
+
+/// The reports stored in a checkpoint directory, if it holds one (for resuming
+/// dashboards and for tests).
+pub fn checkpoint_reports(dir: &Path) -> Result<Option<Vec<EpochReport>>> {
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| AlignError::io(&path, e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| AlignError::checkpoint(&path, e.to_string()))?;
+    Ok(Some(state.reports))
+}
+
+fn read_state(dir: &Path, config: &TrainConfig) -> Result<Option<TrainState>> {
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| AlignError::io(&path, e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| AlignError::checkpoint(&path, e.to_string()))?;
+    if state.format != STATE_FORMAT {
+        return Err(AlignError::checkpoint(
+            &path,
+            format!("unknown format `{}`", state.format),
+        ));
+    }
+    if state.config.resume_key() != config.resume_key() {
+        return Err(AlignError::checkpoint(
+            &path,
+            "was written with a different training config (only epochs, patience, eval_every and checkpoint_dir may change on resume); use another checkpoint_dir",
+        ));
+    }
+    Ok(Some(state))
+}
+
+fn load_module<M: Module>(model: M, path: &Path) -> Result<M> {
+    model
+        .try_load_file(path)
+        .map_err(|e| AlignError::checkpoint(path, e.to_string()))
+}
+
+fn write_checkpoint<M: Module>(
+    dir: &Path,
+    state: &mut TrainState,
+    model: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    best: Option<&M>,
+    best_is_new: bool,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| AlignError::io(dir, e))?;
+    let epoch = state.next_epoch - 1;
+    let model_file = format!("model-{epoch:05}.bpk");
+    let optim_file = format!("optim-{epoch:05}.bpk");
+    let model_path = dir.join(&model_file);
+    model
+        .valid()
+        .save_file(&model_path)
+        .map_err(|e| AlignError::checkpoint(&model_path, e.to_string()))?;
+    let optim_path = dir.join(&optim_file);
+    optim
+        .save(&optim_path)
+        .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
+    let mut best_file = state.best_file.clone();
+    if let (true, Some(b)) = (best_is_new, best) {
+        let name = format!("best-{epoch:05}.bpk");
+        let path = dir.join(&name);
+        b.clone()
+            .save_file(&path)
+            .map_err(|e| AlignError::checkpoint(&path, e.to_string()))?;
+        best_file = Some(name);
+    }
+    let old = [
+        std::mem::replace(&mut state.model_file, model_file),
+        std::mem::replace(&mut state.optim_file, optim_file),
+    ];
+    let old_best = std::mem::replace(&mut state.best_file, best_file);
+    let text = serde_json::to_string_pretty(&*state)
+        .map_err(|e| AlignError::checkpoint(dir, e.to_string()))?;
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(|e| AlignError::io(&tmp, e))?;
+    let path = dir.join(STATE_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| AlignError::io(&path, e))?;
+    // The new state is in place: files it no longer names can go.
+    for name in old.iter().chain(old_best.iter()) {
+        let keep = *name == state.model_file
+            || *name == state.optim_file
+            || state.best_file.as_deref() == Some(name.as_str());
+        if !name.is_empty() && !keep {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    Ok(())
+}

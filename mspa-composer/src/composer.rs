@@ -1,0 +1,103 @@
+//! The [`Composer`] trait: a user's tipping history in, a [`Preference`] out.
+//!
+//! Every composer (learned, template, nearest-user, an MLLM service) sees the same
+//! [`ComposeContext`]: the dataset (authors' titles, descriptions, media paths), the
+//! authors' extracted features, and optionally the text encoder used to embed the
+//! composed text.
+
+use mspa_core::{Dataset, TipEvent};
+use mspa_modal::features::AuthorFeatures;
+use mspa_modal::text::BertEmbedder;
+
+use crate::error::Result;
+use crate::schema::PreferenceFields;
+
+/// What every composer may read besides the history itself.
+#[derive(Clone, Copy)]
+pub struct ComposeContext<'a> {
+    /// The dataset: authors (title, description, media) and all tip events.
+    pub dataset: &'a Dataset,
+    /// Features of every author, indexed by `AuthorId` (`None` when not extracted).
+    pub features: Option<&'a [AuthorFeatures]>,
+    /// Text encoder that embeds composed texts (`None`: embeddings come from the
+    /// composer's own representation only).
+    pub text_encoder: Option<&'a BertEmbedder>,
+}
+
+/// One composition request: a user's tips strictly before `at_ms`, oldest first.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryQuery<'a> {
+    /// The user's tips up to the composition time, oldest first (may be empty: a cold
+    /// user still gets a preference).
+    pub tips: &'a [TipEvent],
+    /// The composition time in milliseconds (recency is measured from it).
+    pub at_ms: i64,
+}
+
+/// Which tips support one value of one field.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldEvidence {
+    /// The field name (e.g. `categories`).
+    pub field: String,
+    /// The value (e.g. `gaming`).
+    pub value: String,
+    /// Positions in [`HistoryQuery::tips`] of the supporting tips, strongest first.
+    pub tips: Vec<usize>,
+}
+
+/// A composed preference.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preference {
+    /// The rendered structured text (parses with the schema).
+    pub text: String,
+    /// The same preference, typed.
+    pub fields: PreferenceFields,
+    /// A dense preference embedding (its size depends on the composer).
+    pub embedding: Vec<f32>,
+    /// Evidence for each listed value.
+    pub evidence: Vec<FieldEvidence>,
+}
+
+/// Anything that turns a tipping history into a [`Preference`].
+pub trait Composer: Send + Sync {
+    /// A short name for reports (`learned`, `template`, `nearest`, ...).
+    fn name(&self) -> &str;
+
+    /// Composes the preference of one history.
+    fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference>;
+
+    /// Composes many histories; the default calls [`Composer::compose`] for each, and
+    /// composers with batched models override it.
+    fn compose_batch(
+        &self,
+        ctx: &ComposeContext<'_>,
+        queries: &[HistoryQuery<'_>],
+    ) -> Result<Vec<Preference>> {
+        queries.iter().map(|q| self.compose(ctx, *q)).collect()
+    }
+}
+
+/// A supervised example for composers that learn: a user's history up to `at_ms` and the
+/// reference preference text at that time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingPair {
+    /// The user.
+    pub user: mspa_core::UserId,
+    /// Indices into `Dataset::events()` of the user's tips before `at_ms` (a prefix of the
+    /// user's range, oldest first).
+    pub tips: std::ops::Range<usize>,
+    /// The composition time.
+    pub at_ms: i64,
+    /// The reference text (schema grammar).
+    pub reference: String,
+}
+
+impl TrainingPair {
+    /// The pair as a [`HistoryQuery`] over `dataset`.
+    pub fn query<'d>(&self, dataset: &'d Dataset) -> HistoryQuery<'d> {
+        HistoryQuery {
+            tips: &dataset.events()[self.tips.clone()],
+            at_ms: self.at_ms,
+        }
+    }
+}

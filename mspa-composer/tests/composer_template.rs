@@ -1,0 +1,381 @@
+//! The template composer: keyword evidence on a hand-made dataset, fallbacks, tipping,
+//! config errors, and a tiny synthetic world where it beats the constant baseline.
+
+use mspa_composer::ComposerError;
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::eval::{PairConfig, evaluate_composer, field_scores, reference_pairs};
+use mspa_composer::schema::{PreferenceFields, PreferenceSchema};
+use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig, TippingRule};
+use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
+use mspa_core::{Author, Dataset, DatasetBuilder, ExternalId};
+
+const DAY: i64 = 86_400_000;
+
+fn author(id: &str, title: &str, description: &str) -> Author {
+    let mut a = Author::bare(ExternalId::from(id));
+    a.title = title.to_string();
+    a.description = description.to_string();
+    a
+}
+
+/// Three authors (English gaming tutorial, Spanish music challenge, no text) and one
+/// user who tips them.
+fn hand_made() -> Dataset {
+    let mut b = DatasetBuilder::default();
+    let a0 = b
+        .add_author(author(
+            "a0",
+            "Gameplay tonight",
+            "Hello everyone! This channel is all about speedrun. Format: tutorial.",
+        ))
+        .unwrap();
+    let a1 = b
+        .add_author(author(
+            "a1",
+            "Musica hoy",
+            "Hola a todos! Este canal es todo sobre canciones. Formato: reto.",
+        ))
+        .unwrap();
+    let a2 = b.add_author(author("a2", "", "")).unwrap();
+    let u = b.user(ExternalId::from("u0"));
+    b.push_event(u, a0, 10.0, 0);
+    b.push_event(u, a1, 1.0, DAY);
+    b.push_event(u, a0, 5.0, 2 * DAY);
+    b.push_event(u, a2, 3.0, 3 * DAY);
+    b.build(None)
+}
+
+fn train_refs(schema: &PreferenceSchema) -> Vec<PreferenceFields> {
+    [
+        "categories: talk | energy: high | audio: rock | visuals: neon | language: english | format: solo | tipping: rare, modest",
+        "categories: art | energy: high | audio: rock | visuals: dark | language: french | format: solo | tipping: rare, modest",
+        "categories: art | energy: low | audio: vocal | visuals: dark | language: french | format: collab | tipping: frequent, generous",
+    ]
+    .iter()
+    .map(|t| schema.parse(t).unwrap())
+    .collect()
+}
+
+#[test]
+fn composer_template_reads_keywords_amounts_and_recency() {
+    let ds = hand_made();
+    let schema = PreferenceSchema::synthetic_world();
+    let lexicon = KeywordLexicon::synthetic_world();
+    let refs = train_refs(&schema);
+    let t = TemplateComposer::fit(&schema, &lexicon, &refs, TemplateConfig::default()).unwrap();
+    assert_eq!(t.name(), "template");
+    // Fallbacks: the most frequent value list, ties to the first seen.
+    assert_eq!(t.fallback()[0], ["art"]);
+    assert_eq!(t.fallback()[1], ["high"]);
+    assert_eq!(t.fallback()[3], ["dark"]);
+    assert_eq!(t.fallback()[6], ["rare", "modest"]);
+
+    let ctx = ComposeContext {
+        dataset: &ds,
+        features: None,
+        text_encoder: None,
+    };
+    let tips = ds.user_events(mspa_core::UserId(0));
+    let q = HistoryQuery {
+        tips,
+        at_ms: 4 * DAY,
+    };
+    let p = t.compose(&ctx, q).unwrap();
+    assert_eq!(schema.parse(&p.text).unwrap(), p.fields);
+    // Gaming holds ~94% of the weight (two big English tips), so it is listed alone.
+    assert_eq!(
+        p.text,
+        "categories: gaming | energy: high | audio: rock | visuals: dark | language: english | \
+         format: tutorial | tipping: frequent, moderate"
+    );
+    let ev = |field: &str, value: &str| {
+        p.evidence
+            .iter()
+            .find(|e| e.field == field && e.value == value)
+            .unwrap_or_else(|| panic!("no evidence for {field}={value}: {:?}", p.evidence))
+            .tips
+            .clone()
+    };
+    // The first tip (10.0, older) outweighs the third (5.0, newer).
+    assert_eq!(ev("categories", "gaming"), [0, 2]);
+    assert_eq!(ev("language", "english"), [0, 2]);
+    assert_eq!(ev("format", "tutorial"), [0, 2]);
+    // Fallback fields have no supporting tips.
+    assert!(ev("energy", "high").is_empty());
+    // 4 tips over 4 days = 7 a week; the median tip is 4.0.
+    assert_eq!(ev("tipping", "frequent"), [3, 2, 1, 0]);
+    // Generosity: the tips whose own amount is moderate (only the 3.0 one).
+    assert_eq!(ev("tipping", "moderate"), [3]);
+    for e in &p.evidence {
+        assert!(e.tips.iter().all(|&i| i < tips.len()));
+    }
+    // Every listed value has evidence.
+    assert_eq!(p.evidence.len(), p.fields.values.iter().map(|v| v.len()).sum::<usize>());
+    // Without an encoder the embedding is the schema's multi-hot.
+    assert_eq!(p.embedding, schema.multi_hot(&p.fields));
+
+    // Ignoring amounts and time, music holds a third of the category weight: listed second.
+    let flat = TemplateConfig {
+        amount_exponent: 0.0,
+        half_life_days: 1e9,
+        ..Default::default()
+    };
+    let t2 = TemplateComposer::fit(&schema, &lexicon, &refs, flat).unwrap();
+    let p2 = t2.compose(&ctx, q).unwrap();
+    assert_eq!(p2.fields.values[0], ["gaming", "music"]);
+    assert_eq!(p2.fields.values[4], ["english", "spanish"]);
+    assert_eq!(p2.fields.values[5], ["tutorial", "challenge"]);
+    // With a short half-life and no amounts, the latest gaming tip is the strongest
+    // evidence.
+    let recent = TemplateConfig {
+        amount_exponent: 0.0,
+        half_life_days: 0.1,
+        ..Default::default()
+    };
+    let t3 = TemplateComposer::fit(&schema, &lexicon, &refs, recent).unwrap();
+    let p3 = t3.compose(&ctx, q).unwrap();
+    assert_eq!(p3.fields.values[0], ["gaming"]);
+    let gaming = &p3.evidence.iter().find(|e| e.value == "gaming").unwrap().tips;
+    assert_eq!(gaming, &[2, 0]);
+
+    // Tipping thresholds are configuration.
+    let strict = TemplateConfig {
+        tipping: Some(TippingRule {
+            frequency_thresholds: vec![8.0, 20.0],
+            generosity_thresholds: vec![1.0, 3.0],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let t4 = TemplateComposer::fit(&schema, &lexicon, &refs, strict).unwrap();
+    assert_eq!(t4.compose(&ctx, q).unwrap().fields.values[6], ["rare", "generous"]);
+
+    // A cold history gets the fallback of every field.
+    let cold = t
+        .compose(
+            &ctx,
+            HistoryQuery {
+                tips: &[],
+                at_ms: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(cold.fields.values, t.fallback());
+    // Only the author without text: keyword fields fall back too.
+    let only_a2 = t
+        .compose(
+            &ctx,
+            HistoryQuery {
+                tips: &tips[3..],
+                at_ms: 4 * DAY,
+            },
+        )
+        .unwrap();
+    assert_eq!(only_a2.fields.values[0], ["art"]);
+    assert_eq!(only_a2.fields.values[4], ["french"]);
+
+    // Batches give the same as single calls.
+    let batch = t.compose_batch(&ctx, &[q, q]).unwrap();
+    assert_eq!(batch[0], p);
+    assert_eq!(batch[1], p);
+}
+
+#[test]
+fn composer_template_checks_its_config() {
+    let schema = PreferenceSchema::synthetic_world();
+    let refs = train_refs(&schema);
+    let mut lexicon = KeywordLexicon::default();
+    lexicon
+        .fields
+        .entry("categories".into())
+        .or_default()
+        .insert("jazz".into(), vec!["jazz".into()]);
+    let err = TemplateComposer::fit(&schema, &lexicon, &refs, TemplateConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("jazz"), "{err}");
+
+    let mut lexicon = KeywordLexicon::default();
+    lexicon
+        .fields
+        .entry("mood".into())
+        .or_default()
+        .insert("calm".into(), vec!["calm".into()]);
+    assert!(matches!(
+        TemplateComposer::fit(&schema, &lexicon, &refs, TemplateConfig::default()),
+        Err(ComposerError::Config { .. })
+    ));
+
+    let mut lexicon = KeywordLexicon::default();
+    lexicon
+        .fields
+        .entry("tipping".into())
+        .or_default()
+        .insert("rare".into(), vec!["rarely".into()]);
+    assert!(TemplateComposer::fit(&schema, &lexicon, &refs, TemplateConfig::default()).is_err());
+
+    let lexicon = KeywordLexicon::synthetic_world();
+    let bad_configs = [
+        TemplateConfig {
+            half_life_days: 0.0,
+            ..Default::default()
+        },
+        TemplateConfig {
+            second_share: 1.5,
+            ..Default::default()
+        },
+        TemplateConfig {
+            tipping: Some(TippingRule {
+                frequency_thresholds: vec![2.0],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        TemplateConfig {
+            tipping: Some(TippingRule {
+                generosity_thresholds: vec![5.0, 2.0],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        TemplateConfig {
+            tipping: Some(TippingRule {
+                field: "categories".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    for config in bad_configs {
+        assert!(
+            matches!(
+                TemplateComposer::fit(&schema, &lexicon, &refs, config.clone()),
+                Err(ComposerError::Config { .. })
+            ),
+            "{config:?}"
+        );
+    }
+    // A reference with the wrong number of fields.
+    let short = vec![PreferenceFields::from_strs(&[&["music"]])];
+    assert!(matches!(
+        TemplateComposer::fit(&schema, &lexicon, &short, TemplateConfig::default()),
+        Err(ComposerError::Data { .. })
+    ));
+    // No training references: the first vocabulary value.
+    let t = TemplateComposer::fit(&schema, &lexicon, &[], TemplateConfig::default()).unwrap();
+    assert_eq!(t.fallback()[1], ["low"]);
+    assert_eq!(t.fallback()[6], ["rare", "modest"]);
+
+    // The lexicon and the config are JSON configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lexicon.json");
+    std::fs::write(&path, serde_json::to_string(&lexicon).unwrap()).unwrap();
+    assert_eq!(KeywordLexicon::from_json_file(&path).unwrap(), lexicon);
+    std::fs::write(&path, "{\"fields\": 3}").unwrap();
+    let err = KeywordLexicon::from_json_file(&path).unwrap_err();
+    assert!(err.to_string().contains("lexicon.json"), "{err}");
+    let config: TemplateConfig =
+        serde_json::from_str(r#"{"half_life_days": 3.0, "tipping": {"min_span_days": 1.0}}"#).unwrap();
+    assert_eq!(config.half_life_days, 3.0);
+    assert_eq!(config.second_share, 0.3);
+    assert_eq!(config.tipping.unwrap().frequency_thresholds, [2.0, 5.0]);
+}
+
+#[test]
+fn composer_template_synthetic_lexicon_covers_the_text_fields() {
+    let lexicon = KeywordLexicon::synthetic_world();
+    let names: Vec<&String> = lexicon.fields.keys().collect();
+    assert_eq!(names, ["categories", "format", "language"]);
+    assert_eq!(lexicon.fields["categories"].len(), 8);
+    assert_eq!(lexicon.fields["format"].len(), 4);
+    assert_eq!(lexicon.fields["language"].len(), 4);
+    assert!(lexicon.fields["categories"]["gaming"].contains(&"speedrun".to_string()));
+    assert!(lexicon.fields["language"]["french"].contains(&"salut tout le monde".to_string()));
+    // Keywords are lowercase.
+    for values in lexicon.fields.values() {
+        for kws in values.values() {
+            assert!(kws.iter().all(|k| *k == k.to_lowercase()));
+        }
+    }
+}
+
+#[test]
+fn composer_template_beats_the_constant_baseline_on_a_tiny_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SyntheticWorldConfig {
+        seed: 1,
+        // With 30 authors there are only a handful per format and language, and users'
+        // tips say little about those fields; 80 authors keep the world tiny and fast.
+        authors: 80,
+        users: 200,
+        frames_per_author: 1,
+        frame_size: 16,
+        audio_seconds: 0.25,
+        ..Default::default()
+    };
+    generate(&config, dir.path()).unwrap();
+    let ds = mspa_core::load_native(dir.path()).unwrap();
+    let truth = Truth::load(dir.path()).unwrap();
+    let pairs = reference_pairs(&ds, &truth, &PairConfig::default()).unwrap();
+    let schema = PreferenceSchema::synthetic_world();
+    let refs: Vec<PreferenceFields> = pairs
+        .train
+        .iter()
+        .map(|p| schema.parse(&p.reference).unwrap())
+        .collect();
+    let t = TemplateComposer::fit(
+        &schema,
+        &KeywordLexicon::synthetic_world(),
+        &refs,
+        TemplateConfig::default(),
+    )
+    .unwrap();
+    let ctx = ComposeContext {
+        dataset: &ds,
+        features: None,
+        text_encoder: None,
+    };
+    // Score on every pair (the template learns nothing but the fallbacks).
+    let all: Vec<_> = pairs.heldout.iter().chain(&pairs.train).cloned().collect();
+    let queries: Vec<HistoryQuery<'_>> = all.iter().map(|p| p.query(&ds)).collect();
+    let composed = t.compose_batch(&ctx, &queries).unwrap();
+    let gold: Vec<PreferenceFields> = all
+        .iter()
+        .map(|p| schema.parse(&p.reference).unwrap())
+        .collect();
+    let preds: Vec<PreferenceFields> = composed.iter().map(|p| p.fields.clone()).collect();
+    for p in &composed {
+        assert_eq!(schema.parse(&p.text).unwrap(), p.fields);
+    }
+    let constant: Vec<PreferenceFields> = gold
+        .iter()
+        .map(|_| PreferenceFields {
+            values: t.fallback().to_vec(),
+        })
+        .collect();
+    let ours = field_scores(&schema, &preds, &gold);
+    let base = field_scores(&schema, &constant, &gold);
+    for (a, b) in ours.per_field.iter().zip(&base.per_field) {
+        eprintln!(
+            "{:<10} template F1 {:.3}  constant F1 {:.3}",
+            a.name, a.f1, b.f1
+        );
+    }
+    eprintln!("micro      template F1 {:.3}  constant F1 {:.3}  (n = {})", ours.micro.f1, base.micro.f1, ours.n);
+    // Measured on this world: categories 0.416 vs 0.219, language 0.673 vs 0.520,
+    // format 0.510 vs 0.397 (other seeds: format leads by 0.01 to 0.11).
+    for (field, margin) in [("categories", 0.1), ("language", 0.08), ("format", 0.05)] {
+        let (a, b) = (ours.get(field).unwrap().f1, base.get(field).unwrap().f1);
+        assert!(a > b + margin, "{field}: template {a:.3} vs constant {b:.3}");
+    }
+    assert!(ours.micro.f1 > base.micro.f1);
+
+    // The held-out evaluation runs end to end and is deterministic.
+    let e1 = evaluate_composer(&t, &ctx, &schema, &pairs.heldout, None).unwrap();
+    let e2 = evaluate_composer(&t, &ctx, &schema, &pairs.heldout, None).unwrap();
+    assert_eq!(e1, e2);
+    assert_eq!(e1.parse_failures, 0);
+    assert!(e1.bleu4 > 0.0 && e1.field_f1 > 0.0);
+    eprintln!(
+        "held-out ({} users): BLEU-4 {:.2}  ROUGE-L {:.3}  field F1 {:.3}",
+        e1.n, e1.bleu4, e1.rouge_l, e1.field_f1
+    );
+}

@@ -1,0 +1,590 @@
+//! The end-to-end job behind `examples/quickstart.rs`: synthetic world → features →
+//! composed preferences → MSPA and every baseline → one evaluation → a report directory.
+//!
+//! Every stage reports progress through a callback; the library never prints.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use mspa_align::baselines::{BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, Vbpr, VbprConfig};
+use mspa_align::mspa::{MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::recommender::{Query, Recommender, evaluate};
+use mspa_align::train::EpochReport;
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::eval::{PairConfig, evaluate_texts, reference_pairs};
+use mspa_composer::learned::{LearnedComposer, LearnedComposerConfig};
+use mspa_composer::nearest::NearestComposer;
+use mspa_composer::schema::PreferenceSchema;
+use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
+use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
+use mspa_core::{Dataset, Split, Target};
+use mspa_metrics::{FullRankingEvaluator, Protocol};
+use mspa_modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
+use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore};
+use mspa_modal::text::BertEmbedder;
+use serde::{Deserialize, Serialize};
+
+use crate::plots::{bar_chart, line_chart};
+use crate::report::{Curve, ModelRow, Report, TextRow, write_atomic};
+
+/// Cut-offs of every evaluation.
+const KS: [usize; 2] = [10, 20];
+
+/// Errors of the pipeline: the stage that failed and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {message}")]
+pub struct PipelineError {
+    /// The stage (`world`, `features`, `compose`, `train MSPA`, ...).
+    pub stage: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn stage_err<E: std::fmt::Display>(stage: &str) -> impl FnOnce(E) -> PipelineError + '_ {
+    move |e| PipelineError {
+        stage: stage.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Everything the job needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PipelineConfig {
+    /// The synthetic world to generate.
+    pub world: SyntheticWorldConfig,
+    /// Where the report (and the world, the features, checkpoints) go.
+    pub out_dir: PathBuf,
+    /// The Burn device name.
+    pub device: String,
+    /// The MiniLM folder (text features, text embeddings, BERTScore); `None`: no text
+    /// encoder, so authors have no text features and BERTScore is not reported.
+    pub minilm: Option<PathBuf>,
+    /// Feature extraction settings.
+    pub extractor: ExtractorConfig,
+    /// The learned composer.
+    pub composer: LearnedComposerConfig,
+    /// Held-out protocol of the composers.
+    pub pairs: PairConfig,
+    /// MSPA (the ablations derive from it).
+    pub mspa: MspaSettings,
+    /// The baselines.
+    pub baselines: BaselineSettings,
+    /// Whether to also train the single-modality ablations.
+    pub modality_ablations: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            world: SyntheticWorldConfig::default(),
+            out_dir: PathBuf::from("target/mspa-report"),
+            device: "flex".into(),
+            minilm: None,
+            extractor: ExtractorConfig::default(),
+            composer: LearnedComposerConfig::default(),
+            pairs: PairConfig::default(),
+            mspa: MspaSettings::default(),
+            baselines: BaselineSettings::default(),
+            modality_ablations: true,
+        }
+    }
+}
+
+/// A progress event: the stage and a message (epoch, counts).
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The stage.
+    pub stage: String,
+    /// Done so far in this stage.
+    pub done: usize,
+    /// Total of this stage (0 when unknown).
+    pub total: usize,
+    /// A short message.
+    pub message: String,
+}
+
+/// Runs the whole job and writes `report.json`, `report.md` and `plots/` into
+/// `config.out_dir`. Returns the report.
+pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Result<Report, PipelineError> {
+    let started = Instant::now();
+    let mut seconds = BTreeMap::new();
+    let mut note = |stage: &str, done: usize, total: usize, message: String| {
+        progress(&Progress {
+            stage: stage.into(),
+            done,
+            total,
+            message,
+        })
+    };
+    let device = mspa_modal::device_from_name(&config.device).map_err(stage_err("device"))?;
+
+    // 1. The world.
+    let t = Instant::now();
+    let world_dir = config.out_dir.join("world");
+    note("world", 0, 1, format!("generating {} users x {} authors", config.world.users, config.world.authors));
+    generate(&config.world, &world_dir).map_err(stage_err("world"))?;
+    let dataset = mspa_core::load_native(&world_dir).map_err(stage_err("world"))?;
+    let truth = Truth::load(&world_dir).map_err(stage_err("world"))?;
+    let split = Split::leave_last_out(&dataset);
+    seconds.insert("world".to_string(), t.elapsed().as_secs_f64());
+    note("world", 1, 1, format!("{} tips", dataset.n_events()));
+
+    // 2. Features.
+    let t = Instant::now();
+    let text_encoder = match &config.minilm {
+        Some(dir) => Some(BertEmbedder::from_pretrained(dir, &device).map_err(stage_err("features"))?),
+        None => None,
+    };
+    let features = extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
+    seconds.insert("features".to_string(), t.elapsed().as_secs_f64());
+
+    // 3. Composers: fit on training users, evaluate on held-out users.
+    let t = Instant::now();
+    let schema = PreferenceSchema::synthetic_world();
+    let ctx = ComposeContext {
+        dataset: &dataset,
+        features: Some(&features),
+        text_encoder: text_encoder.as_ref(),
+    };
+    let pairs = reference_pairs(&dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
+    note("compose", 0, 3, format!("{} training pairs, {} held-out users", pairs.train.len(), pairs.heldout.len()));
+    let train_fields: Vec<_> = pairs
+        .train
+        .iter()
+        .filter_map(|p| schema.parse(&p.reference).ok())
+        .collect();
+    let template = TemplateComposer::fit(
+        &schema,
+        &KeywordLexicon::synthetic_world(),
+        &train_fields,
+        TemplateConfig::default(),
+    )
+    .map_err(stage_err("compose"))?;
+    let nearest = NearestComposer::fit(&ctx, &pairs.train).map_err(stage_err("compose"))?;
+    let learned = LearnedComposer::fit(config.composer.clone(), &schema, &ctx, &pairs.train, &device, |epoch, loss| {
+        note("compose", epoch + 1, config.composer.epochs, format!("learned composer loss {loss:.4}"))
+    })
+    .map_err(stage_err("compose"))?;
+    let heldout_queries: Vec<HistoryQuery<'_>> = pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
+    let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
+    let mut composers = BTreeMap::new();
+    for composer in [&learned as &dyn Composer, &template, &nearest] {
+        let composed = composer.compose_batch(&ctx, &heldout_queries).map_err(stage_err("compose"))?;
+        let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
+        let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref()).map_err(stage_err("compose"))?;
+        composers.insert(
+            composer.name().to_string(),
+            TextRow {
+                bleu4: eval.bleu4,
+                rouge_l: eval.rouge_l,
+                bertscore_f1: eval.bertscore_f1,
+                field_f1: eval.field_f1,
+            },
+        );
+    }
+    // Preferences of every user at the validation time (training and validation) and at
+    // the test time.
+    let valid_texts = compose_at(&learned, &ctx, &dataset, &split.valid)?;
+    let test_texts = compose_at(&learned, &ctx, &dataset, &split.test)?;
+    seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
+
+    // 4. Models.
+    let mut rows = Vec::new();
+    let mut training = BTreeMap::new();
+    let mut modality_weights = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut examples = Vec::new();
+    let t = Instant::now();
+    let mut variants = vec![config.mspa.clone()];
+    let base = &config.mspa;
+    variants.push(MspaSettings {
+        name: "MSPA (T=0)".into(),
+        correction_steps: 0,
+        ..base.clone()
+    });
+    variants.push(MspaSettings {
+        name: "MSPA (no text)".into(),
+        use_text: false,
+        ..base.clone()
+    });
+    if config.modality_ablations {
+        for (m, name) in ["visual", "audio", "text"].iter().enumerate() {
+            let mut modalities = [false; 3];
+            modalities[m] = true;
+            variants.push(MspaSettings {
+                name: format!("MSPA ({name} only)"),
+                modalities,
+                ..base.clone()
+            });
+        }
+    }
+    for (i, settings) in variants.iter().enumerate() {
+        let stage = format!("train {}", settings.name);
+        let t_model = Instant::now();
+        let epochs = settings.train.epochs;
+        let mut curve = Curve::default();
+        let (rec, _) = fit_mspa(settings, &dataset, &split, &features, &valid_texts, &device, |r: &EpochReport| {
+            curve.train_loss.push(r.train_loss);
+            curve.valid_ndcg10.push(r.valid_ndcg10);
+            note(&stage, r.epoch + 1, epochs, epoch_message(r));
+        })
+        .map_err(stage_err(&stage))?;
+        let train_seconds = t_model.elapsed().as_secs_f64();
+        let rec = rec.with_texts(test_texts.clone());
+        rows.push(evaluate_row(&rec, &dataset, &split.test, train_seconds).map_err(stage_err("evaluate"))?);
+        modality_weights.insert(settings.name.clone(), mean_modality_weights(&rec, &dataset, &split.test, 200));
+        if i == 0 {
+            steps = step_ndcg(&rec, &dataset, &split.test).map_err(stage_err("evaluate"))?;
+            examples = explained_examples(&rec, &dataset, &split.test, 3);
+        }
+        training.insert(settings.name.clone(), curve);
+    }
+    let baselines = fit_baselines(&config.baselines, &dataset, &split, &features, &world_dir, &device, |name, epochs, r| {
+        note(&format!("train {name}"), r.epoch + 1, epochs, epoch_message(r))
+    })
+    .map_err(stage_err("baselines"))?;
+    for fitted in &baselines {
+        rows.push(
+            evaluate_row(fitted.recommender.as_ref(), &dataset, &split.test, fitted.seconds)
+                .map_err(stage_err("evaluate"))?,
+        );
+        if !fitted.curve.is_empty() {
+            training.insert(
+                fitted.recommender.name().to_string(),
+                Curve {
+                    train_loss: fitted.curve.iter().map(|r| r.train_loss).collect(),
+                    valid_ndcg10: fitted.curve.iter().map(|r| r.valid_ndcg10).collect(),
+                },
+            );
+        }
+    }
+    seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
+    seconds.insert("total".to_string(), started.elapsed().as_secs_f64());
+
+    let report = Report {
+        world: serde_json::to_value(&config.world).unwrap_or_default(),
+        device: config.device.clone(),
+        dataset: serde_json::json!({
+            "users": dataset.n_users(),
+            "authors": dataset.n_authors(),
+            "tips": dataset.n_events(),
+            "test_users": split.test.len(),
+        }),
+        protocol: "repeats_allowed".into(),
+        models: rows,
+        steps,
+        text: composers.get("learned").cloned().unwrap_or_default(),
+        composers,
+        modality_weights,
+        training,
+        seconds,
+        examples,
+    };
+    write_report(&config.out_dir, &report).map_err(stage_err("report"))?;
+    Ok(report)
+}
+
+fn epoch_message(r: &EpochReport) -> String {
+    match r.valid_ndcg10 {
+        Some(v) => format!("loss {:.4}, valid NDCG@10 {v:.4}", r.train_loss),
+        None => format!("loss {:.4}", r.train_loss),
+    }
+}
+
+/// Extracts (or reuses from `out_dir/features.safetensors`) every author's features.
+fn extract_features(
+    config: &PipelineConfig,
+    dataset: &Dataset,
+    text: Option<BertEmbedder>,
+    device: &Device,
+    note: &mut impl FnMut(&str, usize, usize, String),
+) -> Result<Vec<AuthorFeatures>, PipelineError> {
+    let err = stage_err::<mspa_modal::ModalError>;
+    let n_mels = config.extractor.audio.mel.n_mels;
+    let extractor = FeatureExtractor::from_configs(
+        config.extractor.clone(),
+        &VisualEncoderConfig::new(),
+        &AudioEncoderConfig::new().with_n_mels(n_mels),
+        text,
+        config.world.seed,
+        device,
+    )
+    .map_err(err("features"))?;
+    let store_path = config.out_dir.join("features.safetensors");
+    let previous = if store_path.exists() { FeatureStore::load(&store_path).ok() } else { None };
+    let extraction = extractor
+        .extract(dataset, previous.as_ref(), ExtractOptions::default(), |done, total| {
+            note("features", done, total, "authors".into())
+        })
+        .map_err(err("features"))?;
+    extraction.store.save(&store_path).map_err(err("features"))?;
+    Ok(extraction.features)
+}
+
+/// Composes (with `composer`) the preference of every target's user from the target's
+/// history, and returns the embeddings and texts by user.
+fn compose_at(
+    composer: &dyn Composer,
+    ctx: &ComposeContext<'_>,
+    dataset: &Dataset,
+    targets: &[Target],
+) -> Result<TextPreferences, PipelineError> {
+    let queries: Vec<HistoryQuery<'_>> = targets
+        .iter()
+        .map(|t| HistoryQuery {
+            tips: t.history(dataset),
+            at_ms: t.timestamp_ms,
+        })
+        .collect();
+    let composed = composer.compose_batch(ctx, &queries).map_err(stage_err("compose"))?;
+    let mut prefs = TextPreferences {
+        dim: composed.first().map(|p| p.embedding.len()).unwrap_or(0),
+        embeddings: vec![None; dataset.n_users()],
+        texts: vec![None; dataset.n_users()],
+    };
+    for (t, p) in targets.iter().zip(composed) {
+        prefs.texts[t.user.index()] = Some(p.text);
+        prefs.embeddings[t.user.index()] = Some(p.embedding);
+    }
+    Ok(prefs)
+}
+
+/// Both protocols of one model on the test targets.
+fn evaluate_row(
+    rec: &dyn Recommender,
+    dataset: &Dataset,
+    test: &[Target],
+    train_seconds: f64,
+) -> mspa_align::Result<ModelRow> {
+    let repeats = evaluate(rec, dataset, test, Protocol::RepeatsAllowed, &KS, 256)?;
+    let new_authors = evaluate(rec, dataset, test, Protocol::NewAuthors, &KS, 256)?;
+    Ok(ModelRow::new(rec.name(), &repeats, &new_authors, train_seconds))
+}
+
+fn queries<'d>(dataset: &'d Dataset, targets: &[Target]) -> Vec<Query<'d>> {
+    targets
+        .iter()
+        .map(|t| Query {
+            user: t.user,
+            history: t.history(dataset),
+            at_ms: t.timestamp_ms,
+        })
+        .collect()
+}
+
+/// Test NDCG@10 of MSPA's scores at every correction step.
+fn step_ndcg(rec: &MspaRecommender, dataset: &Dataset, test: &[Target]) -> mspa_align::Result<Vec<f64>> {
+    let qs = queries(dataset, test);
+    let users: Vec<mspa_metrics::EvalUser> = test
+        .iter()
+        .zip(&qs)
+        .map(|(t, q)| mspa_metrics::EvalUser {
+            user: u64::from(t.user.0),
+            targets: vec![t.author.index()],
+            train: q.history_authors().into_iter().map(|a| a.index()).collect(),
+        })
+        .collect();
+    let evaluator = FullRankingEvaluator::new(dataset.n_authors(), &[10], Protocol::RepeatsAllowed)?;
+    let n = dataset.n_authors();
+    rec.score_steps(&qs)?
+        .into_iter()
+        .map(|scores| {
+            let rows: Vec<&[f32]> = scores.chunks(n).collect();
+            Ok(evaluator.evaluate_rows(&users, &rows)?.all.ndcg(10).unwrap_or(0.0))
+        })
+        .collect()
+}
+
+/// Mean modality weights of the top 10 of up to `max_users` test users.
+fn mean_modality_weights(rec: &MspaRecommender, dataset: &Dataset, test: &[Target], max_users: usize) -> [f64; 3] {
+    let mut sum = [0.0f64; 3];
+    let mut count = 0usize;
+    for q in queries(dataset, &test[..test.len().min(max_users)]) {
+        let Ok(top) = mspa_align::recommender::recommend(rec, q, 10, false, dataset.n_authors()) else {
+            continue;
+        };
+        let authors: Vec<usize> = top.iter().map(|(a, _)| a.index()).collect();
+        if let Ok(explained) = rec.explain(q, &authors) {
+            for e in explained {
+                for m in 0..3 {
+                    sum[m] += f64::from(e.modality_weights[m]);
+                }
+                count += 1;
+            }
+        }
+    }
+    sum.map(|s| if count > 0 { s / count as f64 } else { 0.0 })
+}
+
+/// The top 5 of a few test users with their explanations, as JSON.
+fn explained_examples(rec: &MspaRecommender, dataset: &Dataset, test: &[Target], users: usize) -> Vec<serde_json::Value> {
+    queries(dataset, &test[..test.len().min(users)])
+        .into_iter()
+        .filter_map(|q| {
+            let top = mspa_align::recommender::recommend(rec, q, 5, false, dataset.n_authors()).ok()?;
+            let authors: Vec<usize> = top.iter().map(|(a, _)| a.index()).collect();
+            let explained = rec.explain(q, &authors).ok()?;
+            let items: Vec<serde_json::Value> = explained
+                .iter()
+                .zip(&top)
+                .map(|(e, (a, score))| {
+                    serde_json::json!({
+                        "author": dataset.author(*a).id.to_string(),
+                        "title": dataset.author(*a).title,
+                        "score": score,
+                        "modality_weights": e.modality_weights,
+                        "step_scores": e.step_scores,
+                    })
+                })
+                .collect();
+            Some(serde_json::json!({
+                "user": dataset.user_external(q.user).to_string(),
+                "preference": explained.first().and_then(|e| e.preference.clone()),
+                "top": items,
+            }))
+        })
+        .collect()
+}
+
+/// Writes `report.json`, `report.md` and the plots, each atomically.
+pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    write_atomic(&out_dir.join("report.json"), json.as_bytes())?;
+    write_atomic(&out_dir.join("report.md"), report.markdown().as_bytes())?;
+    let plots = out_dir.join("plots");
+    let loss: Vec<(String, Vec<(f64, f64)>)> = report
+        .training
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                c.train_loss.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect(),
+            )
+        })
+        .collect();
+    write_atomic(&plots.join("training.svg"), line_chart("Training loss", "epoch", "loss", &loss).as_bytes())?;
+    let valid: Vec<(String, Vec<(f64, f64)>)> = report
+        .training
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                c.valid_ndcg10
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| ((i + 1) as f64, v)))
+                    .collect(),
+            )
+        })
+        .collect();
+    write_atomic(
+        &plots.join("validation.svg"),
+        line_chart("Validation NDCG@10", "epoch", "NDCG@10", &valid).as_bytes(),
+    )?;
+    let steps = vec![(
+        "MSPA".to_string(),
+        report.steps.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect(),
+    )];
+    write_atomic(
+        &plots.join("steps.svg"),
+        line_chart("Test NDCG@10 per correction step", "step", "NDCG@10", &steps).as_bytes(),
+    )?;
+    let names: Vec<String> = report.modality_weights.keys().cloned().collect();
+    let series: Vec<(String, Vec<f64>)> = ["visual", "audio", "text"]
+        .iter()
+        .enumerate()
+        .map(|(m, label)| {
+            (
+                label.to_string(),
+                report.modality_weights.values().map(|w| w[m]).collect(),
+            )
+        })
+        .collect();
+    write_atomic(
+        &plots.join("modality_weights.svg"),
+        bar_chart("Mean modality weights (top 10)", "weight", &names, &series).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The default location of the MiniLM weights: `MSPA_MINILM_DIR`, else
+/// `../shared/models/all-MiniLM-L6-v2` relative to the working directory.
+pub fn default_minilm_dir() -> Option<PathBuf> {
+    std::env::var_os("MSPA_MINILM_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("../shared/models/all-MiniLM-L6-v2")))
+        .filter(|d| d.join("config.json").is_file())
+}
+
+/// Settings of the baselines.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BaselineSettings {
+    /// BPR-MF (ids only).
+    pub bprmf: BprMfConfig,
+    /// VBPR (ids and visual features).
+    pub vbpr: VbprConfig,
+    /// The shallow concatenation model.
+    pub concat: ConcatConfig,
+}
+
+/// A fitted baseline with its training time and curve.
+struct FittedBaseline {
+    recommender: Box<dyn Recommender>,
+    seconds: f64,
+    curve: Vec<EpochReport>,
+}
+
+/// Fits MostPop, BPR-MF, VBPR, Concat and the oracle, in that order.
+fn fit_baselines(
+    settings: &BaselineSettings,
+    dataset: &Dataset,
+    split: &Split,
+    features: &[AuthorFeatures],
+    world_dir: &Path,
+    device: &Device,
+    mut progress: impl FnMut(&str, usize, &EpochReport),
+) -> mspa_align::Result<Vec<FittedBaseline>> {
+    let mut out = Vec::new();
+    let t = Instant::now();
+    out.push(FittedBaseline {
+        recommender: Box::new(MostPop::fit(dataset, split)),
+        seconds: t.elapsed().as_secs_f64(),
+        curve: Vec::new(),
+    });
+    let t = Instant::now();
+    let epochs = settings.bprmf.train.epochs;
+    let (bpr, curve) = BprMf::fit(dataset, split, &settings.bprmf, device, |r| progress("BPR-MF", epochs, r))?;
+    out.push(FittedBaseline {
+        recommender: Box::new(bpr),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    let epochs = settings.vbpr.train.epochs;
+    let (vbpr, curve) = Vbpr::fit(dataset, split, features, &settings.vbpr, device, |r| progress("VBPR", epochs, r))?;
+    out.push(FittedBaseline {
+        recommender: Box::new(vbpr),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    let epochs = settings.concat.train.epochs;
+    let (concat, curve) =
+        Concat::fit(dataset, split, features, &settings.concat, device, |r| progress("Concat", epochs, r))?;
+    out.push(FittedBaseline {
+        recommender: Box::new(concat),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    out.push(FittedBaseline {
+        recommender: Box::new(Oracle::load(world_dir, dataset)?),
+        seconds: t.elapsed().as_secs_f64(),
+        curve: Vec::new(),
+    });
+    Ok(out)
+}

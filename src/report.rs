@@ -1,0 +1,201 @@
+//! The end-to-end report: what `report.json` holds, its Markdown rendering, and atomic
+//! writing of the report directory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mspa_metrics::{MeanMetrics, RankingReport};
+use serde::Serialize;
+
+/// Recall and NDCG at 10 and 20 of one group of targets.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AtK {
+    /// Recall@10.
+    #[serde(rename = "recall@10")]
+    pub recall10: f64,
+    /// NDCG@10.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    /// Recall@20.
+    #[serde(rename = "recall@20")]
+    pub recall20: f64,
+    /// NDCG@20.
+    #[serde(rename = "ndcg@20")]
+    pub ndcg20: f64,
+    /// Users with a target in this group.
+    pub users: usize,
+}
+
+impl AtK {
+    /// The four numbers of a [`MeanMetrics`] (zeros where a cut-off was not evaluated).
+    pub fn from_means(m: &MeanMetrics) -> AtK {
+        AtK {
+            recall10: m.recall(10).unwrap_or(0.0),
+            ndcg10: m.ndcg(10).unwrap_or(0.0),
+            recall20: m.recall(20).unwrap_or(0.0),
+            ndcg20: m.ndcg(20).unwrap_or(0.0),
+            users: m.users,
+        }
+    }
+}
+
+/// One model's row of the report (repeats-allowed protocol, split by target kind).
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelRow {
+    /// The model's name.
+    pub name: String,
+    /// Recall@10 over all test users.
+    #[serde(rename = "recall@10")]
+    pub recall10: f64,
+    /// NDCG@10 over all test users.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    /// Recall@20 over all test users.
+    #[serde(rename = "recall@20")]
+    pub recall20: f64,
+    /// NDCG@20 over all test users.
+    #[serde(rename = "ndcg@20")]
+    pub ndcg20: f64,
+    /// Users whose test author is new to them.
+    pub new: AtK,
+    /// Users whose test author is a repeat.
+    pub repeat: AtK,
+    /// The same model under the "new authors" protocol (seen authors excluded).
+    pub new_authors_protocol: AtK,
+    /// Seconds spent training.
+    pub train_seconds: f64,
+}
+
+impl ModelRow {
+    /// A row from the two protocol reports.
+    pub fn new(name: &str, repeats: &RankingReport, new_authors: &RankingReport, train_seconds: f64) -> ModelRow {
+        let all = AtK::from_means(&repeats.all);
+        ModelRow {
+            name: name.to_string(),
+            recall10: all.recall10,
+            ndcg10: all.ndcg10,
+            recall20: all.recall20,
+            ndcg20: all.ndcg20,
+            new: AtK::from_means(&repeats.new),
+            repeat: AtK::from_means(&repeats.repeat),
+            new_authors_protocol: AtK::from_means(&new_authors.all),
+            train_seconds,
+        }
+    }
+}
+
+/// Text metrics of one composer on the held-out users.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TextRow {
+    /// Corpus BLEU-4 (sacrebleu, 0–100).
+    pub bleu4: f64,
+    /// ROUGE-L F1 (0–1).
+    pub rouge_l: f64,
+    /// BERTScore F1 with MiniLM (0–1), when the model was available.
+    pub bertscore_f1: Option<f64>,
+    /// Micro-averaged per-field F1 (0–1).
+    pub field_f1: f64,
+}
+
+/// Training curve of one model.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Curve {
+    /// Mean training loss per epoch.
+    pub train_loss: Vec<f64>,
+    /// Validation NDCG@10 per epoch (`None` where not validated).
+    pub valid_ndcg10: Vec<Option<f64>>,
+}
+
+/// Everything `report.json` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The synthetic world's configuration (or the dataset folder).
+    pub world: serde_json::Value,
+    /// The device name.
+    pub device: String,
+    /// Dataset sizes.
+    pub dataset: serde_json::Value,
+    /// The ranking protocol of the main numbers.
+    pub protocol: String,
+    /// One row per model, MSPA first, the oracle last.
+    pub models: Vec<ModelRow>,
+    /// MSPA's test NDCG@10 at each correction step (step 0 first).
+    pub steps: Vec<f64>,
+    /// Text metrics of MSPA's composer (`learned`).
+    pub text: TextRow,
+    /// Text metrics of every composer (`learned`, `template`, `nearest`).
+    pub composers: BTreeMap<String, TextRow>,
+    /// MSPA's mean modality weights (visual, audio, text) over the test users' top 10.
+    pub modality_weights: BTreeMap<String, [f64; 3]>,
+    /// Training curves per model.
+    pub training: BTreeMap<String, Curve>,
+    /// Seconds per stage (and `total`).
+    pub seconds: BTreeMap<String, f64>,
+    /// Example recommendations with explanations (a few test users).
+    pub examples: Vec<serde_json::Value>,
+}
+
+impl Report {
+    /// The Markdown version of the report.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        md.push_str("# MSPA report\n\n");
+        md.push_str(&format!(
+            "Device `{}`; dataset {}; protocol: {} (full ranking over all authors, leave-last-out test).\n\n",
+            self.device, self.dataset, self.protocol
+        ));
+        md.push_str("## Ranking\n\n");
+        md.push_str("| model | Recall@10 | NDCG@10 | Recall@20 | NDCG@20 | new NDCG@10 | repeat NDCG@10 | new-authors protocol NDCG@10 | train s |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for m in &self.models {
+            md.push_str(&format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |\n",
+                m.name,
+                m.recall10,
+                m.ndcg10,
+                m.recall20,
+                m.ndcg20,
+                m.new.ndcg10,
+                m.repeat.ndcg10,
+                m.new_authors_protocol.ndcg10,
+                m.train_seconds
+            ));
+        }
+        md.push_str("\n## Self-correction\n\nTest NDCG@10 of MSPA at each correction step: ");
+        let steps: Vec<String> = self.steps.iter().enumerate().map(|(i, v)| format!("step {i}: {v:.4}")).collect();
+        md.push_str(&steps.join(", "));
+        md.push_str("\n\n## Composed preferences (held-out users)\n\n| composer | BLEU-4 | ROUGE-L | BERTScore F1 | field F1 |\n|---|---|---|---|---|\n");
+        for (name, t) in &self.composers {
+            md.push_str(&format!(
+                "| {name} | {:.2} | {:.4} | {} | {:.4} |\n",
+                t.bleu4,
+                t.rouge_l,
+                t.bertscore_f1.map(|b| format!("{b:.4}")).unwrap_or_else(|| "n/a".into()),
+                t.field_f1
+            ));
+        }
+        md.push_str("\n## Modality weights (mean over test users' top 10)\n\n| model | visual | audio | text |\n|---|---|---|---|\n");
+        for (name, w) in &self.modality_weights {
+            md.push_str(&format!("| {name} | {:.3} | {:.3} | {:.3} |\n", w[0], w[1], w[2]));
+        }
+        md.push_str("\n## Seconds per stage\n\n");
+        for (stage, s) in &self.seconds {
+            md.push_str(&format!("- {stage}: {s:.1}\n"));
+        }
+        md.push_str("\nPlots: `plots/training.svg`, `plots/steps.svg`, `plots/modality_weights.svg`.\n");
+        md
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
+/// a reader never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
