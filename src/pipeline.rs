@@ -588,3 +588,105 @@ fn fit_baselines(
     });
     Ok(out)
 }
+
+/// A trained learned composer and MSPA, with what they need to serve one user: the
+/// dataset's features and training tip counts. Made by [`TrainedModels::load_or_train`].
+pub struct TrainedModels {
+    composer: LearnedComposer,
+    mspa: MspaRecommender,
+    features: Vec<AuthorFeatures>,
+    text_encoder: Option<BertEmbedder>,
+}
+
+impl TrainedModels {
+    /// Loads the composer and MSPA from `checkpoint/{composer,mspa}` when both exist;
+    /// otherwise extracts features, trains both on `dataset` (a synthetic world in
+    /// `data_dir`, whose `truth.json` gives the reference texts) and, with a checkpoint
+    /// folder, saves them there. `log` receives one line per stage.
+    pub fn load_or_train(
+        config: &PipelineConfig,
+        data_dir: &Path,
+        dataset: &Dataset,
+        checkpoint: Option<&Path>,
+        device: &Device,
+        mut log: impl FnMut(&str),
+    ) -> Result<TrainedModels, PipelineError> {
+        let text_encoder = match &config.minilm {
+            Some(dir) => Some(BertEmbedder::from_pretrained(dir, device).map_err(stage_err("features"))?),
+            None => None,
+        };
+        let local = PipelineConfig {
+            out_dir: data_dir.to_path_buf(),
+            ..config.clone()
+        };
+        log("extracting features");
+        let features = extract_features(&local, dataset, text_encoder.clone(), device, &mut |_, _, _, _| {})?;
+        let split = Split::leave_last_out(dataset);
+        let counts = mspa_align::data::train_author_counts(dataset, &split);
+        if let Some(dir) = checkpoint.filter(|d| d.join("mspa").is_dir() && d.join("composer").is_dir()) {
+            log(&format!("loading the composer and MSPA from {}", dir.display()));
+            let composer = LearnedComposer::load(&dir.join("composer"), device).map_err(stage_err("checkpoint"))?;
+            let mspa = MspaRecommender::load(&dir.join("mspa"), &features, &counts, TextPreferences::default(), device)
+                .map_err(stage_err("checkpoint"))?;
+            return Ok(TrainedModels {
+                composer,
+                mspa,
+                features,
+                text_encoder,
+            });
+        }
+        let truth = Truth::load(data_dir).map_err(stage_err("world"))?;
+        let ctx = ComposeContext {
+            dataset,
+            features: Some(&features),
+            text_encoder: text_encoder.as_ref(),
+        };
+        let schema = PreferenceSchema::synthetic_world();
+        let pairs = reference_pairs(dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
+        log(&format!("training the composer on {} pairs", pairs.train.len()));
+        let composer = LearnedComposer::fit(config.composer.clone(), &schema, &ctx, &pairs.train, device, |_, _| {})
+            .map_err(stage_err("compose"))?;
+        log("composing the training users' preferences");
+        let texts = compose_at(&composer, &ctx, dataset, &split.valid)?;
+        log("training MSPA");
+        let (mspa, _) = fit_mspa(&config.mspa, dataset, &split, &features, &texts, device, |r| {
+            log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r)))
+        })
+        .map_err(stage_err("train MSPA"))?;
+        if let Some(dir) = checkpoint {
+            composer.save(&dir.join("composer")).map_err(stage_err("checkpoint"))?;
+            mspa.save(&dir.join("mspa")).map_err(stage_err("checkpoint"))?;
+            log(&format!("saved the composer and MSPA to {}", dir.display()));
+        }
+        Ok(TrainedModels {
+            composer,
+            mspa,
+            features,
+            text_encoder,
+        })
+    }
+
+    /// Composes `user`'s preference from their tips before `at_ms` and returns MSPA
+    /// reading it, with the composed text.
+    pub fn for_user(self, dataset: &Dataset, user: mspa_core::UserId, at_ms: i64) -> Result<(MspaRecommender, String), PipelineError> {
+        let ctx = ComposeContext {
+            dataset,
+            features: Some(&self.features),
+            text_encoder: self.text_encoder.as_ref(),
+        };
+        let tips = dataset.user_events(user);
+        let tips = &tips[..tips.partition_point(|t| t.timestamp_ms < at_ms)];
+        let preference = self
+            .composer
+            .compose(&ctx, HistoryQuery { tips, at_ms })
+            .map_err(stage_err("compose"))?;
+        let mut texts = TextPreferences {
+            dim: preference.embedding.len(),
+            embeddings: vec![None; dataset.n_users()],
+            texts: vec![None; dataset.n_users()],
+        };
+        texts.embeddings[user.index()] = Some(preference.embedding);
+        texts.texts[user.index()] = Some(preference.text.clone());
+        Ok((self.mspa.with_texts(texts), preference.text))
+    }
+}

@@ -1,10 +1,15 @@
 //! MSPA: preference-conditioned cross-modal attention with T self-correction steps.
 //!
-//! For a user with preference `p` (from the history encoder and, unless ablated, the
-//! embedding of the composed preference text) and an author `a` with modality vectors
-//! `x_{a,m}` (visual, audio, text; some missing):
+//! Every author `a` with modality vectors `x_{a,m}` (visual, audio, text; some missing) is
+//! projected into a shared space, `z_{a,m} = LN(W_m x_{a,m}) + e_m`; the same projections
+//! serve the authors a user tipped and the candidates, so history and candidates live in
+//! one space. A user's preference `p` at step 0 is the attention pool of their tips
+//! (author content + id embedding + amount/recency/repeat; pooling logits add a learned
+//! weight on the amount and repeats and subtract a learned per-day decay times the tip's
+//! age, so a drifted taste shows the new one; cold users get a learned vector), plus,
+//! unless ablated, the embedding of the composed preference text. Then:
 //!
-//! 1. every modality is projected into the shared space: `z_{a,m} = LN(W_m x_{a,m}) + e_m`;
+//! 1. the candidates' views `z_{a,m}` are taken from the shared space;
 //! 2. the preference decides how much each modality matters for this author:
 //!    `α_{a,m} = softmax_m(⟨W_q p, W_k z_{a,m}⟩ / √d)` over the present modalities, and the
 //!    aligned author evidence is `r_a(p) = Σ_m α_{a,m} W_v z_{a,m} (+ id embedding when the
@@ -23,9 +28,10 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
-use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, tanh};
+use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, softplus, tanh};
+use std::collections::HashMap;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mspa_composer::history::{HistoryBatch, HistoryEncoder, HistoryEncoderConfig};
 use mspa_core::TipEvent;
 use mspa_modal::features::AuthorFeatures;
 
@@ -37,6 +43,10 @@ const DAY_MS: f64 = 86_400_000.0;
 /// Number of user–author tip features (see [`pair_features`]).
 pub const PAIR_FEATURES: usize = 4;
 
+/// Per-tip context features of the history: `log(1 + amount)`, `log(1 + age in days)`,
+/// `log(1 + earlier tips of the same author)`.
+pub const TIP_FEATURES: usize = 3;
+
 /// Hyper-parameters of [`Mspa`].
 #[derive(Config, Debug)]
 pub struct MspaConfig {
@@ -46,8 +56,6 @@ pub struct MspaConfig {
     pub text_dim: usize,
     /// Number of authors (id embeddings and popularity biases).
     pub n_authors: usize,
-    /// The history encoder (its feature dims must be `feature_dims`).
-    pub history: HistoryEncoderConfig,
     /// Size of the shared space.
     #[config(default = 64)]
     pub d_model: usize,
@@ -93,8 +101,6 @@ impl MspaConfig {
     pub fn init(&self, device: &Device) -> Result<Mspa> {
         self.validate()?;
         let d = self.d_model;
-        let history = self.history.init(device);
-        let history_dim = self.history.d_model;
         let modal_proj = self
             .feature_dims
             .iter()
@@ -107,8 +113,11 @@ impl MspaConfig {
             device,
         ));
         Ok(Mspa {
-            history,
-            history_proj: LinearConfig::new(history_dim, d).init(device),
+            tip_context: LinearConfig::new(TIP_FEATURES, d).init(device),
+            tip_score: LinearConfig::new(d, 1).init(device),
+            tip_weights: Param::from_tensor(Tensor::<1>::from_floats([0.5, 0.5, -3.0], device)),
+            cold: Param::from_tensor(Tensor::<2>::zeros([1, d], device)),
+            history_proj: LinearConfig::new(d, d).init(device),
             text_proj: (self.use_text && self.text_dim > 0)
                 .then(|| LinearConfig::new(self.text_dim, d).init(device)),
             preference_norm: LayerNormConfig::new(d).init(device),
@@ -143,7 +152,12 @@ impl MspaConfig {
 /// The MSPA recommender network. See the module docs for the equations.
 #[derive(Module, Debug)]
 pub struct Mspa {
-    history: HistoryEncoder,
+    tip_context: Linear,
+    tip_score: Linear,
+    /// Pooling weights of `log(1 + amount)`, `log(1 + earlier tips of the author)`, and the
+    /// pre-softplus daily decay.
+    tip_weights: Param<Tensor<1>>,
+    cold: Param<Tensor<2>>,
     history_proj: Linear,
     text_proj: Option<Linear>,
     preference_norm: LayerNorm,
@@ -306,15 +320,68 @@ pub fn pair_features(histories: &[(&[TipEvent], i64)], candidates: &[usize], dev
     Tensor::from_data(TensorData::new(out, [histories.len(), n, PAIR_FEATURES]), device)
 }
 
+/// The users' most recent tips, padded: `[B, L]` each.
+#[derive(Clone, Debug)]
+pub struct TipBatch {
+    /// The tipped authors (0 on padding).
+    pub authors: Tensor<2, Int>,
+    /// Per-tip context `[B, L, TIP_FEATURES]` (see [`TIP_FEATURES`]).
+    pub context: Tensor<3>,
+    /// 1.0 at real tips, 0.0 on padding.
+    pub mask: Tensor<2>,
+}
+
+impl TipBatch {
+    /// The last `max_len` tips (before `at_ms`) of every history.
+    pub fn build(histories: &[(&[TipEvent], i64)], max_len: usize, device: &Device) -> TipBatch {
+        let b = histories.len();
+        let l = histories
+            .iter()
+            .map(|(h, _)| h.len().min(max_len))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut authors = vec![0i64; b * l];
+        let mut context = vec![0f32; b * l * TIP_FEATURES];
+        let mut mask = vec![0f32; b * l];
+        for (row, (tips, at_ms)) in histories.iter().enumerate() {
+            let start = tips.len().saturating_sub(max_len);
+            let mut earlier: HashMap<u32, u32> = HashMap::new();
+            for (pos, tip) in tips.iter().enumerate() {
+                let count = earlier.entry(tip.author.0).or_insert(0);
+                let before = *count;
+                *count += 1;
+                if pos < start {
+                    continue;
+                }
+                let slot = row * l + (pos - start);
+                authors[slot] = i64::from(tip.author.0);
+                mask[slot] = 1.0;
+                let amount = if tip.amount.is_finite() { tip.amount.max(0.0) } else { 0.0 };
+                let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
+                let c = &mut context[slot * TIP_FEATURES..(slot + 1) * TIP_FEATURES];
+                c[0] = amount.ln_1p() as f32;
+                c[1] = age.ln_1p() as f32;
+                c[2] = f64::from(before).ln_1p() as f32;
+            }
+        }
+        TipBatch {
+            authors: Tensor::from_data(TensorData::new(authors, [b, l]), device),
+            context: Tensor::from_data(TensorData::new(context, [b, l, TIP_FEATURES]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
+        }
+    }
+}
+
 /// One batch of users to score against one candidate list.
 #[derive(Clone, Debug)]
 pub struct MspaInput {
     /// The users' histories.
-    pub history: HistoryBatch,
+    pub tips: TipBatch,
     /// Embeddings of the composed preference texts `[B, text_dim]` (ignored when the model
     /// does not use text).
     pub text: Option<Tensor<2>>,
-    /// The candidates' rows of the author table.
+    /// The table of ALL authors (history and candidates are both read from it).
     pub authors: AuthorTable,
     /// The candidates' author indices `[N]`.
     pub candidate_ids: Tensor<1, Int>,
@@ -353,12 +420,55 @@ impl Mspa {
     /// Shapes: history `[B, L]`, text `[B, text_dim]`, candidates `N`; scores `[B, N]`.
     pub fn forward(&self, input: &MspaInput) -> MspaOutput {
         let d = self.d_model;
-        let [n, _] = input.authors.presence.dims();
+        let [a_all, _] = input.authors.presence.dims();
+        let n = input.candidate_ids.dims()[0];
         let device = input.authors.presence.device();
 
-        // Preference at step 0.
-        let encoded = self.history.forward(&input.history);
-        let mut preference = self.history_proj.forward(encoded.pooled);
+        // Modality views of every author, independent of the user: [A, 3, d].
+        let mask_vec: Vec<f32> = self.modalities.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+        let used = Tensor::<2>::from_data(TensorData::new(mask_vec, [1, 3]), &device);
+        let presence_all = input.authors.presence.clone() * used; // [A, 3]
+        let views_all: Vec<Tensor<3>> = (0..3)
+            .map(|m| {
+                let z = self.modal_norm[m].forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
+                let z = z + self.modality_embedding.val().slice([m..m + 1]);
+                let z = z * presence_all.clone().slice([0..a_all, m..m + 1]);
+                z.reshape([a_all, 1, d])
+            })
+            .collect();
+        let views_all = Tensor::cat(views_all, 1); // [A, 3, d]
+        let has_all = input.authors.has_history.clone(); // [A, 1]
+        let ids_all = if self.use_id { Some(self.id_embedding.val() * has_all.clone()) } else { None };
+
+        // Preference at step 0: attention pool of the user's tips in the shared space.
+        let counts = presence_all.clone().sum_dim(1).clamp_min(1.0); // [A, 1]
+        let mut author_content = views_all.clone().sum_dim(1).reshape([a_all, d]) / counts;
+        if let Some(ids) = &ids_all {
+            author_content = author_content + ids.clone();
+        }
+        let [b, l] = input.tips.authors.dims();
+        let tipped = author_content
+            .select(0, input.tips.authors.clone().reshape([b * l]))
+            .reshape([b, l, d]);
+        let tokens = tipped + self.tip_context.forward(input.tips.context.clone());
+        let w = self.tip_weights.val();
+        let context = input.tips.context.clone();
+        let log_amount = context.clone().slice([0..b, 0..l, 0..1]).reshape([b, l]);
+        let log_age = context.clone().slice([0..b, 0..l, 1..2]).reshape([b, l]);
+        let repeat = context.slice([0..b, 0..l, 2..3]).reshape([b, l]);
+        let decay = softplus(w.clone().slice([2..3]), 1.0).reshape([1, 1]);
+        let age_days = log_age.exp() - 1.0;
+        let logits = self.tip_score.forward(tokens.clone()).reshape([b, l])
+            + log_amount * w.clone().slice([0..1]).reshape([1, 1])
+            + repeat * w.slice([1..2]).reshape([1, 1])
+            - age_days * decay;
+        let mask = input.tips.mask.clone();
+        let logits = logits.mask_fill(mask.clone().equal_elem(0.0), -1e9);
+        let attention = softmax(logits, 1) * mask.clone(); // all-padding rows become 0
+        let pooled = (attention.reshape([b, l, 1]) * tokens).sum_dim(1).reshape([b, d]);
+        let any = mask.max_dim(1); // [B, 1]
+        let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
+        let mut preference = self.history_proj.forward(pooled);
         let text_preference = match (&self.text_proj, &input.text, self.use_text) {
             (Some(proj), Some(text), true) => {
                 let t = proj.forward(text.clone());
@@ -368,33 +478,22 @@ impl Mspa {
             _ => None,
         };
         let mut preference = self.preference_norm.forward(preference);
-        let b = preference.dims()[0];
 
-        // Modality views of the candidates, independent of the user: [N, 3, d].
-        let mask_vec: Vec<f32> = self.modalities.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
-        let used = Tensor::<2>::from_data(TensorData::new(mask_vec, [1, 3]), &device);
-        let presence = input.authors.presence.clone() * used; // [N, 3]
-        let views: Vec<Tensor<3>> = (0..3)
-            .map(|m| {
-                let z = self.modal_norm[m].forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
-                let z = z + self.modality_embedding.val().slice([m..m + 1]);
-                let z = z * presence.clone().slice([0..n, m..m + 1]);
-                z.reshape([n, 1, d])
-            })
-            .collect();
-        let views = Tensor::cat(views, 1); // [N, 3, d]
+        // The candidates.
+        let views = views_all.select(0, input.candidate_ids.clone()); // [N, 3, d]
+        let presence = presence_all.select(0, input.candidate_ids.clone()); // [N, 3]
         let keys = self.key.forward(views.clone()).reshape([n * 3, d]);
         let values = self.value.forward(views).reshape([n * 3, d]);
         let absent = presence.clone().equal_elem(0.0).reshape([1, n, 3]);
 
         // Id embedding and popularity bias of authors with training tips.
-        let has = input.authors.has_history.clone(); // [N, 1]
-        let (ids, bias) = if self.use_id {
-            let ids = self.id_embedding.val().select(0, input.candidate_ids.clone()) * has.clone();
-            let bias = self.author_bias.val().select(0, input.candidate_ids.clone()) * has;
-            (Some(ids), Some(bias.reshape([1, n])))
-        } else {
-            (None, None)
+        let (ids, bias) = match &ids_all {
+            Some(ids) => {
+                let has = has_all.select(0, input.candidate_ids.clone()); // [N, 1]
+                let bias = self.author_bias.val().select(0, input.candidate_ids.clone()) * has;
+                (Some(ids.clone().select(0, input.candidate_ids.clone())), Some(bias.reshape([1, n])))
+            }
+            None => (None, None),
         };
         let pair_bias = self
             .pair_out
@@ -456,7 +555,7 @@ impl Mspa {
 }
 
 /// The MSPA training loss of one batch: softmax cross-entropy of the positive among the
-/// candidates at every step (each step supervised, equal weights), plus `align_weight`
+/// candidates at every step (each step supervised, step `t` weighted by `t + 1`), plus `align_weight`
 /// times an in-batch InfoNCE between the text preference and the positive author's
 /// content representation.
 ///
@@ -464,13 +563,16 @@ impl Mspa {
 pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f64) -> Tensor<1> {
     let b = positives.dims()[0];
     let targets = positives.clone().reshape([b, 1]);
-    let steps = output.step_scores.len() as f64;
+    // Step t weighs (t + 1) / Σ(t + 1): every step is supervised, later steps more, so
+    // the corrected preference is the one the model optimises most.
+    let steps = output.step_scores.len();
+    let norm = (steps * (steps + 1) / 2) as f64;
     let mut total: Option<Tensor<1>> = None;
-    for scores in &output.step_scores {
-        let nll = log_softmax(scores.clone(), 1).gather(1, targets.clone()).mean().neg();
+    for (t, scores) in output.step_scores.iter().enumerate() {
+        let nll = log_softmax(scores.clone(), 1).gather(1, targets.clone()).mean().neg() * ((t + 1) as f64 / norm);
         total = Some(match total {
-            Some(t) => t + nll / steps,
-            None => nll / steps,
+            Some(acc) => acc + nll,
+            None => nll,
         });
     }
     let mut total = total.expect("at least one step");

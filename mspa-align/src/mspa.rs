@@ -2,11 +2,10 @@
 //! [`MspaRecommender`] that ranks every author with explanations.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mspa_composer::history::{HistoryBatch, HistoryEncoderConfig};
-use mspa_composer::composer::HistoryQuery;
 use mspa_core::{Dataset, Split, UserId};
 use mspa_metrics::Protocol;
 use mspa_modal::features::AuthorFeatures;
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, NegativeBatch, Negatives, train_author_counts, training_examples};
 use crate::error::{AlignError, Result};
-use crate::model::{AuthorTable, Mspa, MspaConfig, MspaInput, mspa_loss, pair_features};
+use crate::model::{AuthorTable, Mspa, MspaConfig, MspaInput, TipBatch, mspa_loss, pair_features};
 use crate::recommender::{Query, Recommender, evaluate};
 use crate::train::{EpochReport, TrainConfig, fit_with};
 
@@ -115,13 +114,11 @@ pub struct Explanation {
 
 /// A trained MSPA network with the data it needs to score.
 pub struct MspaRecommender {
-    name: String,
+    settings: MspaSettings,
+    config: MspaConfig,
     model: Mspa,
-    features: Arc<Vec<AuthorFeatures>>,
     authors: AuthorTable,
     texts: TextPreferences,
-    max_history: usize,
-    score_batch: usize,
     device: Device,
 }
 
@@ -141,19 +138,11 @@ impl MspaRecommender {
     /// Builds the network input of some queries against all authors.
     fn input(&self, queries: &[Query<'_>], device: &Device) -> MspaInput {
         let n = self.authors.len();
-        let history_queries: Vec<HistoryQuery<'_>> = queries
-            .iter()
-            .map(|q| HistoryQuery {
-                tips: q.history,
-                at_ms: q.at_ms,
-            })
-            .collect();
-        let history = HistoryBatch::build(&self.features, &history_queries, self.max_history, device);
         let users: Vec<UserId> = queries.iter().map(|q| q.user).collect();
         let candidates: Vec<usize> = (0..n).collect();
         let pairs: Vec<_> = queries.iter().map(|q| (q.history, q.at_ms)).collect();
         MspaInput {
-            history,
+            tips: TipBatch::build(&pairs, self.settings.max_history, device),
             text: if self.model.uses_text() { self.texts.tensor(&users, device) } else { None },
             authors: self.authors.clone(),
             candidate_ids: Tensor::<1, Int>::arange(0..n as i64, device),
@@ -165,7 +154,7 @@ impl MspaRecommender {
     /// `[B, N, 3, d]` attention tensor stays near 16 M floats.
     fn users_per_pass(&self) -> usize {
         let per_user = self.authors.len() * 3 * 64;
-        (16_000_000 / per_user.max(1)).clamp(1, self.score_batch.max(1))
+        (16_000_000 / per_user.max(1)).clamp(1, self.settings.score_batch.max(1))
     }
 
     /// Scores at every step and the final modality weights of one query's chosen authors.
@@ -213,7 +202,7 @@ impl MspaRecommender {
 
 impl Recommender for MspaRecommender {
     fn name(&self) -> &str {
-        &self.name
+        &self.settings.name
     }
 
     fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
@@ -226,7 +215,7 @@ impl Recommender for MspaRecommender {
             let v = to_vec(scores);
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(AlignError::Data {
-                    message: format!("{}: non-finite scores", self.name),
+                    message: format!("{}: non-finite scores", self.settings.name),
                 });
             }
             rows.copy_from_slice(&v);
@@ -262,12 +251,7 @@ pub fn fit_mspa(
     let counts = train_author_counts(dataset, split);
     let table = AuthorTable::build(features, &counts, device)?;
     let use_text = settings.use_text && texts.dim > 0;
-    let config = MspaConfig::new(
-        dims,
-        if use_text { texts.dim } else { 0 },
-        n,
-        HistoryEncoderConfig::new(dims).with_d_model(settings.d_model),
-    )
+    let config = MspaConfig::new(dims, if use_text { texts.dim } else { 0 }, n)
     .with_d_model(settings.d_model)
     .with_correction_steps(settings.correction_steps)
     .with_use_text(use_text)
@@ -285,13 +269,11 @@ pub fn fit_mspa(
     let ad_device = device.clone().autodiff();
     let ad_table = table.to_device(&ad_device);
     let template = MspaRecommender {
-        name: settings.name.clone(),
+        settings: settings.clone(),
+        config,
         model: model.clone(),
-        features: Arc::new(features.to_vec()),
         authors: table,
         texts: texts.clone(),
-        max_history: settings.max_history,
-        score_batch: settings.score_batch,
         device: device.clone(),
     };
     let loss = |model: &Mspa, batch: &[&Example], negatives: &NegativeBatch, dev: &Device| -> Tensor<1> {
@@ -308,22 +290,14 @@ pub fn fit_mspa(
         for a in &negatives.authors {
             add(a.index(), &mut candidates);
         }
-        let queries: Vec<HistoryQuery<'_>> = batch
-            .iter()
-            .map(|e| HistoryQuery {
-                tips: e.history(dataset),
-                at_ms: e.at_ms,
-            })
-            .collect();
-        let history = HistoryBatch::build(features, &queries, settings.max_history, dev);
         let users: Vec<UserId> = batch.iter().map(|e| e.user).collect();
         let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
         let pairs: Vec<_> = batch.iter().map(|e| (e.history(dataset), e.at_ms)).collect();
         let input = MspaInput {
-            history,
+            tips: TipBatch::build(&pairs, settings.max_history, dev),
             text: if use_text { texts.tensor(&users, dev) } else { None },
-            authors: ad_table.select(ids.clone()),
+            authors: ad_table.clone(),
             candidate_ids: ids,
             pairs: pair_features(&pairs, &candidates, dev),
         };
@@ -353,16 +327,88 @@ pub fn fit_mspa(
 }
 
 impl MspaRecommender {
+    /// Saves the trained network, its config and the settings into `dir` (`model.bpk`,
+    /// `config.json`, `settings.json`), atomically: everything is written into a sibling
+    /// temporary folder that then replaces `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let fail = |message: String| AlignError::Checkpoint {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("mspa");
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
+        let written = (|| -> std::result::Result<(), String> {
+            self.model.clone().save_file(tmp.join("model.bpk")).map_err(|e| e.to_string())?;
+            let config = serde_json::to_string_pretty(&self.config).map_err(|e| e.to_string())?;
+            std::fs::write(tmp.join("config.json"), config).map_err(|e| e.to_string())?;
+            let settings = serde_json::to_string_pretty(&self.settings).map_err(|e| e.to_string())?;
+            std::fs::write(tmp.join("settings.json"), settings).map_err(|e| e.to_string())?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(fail(e));
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Loads a network saved by [`MspaRecommender::save`]; `features` and `train_counts`
+    /// (per author, from [`crate::data::train_author_counts`]) rebuild the author table and
+    /// must describe the same authors as at training time.
+    pub fn load(
+        dir: &Path,
+        features: &[AuthorFeatures],
+        train_counts: &[u32],
+        texts: TextPreferences,
+        device: &Device,
+    ) -> Result<MspaRecommender> {
+        let fail = |message: String| AlignError::Checkpoint {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| fail(format!("{name}: {e}")))
+        };
+        let config: MspaConfig = serde_json::from_str(&read("config.json")?).map_err(|e| fail(format!("config.json: {e}")))?;
+        let settings: MspaSettings =
+            serde_json::from_str(&read("settings.json")?).map_err(|e| fail(format!("settings.json: {e}")))?;
+        if config.n_authors != features.len() {
+            return Err(fail(format!(
+                "trained for {} authors, the data has {}",
+                config.n_authors,
+                features.len()
+            )));
+        }
+        let authors = AuthorTable::build(features, train_counts, device)?;
+        let model = config
+            .init(device)?
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| fail(format!("model.bpk: {e}")))?;
+        Ok(MspaRecommender {
+            settings,
+            config,
+            model,
+            authors,
+            texts,
+            device: device.clone(),
+        })
+    }
+
     /// A copy sharing nothing mutable (tensors are reference-counted).
     fn shallow_clone(&self) -> MspaRecommender {
         MspaRecommender {
-            name: self.name.clone(),
+            settings: self.settings.clone(),
+            config: self.config.clone(),
             model: self.model.clone(),
-            features: self.features.clone(),
             authors: self.authors.clone(),
             texts: self.texts.clone(),
-            max_history: self.max_history,
-            score_batch: self.score_batch,
             device: self.device.clone(),
         }
     }

@@ -187,6 +187,9 @@ pub struct Memory {
     /// Attention bias `[B, 1, 1, 1 + L]`: 0 on the pooled slot and real tips, a large
     /// negative number on padding.
     pub bias: Tensor<4>,
+    /// An optional per-row bias `[B, V]` added to the next-token logits at every position
+    /// (e.g. log-probabilities of values read off the history).
+    pub logit_bias: Option<Tensor<2>>,
 }
 
 impl Memory {
@@ -201,7 +204,8 @@ impl Memory {
         let index = int_tensor1(rows.iter().map(|&r| r as i64).collect(), &device);
         Memory {
             tokens: self.tokens.clone().select(0, index.clone()),
-            bias: self.bias.clone().select(0, index),
+            bias: self.bias.clone().select(0, index.clone()),
+            logit_bias: self.logit_bias.clone().map(|b| b.select(0, index)),
         }
     }
 }
@@ -260,24 +264,47 @@ impl PreferenceGenerator {
     /// - `encoding.pooled`: `[B, D]`, `encoding.tokens`: `[B, L, D]`
     /// - output: tokens `[B, 1 + L, d]`, bias `[B, 1, 1, 1 + L]`
     pub fn memory(&self, encoding: &HistoryEncoding, mask: &Tensor<2, Bool>) -> Memory {
+        self.memory_with_extra(encoding, mask, None)
+    }
+
+    /// Like [`PreferenceGenerator::memory`], with `extra` tokens (always attended, e.g. a
+    /// summary of the whole history) placed between the pooled vector and the tips.
+    ///
+    /// # Shapes
+    /// - `extra`: `[B, K, D]` (the encoder width `D`)
+    /// - output: tokens `[B, 1 + K + L, d]`, bias `[B, 1, 1, 1 + K + L]`
+    pub fn memory_with_extra(
+        &self,
+        encoding: &HistoryEncoding,
+        mask: &Tensor<2, Bool>,
+        extra: Option<Tensor<3>>,
+    ) -> Memory {
         let [b, l, dm] = encoding.tokens.dims();
         let device = encoding.tokens.device();
-        let all = Tensor::cat(
+        let mut parts = vec![encoding.pooled.clone().reshape([b, 1, dm])];
+        let k = extra.as_ref().map(|e| e.dims()[1]).unwrap_or(0);
+        if let Some(extra) = extra {
+            parts.push(extra);
+        }
+        parts.push(encoding.tokens.clone());
+        let all = Tensor::cat(parts, 1);
+        let tokens = self.memory_norm.forward(self.memory_proj.forward(all));
+        let valid = Tensor::cat(
             vec![
-                encoding.pooled.clone().reshape([b, 1, dm]),
-                encoding.tokens.clone(),
+                Tensor::<2, Bool>::full([b, 1 + k], true, &device),
+                mask.clone(),
             ],
             1,
         );
-        let tokens = self.memory_norm.forward(self.memory_proj.forward(all));
-        let valid = Tensor::cat(
-            vec![Tensor::<2, Bool>::full([b, 1], true, &device), mask.clone()],
-            1,
-        );
-        let bias = Tensor::<2>::zeros([b, l + 1], &device)
+        let m = l + 1 + k;
+        let bias = Tensor::<2>::zeros([b, m], &device)
             .mask_fill(valid.bool_not(), MASKED)
-            .reshape([b, 1, 1, l + 1]);
-        Memory { tokens, bias }
+            .reshape([b, 1, 1, m]);
+        Memory {
+            tokens,
+            bias,
+            logit_bias: None,
+        }
     }
 
     /// Logits of the next token at every position, and the cross-attention weights of the
@@ -319,7 +346,11 @@ impl PreferenceGenerator {
             x = y;
             cross = Some(w);
         }
-        let logits = self.head.forward(self.norm.forward(x));
+        let mut logits = self.head.forward(self.norm.forward(x));
+        if let Some(bias) = &memory.logit_bias {
+            let v = logits.dims()[2];
+            logits = logits + bias.clone().reshape([b, 1, v]);
+        }
         let cross =
             cross.unwrap_or_else(|| Tensor::zeros([b, t, memory.tokens.dims()[1]], &device));
         (logits, cross)
