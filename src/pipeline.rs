@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use mspa_align::baselines::{BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, Vbpr, VbprConfig};
-use mspa_align::mspa::{MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
 use mspa_align::recommender::{Query, Recommender, evaluate};
 use mspa_align::train::EpochReport;
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
@@ -185,10 +185,9 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
             },
         );
     }
-    // Preferences of every user at the validation time (training and validation) and at
-    // the test time.
-    let valid_texts = compose_at(&learned, &ctx, &dataset, &split.valid)?;
-    let test_texts = compose_at(&learned, &ctx, &dataset, &split.test)?;
+    // Every user's preference at a few times (training midpoint, validation, test).
+    note("compose", 3, 3, "composing every user's preference".into());
+    let texts = compose_preferences(&learned, &ctx, &schema, &split)?;
     seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
 
     // 4. Models.
@@ -226,14 +225,13 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
         let t_model = Instant::now();
         let epochs = settings.train.epochs;
         let mut curve = Curve::default();
-        let (rec, _) = fit_mspa(settings, &dataset, &split, &features, &valid_texts, &device, |r: &EpochReport| {
+        let (rec, _) = fit_mspa(settings, &dataset, &split, &features, &texts, &device, |r: &EpochReport| {
             curve.train_loss.push(r.train_loss);
             curve.valid_ndcg10.push(r.valid_ndcg10);
             note(&stage, r.epoch + 1, epochs, epoch_message(r));
         })
         .map_err(stage_err(&stage))?;
         let train_seconds = t_model.elapsed().as_secs_f64();
-        let rec = rec.with_texts(test_texts.clone());
         rows.push(evaluate_row(&rec, &dataset, &split.test, train_seconds).map_err(stage_err("evaluate"))?);
         modality_weights.insert(settings.name.clone(), mean_modality_weights(&rec, &dataset, &split.test, 200));
         if i == 0 {
@@ -324,32 +322,83 @@ fn extract_features(
     Ok(extraction.features)
 }
 
-/// Composes (with `composer`) the preference of every target's user from the target's
-/// history, and returns the embeddings and texts by user.
-fn compose_at(
+/// Composes (with `composer`) every user's preference at a few times, each from the tips
+/// before it: the midpoint of the user's training tips, the validation time and the test
+/// time. Training examples read the latest composition before them, so no example sees
+/// a preference composed from its own future. Texts are embedded with MiniLM when
+/// `text_encoder` is given (each distinct text once), else as the schema's multi-hot.
+fn compose_preferences(
     composer: &dyn Composer,
     ctx: &ComposeContext<'_>,
-    dataset: &Dataset,
-    targets: &[Target],
+    schema: &PreferenceSchema,
+    split: &Split,
 ) -> Result<TextPreferences, PipelineError> {
-    let queries: Vec<HistoryQuery<'_>> = targets
+    let dataset = ctx.dataset;
+    let err = stage_err::<mspa_composer::ComposerError>;
+    let mut requests: Vec<(mspa_core::UserId, std::ops::Range<usize>, i64)> = Vec::new();
+    let mut train_len = vec![0usize; dataset.n_users()];
+    for &i in &split.train {
+        let user = dataset.events()[i].user;
+        train_len[user.index()] += 1;
+    }
+    for user in dataset.users() {
+        let range = dataset.user_range(user);
+        let m = train_len[user.index()] / 2;
+        if m >= 1 && m < train_len[user.index()] {
+            let at = dataset.events()[range.start + m].timestamp_ms;
+            requests.push((user, range.start..range.start + m, at));
+        }
+    }
+    for t in split.valid.iter().chain(&split.test) {
+        requests.push((t.user, t.history.clone(), t.timestamp_ms));
+    }
+    let queries: Vec<HistoryQuery<'_>> = requests
         .iter()
-        .map(|t| HistoryQuery {
-            tips: t.history(dataset),
-            at_ms: t.timestamp_ms,
+        .map(|(_, r, at)| HistoryQuery {
+            tips: &dataset.events()[r.clone()],
+            at_ms: *at,
         })
         .collect();
-    let composed = composer.compose_batch(ctx, &queries).map_err(stage_err("compose"))?;
-    let mut prefs = TextPreferences {
-        dim: composed.first().map(|p| p.embedding.len()).unwrap_or(0),
-        embeddings: vec![None; dataset.n_users()],
-        texts: vec![None; dataset.n_users()],
-    };
-    for (t, p) in targets.iter().zip(composed) {
-        prefs.texts[t.user.index()] = Some(p.text);
-        prefs.embeddings[t.user.index()] = Some(p.embedding);
+    let composed = composer.compose_batch(ctx, &queries).map_err(err("compose"))?;
+    let texts: Vec<String> = composed.into_iter().map(|p| p.text).collect();
+    let embeddings = embed_texts(&texts, schema, ctx.text_encoder).map_err(err("compose"))?;
+    let dim = embeddings.first().map(Vec::len).unwrap_or(0);
+    let mut prefs = TextPreferences::new(dataset.n_users(), dim);
+    for (((user, _, at_ms), text), embedding) in requests.into_iter().zip(texts).zip(embeddings) {
+        prefs.insert(user, ComposedText { at_ms, embedding, text });
     }
     Ok(prefs)
+}
+
+/// Embeddings of texts: MiniLM sentence embeddings (each distinct text once), or the
+/// multi-hot of their parsed fields without a text encoder.
+fn embed_texts(
+    texts: &[String],
+    schema: &PreferenceSchema,
+    encoder: Option<&BertEmbedder>,
+) -> mspa_composer::Result<Vec<Vec<f32>>> {
+    let Some(encoder) = encoder else {
+        return texts
+            .iter()
+            .map(|t| Ok(schema.multi_hot(&schema.parse(t)?)))
+            .collect();
+    };
+    let mut distinct: Vec<&str> = texts.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let dim = encoder.dim();
+    let mut table = std::collections::HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(256) {
+        let t = encoder.sentence_embeddings(chunk, true)?;
+        let values = t
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| mspa_composer::ComposerError::data(format!("reading text embeddings: {e:?}")))?;
+        for (text, v) in chunk.iter().zip(values.chunks(dim)) {
+            table.insert(*text, v.to_vec());
+        }
+    }
+    Ok(texts.iter().map(|t| table[t.as_str()].clone()).collect())
 }
 
 /// Both protocols of one model on the test targets.
@@ -646,8 +695,8 @@ impl TrainedModels {
         log(&format!("training the composer on {} pairs", pairs.train.len()));
         let composer = LearnedComposer::fit(config.composer.clone(), &schema, &ctx, &pairs.train, device, |_, _| {})
             .map_err(stage_err("compose"))?;
-        log("composing the training users' preferences");
-        let texts = compose_at(&composer, &ctx, dataset, &split.valid)?;
+        log("composing the users' preferences");
+        let texts = compose_preferences(&composer, &ctx, &schema, &split)?;
         log("training MSPA");
         let (mspa, _) = fit_mspa(&config.mspa, dataset, &split, &features, &texts, device, |r| {
             log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r)))
@@ -680,13 +729,19 @@ impl TrainedModels {
             .composer
             .compose(&ctx, HistoryQuery { tips, at_ms })
             .map_err(stage_err("compose"))?;
-        let mut texts = TextPreferences {
-            dim: preference.embedding.len(),
-            embeddings: vec![None; dataset.n_users()],
-            texts: vec![None; dataset.n_users()],
-        };
-        texts.embeddings[user.index()] = Some(preference.embedding);
-        texts.texts[user.index()] = Some(preference.text.clone());
+        let schema = self.composer.schema();
+        let embedding = embed_texts(std::slice::from_ref(&preference.text), schema, self.text_encoder.as_ref())
+            .map_err(stage_err("compose"))?
+            .remove(0);
+        let mut texts = TextPreferences::new(dataset.n_users(), embedding.len());
+        texts.insert(
+            user,
+            ComposedText {
+                at_ms,
+                embedding,
+                text: preference.text.clone(),
+            },
+        );
         Ok((self.mspa.with_texts(texts), preference.text))
     }
 }

@@ -64,38 +64,70 @@ impl Default for MspaSettings {
     }
 }
 
-/// Embedded composed preferences, one row per user (`None`: the user has none, the
-/// model then sees zeros), plus the texts for explanations.
+/// Composed preferences, embedded, per user and composition time.
+///
+/// A query (or training example) of user `u` at time `t` reads the latest composition of
+/// `u` made at or before `t` (from tips before that time), so training never sees a
+/// preference composed from its own future; a user without one reads zeros.
 #[derive(Clone, Debug, Default)]
 pub struct TextPreferences {
     /// Size of every embedding.
     pub dim: usize,
-    /// Embedding per `UserId` index.
-    pub embeddings: Vec<Option<Vec<f32>>>,
-    /// Composed text per `UserId` index.
-    pub texts: Vec<Option<String>>,
+    /// Per `UserId` index: compositions sorted by time.
+    pub by_user: Vec<Vec<ComposedText>>,
+}
+
+/// One composed preference of a user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComposedText {
+    /// When it was composed (from the tips before this time).
+    pub at_ms: i64,
+    /// Its embedding (`dim` floats).
+    pub embedding: Vec<f32>,
+    /// The rendered text.
+    pub text: String,
 }
 
 impl TextPreferences {
-    /// The `[B, dim]` tensor of some users.
-    fn tensor(&self, users: &[UserId], device: &Device) -> Option<Tensor<2>> {
+    /// Empty preferences of `users` users with embeddings of size `dim`.
+    pub fn new(users: usize, dim: usize) -> Self {
+        TextPreferences {
+            dim,
+            by_user: vec![Vec::new(); users],
+        }
+    }
+
+    /// Adds a composition (kept sorted by time).
+    pub fn insert(&mut self, user: UserId, composed: ComposedText) {
+        if user.index() >= self.by_user.len() {
+            self.by_user.resize(user.index() + 1, Vec::new());
+        }
+        let list = &mut self.by_user[user.index()];
+        let pos = list.partition_point(|c| c.at_ms <= composed.at_ms);
+        list.insert(pos, composed);
+    }
+
+    /// The latest composition of `user` made at or before `at_ms`.
+    pub fn lookup(&self, user: UserId, at_ms: i64) -> Option<&ComposedText> {
+        let list = self.by_user.get(user.index())?;
+        let pos = list.partition_point(|c| c.at_ms <= at_ms);
+        pos.checked_sub(1).map(|i| &list[i])
+    }
+
+    /// The `[B, dim]` tensor of some `(user, time)` queries.
+    fn tensor(&self, queries: &[(UserId, i64)], device: &Device) -> Option<Tensor<2>> {
         if self.dim == 0 {
             return None;
         }
-        let mut rows = vec![0f32; users.len() * self.dim];
-        for (b, u) in users.iter().enumerate() {
-            if let Some(Some(e)) = self.embeddings.get(u.index()) {
-                if e.len() == self.dim {
-                    rows[b * self.dim..(b + 1) * self.dim].copy_from_slice(e);
-                }
+        let mut rows = vec![0f32; queries.len() * self.dim];
+        for (b, (u, t)) in queries.iter().enumerate() {
+            if let Some(c) = self.lookup(*u, *t)
+                && c.embedding.len() == self.dim
+            {
+                rows[b * self.dim..(b + 1) * self.dim].copy_from_slice(&c.embedding);
             }
         }
-        Some(Tensor::from_data(TensorData::new(rows, [users.len(), self.dim]), device))
-    }
-
-    /// The composed text of a user, if any.
-    pub fn text(&self, user: UserId) -> Option<&str> {
-        self.texts.get(user.index()).and_then(|t| t.as_deref())
+        Some(Tensor::from_data(TensorData::new(rows, [queries.len(), self.dim]), device))
     }
 }
 
@@ -138,7 +170,7 @@ impl MspaRecommender {
     /// Builds the network input of some queries against all authors.
     fn input(&self, queries: &[Query<'_>], device: &Device) -> MspaInput {
         let n = self.authors.len();
-        let users: Vec<UserId> = queries.iter().map(|q| q.user).collect();
+        let users: Vec<(UserId, i64)> = queries.iter().map(|q| (q.user, q.at_ms)).collect();
         let candidates: Vec<usize> = (0..n).collect();
         let pairs: Vec<_> = queries.iter().map(|q| (q.history, q.at_ms)).collect();
         MspaInput {
@@ -174,7 +206,7 @@ impl MspaRecommender {
                 }
                 Ok(Explanation {
                     author: a,
-                    preference: self.texts.text(query.user).map(str::to_string),
+                    preference: self.texts.lookup(query.user, query.at_ms).map(|c| c.text.clone()),
                     modality_weights: [weights[a * 3], weights[a * 3 + 1], weights[a * 3 + 2]],
                     step_scores: steps.iter().map(|s| s[a]).collect(),
                 })
@@ -290,7 +322,7 @@ pub fn fit_mspa(
         for a in &negatives.authors {
             add(a.index(), &mut candidates);
         }
-        let users: Vec<UserId> = batch.iter().map(|e| e.user).collect();
+        let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
         let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
         let pairs: Vec<_> = batch.iter().map(|e| (e.history(dataset), e.at_ms)).collect();

@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use mspa_align::baselines::MostPop;
 use mspa_align::data::{SplitMix64, train_author_counts};
-use mspa_align::mspa::{MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
 use mspa_align::recommender::{Query, RandomRecommender, Recommender, evaluate};
 use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
@@ -82,14 +82,22 @@ fn world() -> World {
     World { _dir: dir, ds, split, feats }
 }
 
-/// Text preferences: a fixed random vector per user (a stand-in for composed texts).
+/// Text preferences: a fixed random vector per user, composed at time 0 (a stand-in for
+/// composed texts).
 fn texts(ds: &Dataset, dim: usize) -> TextPreferences {
     let mut rng = SplitMix64::new(9);
-    TextPreferences {
-        dim,
-        embeddings: (0..ds.n_users()).map(|_| Some((0..dim).map(|_| rng.normal() as f32).collect())).collect(),
-        texts: (0..ds.n_users()).map(|u| Some(format!("user {u}"))).collect(),
+    let mut prefs = TextPreferences::new(ds.n_users(), dim);
+    for u in ds.users() {
+        prefs.insert(
+            u,
+            ComposedText {
+                at_ms: 0,
+                embedding: (0..dim).map(|_| rng.normal() as f32).collect(),
+                text: format!("user {}", u.index()),
+            },
+        );
     }
+    prefs
 }
 
 fn settings(name: &str, epochs: usize) -> MspaSettings {

@@ -72,6 +72,21 @@ pub enum ComposerError {
         /// What is wrong.
         message: String,
     },
+    /// A request to an HTTP service (the chat-completions server of the `llm-http`
+    /// composer) failed: connection refused, timed out, an error status, or an answer
+    /// that is not a chat completion.
+    #[error("POST {url} failed after {attempts} attempt(s): {message}")]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status of the last attempt (`None`: no response, e.g. a timeout or a
+        /// refused connection).
+        status: Option<u16>,
+        /// How many requests were sent (1 + retries).
+        attempts: u32,
+        /// What went wrong on the last attempt (with the server's error message, if any).
+        message: String,
+    },
 }
 
 impl ComposerError {

@@ -1,6 +1,22 @@
 //! The learned composer: the history encoder and the preference generator, trained
 //! jointly by teacher forcing on reference preference texts.
 //!
+//! Besides the encoder's pooled vector and tip tokens, the generator's memory holds two
+//! more tokens ([`LearnedModel`]):
+//!
+//! * a *summary* token from [`history_summary`] (tip count, span, rate, amount level):
+//!   attention pooling averages, so without it the model cannot read the tip rate that
+//!   the `tipping` field buckets;
+//! * a *value* token: every tip gets a distribution over each field's values (from its
+//!   author's features plus a learned per-author table), pooled with the encoder's
+//!   attention weights, so the user's values are a mixture of its authors' values. The
+//!   log of that mixture is also added (with a learned gate) to the logits of the value
+//!   tokens at every decoding step, a prior the decoder corrects.
+//!
+//! Training adds to the teacher-forcing loss ([`LearnedComposerConfig::aux_weight`] times)
+//! a binary cross-entropy of a multi-label value head and the cross-entropy of the pooled
+//! value mixture against the listed values.
+//!
 //! * [`LearnedComposer::fit`] trains on `device.autodiff()` with AdamW;
 //!   [`LearnedComposer::fit_resume`] continues from a checkpoint (model, optimizer state
 //!   and epoch counter), so a resumed run follows the same batch order as an

@@ -9,6 +9,8 @@
 //!   modality masks).
 //! * [`generator`]: the small transformer decoder, training, greedy/beam/constrained
 //!   decoding, checkpoints; [`learned`]: the learned composer built on it.
+//! * `llm_http` (feature `llm-http`): a composer backed by an OpenAI-compatible
+//!   chat-completions server, with schema validation and repair, timeouts and retries.
 //! * [`eval`]: BLEU-4, ROUGE-L, BERTScore and per-field P/R/F1 of composed texts.
 
 pub mod composer;
@@ -17,6 +19,8 @@ pub mod eval;
 pub mod generator;
 pub mod history;
 pub mod learned;
+#[cfg(feature = "llm-http")]
+pub mod llm_http;
 pub mod nearest;
 pub mod schema;
 pub mod template;
