@@ -17,10 +17,13 @@
 //! 3. the score is `s(p, a) = γ ⟨p, r_a(p)⟩ + b_a + f(user–author tip features)`, where `b_a`
 //!    is a popularity bias of authors with history and `f` a small network over the user's
 //!    own tips of `a` (count, recency, amount), so repeat tipping is part of the preference;
-//! 4. self-correction, `T` times: the evidence expected under the current scores,
-//!    `e = Σ_a softmax(s)_a r_a(p)`, is compared with `p` by a gate
-//!    `g = σ(W_g [p, e, p ⊙ e])` and `p ← LN(p + g ⊙ tanh(W_c [p, e]))`; the modalities are
-//!    then re-attended with the corrected preference and the authors re-scored.
+//! 4. self-correction, `T` times: the evidence the current scores select from the
+//!    candidate pool, `e_s = Σ_a softmax(s)_a r_a(p)`, is compared with the evidence of the
+//!    user's own tips under the same preference, `e_h = Σ_i w_i r_{a_i}(p)` (`w` the
+//!    history attention); a gate `g = σ(W_g [p, δ, p ⊙ δ])` with `δ = e_h − e_s` decides
+//!    how much of the update `tanh(W_c [p, δ])` to take, `p ← LN(p + g ⊙ update)` (a
+//!    learned step along the direction a likelihood gradient would take); the
+//!    modalities are then re-attended with the corrected preference and re-scored.
 //!
 //! Every step's scores are returned, so each step is supervised and the trace explains
 //! the ranking. `T = 0` is the ablation without correction.
@@ -464,8 +467,8 @@ impl Mspa {
             - age_days * decay;
         let mask = input.tips.mask.clone();
         let logits = logits.mask_fill(mask.clone().equal_elem(0.0), -1e9);
-        let attention = softmax(logits, 1) * mask.clone(); // all-padding rows become 0
-        let pooled = (attention.reshape([b, l, 1]) * tokens).sum_dim(1).reshape([b, d]);
+        let tip_attention = softmax(logits, 1) * mask.clone(); // all-padding rows become 0
+        let pooled = (tip_attention.clone().reshape([b, l, 1]) * tokens).sum_dim(1).reshape([b, d]);
         let any = mask.max_dim(1); // [B, 1]
         let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
         let mut preference = self.history_proj.forward(pooled);
@@ -480,10 +483,21 @@ impl Mspa {
         let mut preference = self.preference_norm.forward(preference);
 
         // The candidates.
-        let views = views_all.select(0, input.candidate_ids.clone()); // [N, 3, d]
-        let presence = presence_all.select(0, input.candidate_ids.clone()); // [N, 3]
-        let keys = self.key.forward(views.clone()).reshape([n * 3, d]);
-        let values = self.value.forward(views).reshape([n * 3, d]);
+        let presence = presence_all.clone().select(0, input.candidate_ids.clone()); // [N, 3]
+        let keys_all = self.key.forward(views_all.clone()); // [A, 3, d]
+        let values_all = self.value.forward(views_all); // [A, 3, d]
+        let keys = keys_all.clone().select(0, input.candidate_ids.clone()).reshape([n * 3, d]);
+        let values = values_all.clone().select(0, input.candidate_ids.clone()).reshape([n * 3, d]);
+        // The tipped authors' views, for the history evidence of the correction steps.
+        let flat_tips = input.tips.authors.clone().reshape([b * l]);
+        let history_keys = keys_all.select(0, flat_tips.clone()).reshape([b, l, 3, d]);
+        let history_values = values_all.select(0, flat_tips.clone()).reshape([b, l, 3, d]);
+        let history_absent = presence_all
+            .clone()
+            .select(0, flat_tips.clone())
+            .reshape([b, l, 3])
+            .equal_elem(0.0);
+        let history_ids = ids_all.as_ref().map(|ids| ids.clone().select(0, flat_tips).reshape([b, l, d]));
         let absent = presence.clone().equal_elem(0.0).reshape([1, n, 3]);
 
         // Id embedding and popularity bias of authors with training tips.
@@ -511,7 +525,7 @@ impl Mspa {
         loop {
             // Preference-conditioned attention over each author's modalities.
             let q = self.query.forward(preference.clone()); // [B, d]
-            let logits = q.matmul(keys.clone().transpose()).reshape([b, n, 3]) / (d as f64).sqrt();
+            let logits = q.clone().matmul(keys.clone().transpose()).reshape([b, n, 3]) / (d as f64).sqrt();
             let logits = logits.mask_fill(absent.clone().expand([b, n, 3]), -1e9);
             weights = softmax(logits, 2); // [B, N, 3]
             let per_view = preference.clone().matmul(values.clone().transpose()).reshape([b, n, 3]);
@@ -527,19 +541,35 @@ impl Mspa {
             if step == self.correction_steps {
                 break;
             }
-            // Self-correction: compare the preference with the evidence it selects,
-            // e = Σ_a softmax(s)_a r_a(p).
+            // Self-correction: compare the evidence the user's own tips give under the
+            // current preference, e_h = Σ_tips w_i r_{a_i}(p), with the evidence the
+            // current scores select from the candidate pool, e_s = Σ_a softmax(s)_a r_a(p);
+            // a gate decides how much of the correction to take (a learned step along
+            // the direction a likelihood gradient would take, r_pos − E[r]).
             let attention = softmax(scores, 1); // [B, N]
             let joint = (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
-            let mut evidence = joint.matmul(values.clone());
+            let mut selected = joint.matmul(values.clone());
             if let Some(ids) = &ids {
-                evidence = evidence + attention.matmul(ids.clone());
+                selected = selected + attention.matmul(ids.clone());
             }
+            let history_logits = (history_keys.clone() * q.reshape([b, 1, 1, d])).sum_dim(3).reshape([b, l, 3])
+                / (d as f64).sqrt();
+            let history_weights = softmax(history_logits.mask_fill(history_absent.clone(), -1e9), 2);
+            let mut history_aligned = (history_weights.reshape([b, l, 3, 1]) * history_values.clone())
+                .sum_dim(2)
+                .reshape([b, l, d]);
+            if let Some(ids) = &history_ids {
+                history_aligned = history_aligned + ids.clone();
+            }
+            let history_evidence = (tip_attention.clone().reshape([b, l, 1]) * history_aligned)
+                .sum_dim(1)
+                .reshape([b, d]);
+            let difference = history_evidence - selected;
             let gate = sigmoid(self.gate.forward(Tensor::cat(
-                vec![preference.clone(), evidence.clone(), preference.clone() * evidence.clone()],
+                vec![preference.clone(), difference.clone(), preference.clone() * difference.clone()],
                 1,
             )));
-            let update = tanh(self.correct.forward(Tensor::cat(vec![preference.clone(), evidence], 1)));
+            let update = tanh(self.correct.forward(Tensor::cat(vec![preference.clone(), difference], 1)));
             gates.push(gate.clone().mean_dim(1).reshape([b]));
             preference = self.correction_norm.forward(preference + gate * update);
             step += 1;

@@ -56,7 +56,8 @@ impl Default for MspaSettings {
             align_weight: 0.1,
             score_batch: 128,
             train: TrainConfig {
-                epochs: 20,
+                epochs: 8,
+                patience: 3,
                 negatives: 64,
                 ..TrainConfig::default()
             },
