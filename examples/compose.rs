@@ -198,8 +198,8 @@ fn run(args: &Args) -> AnyResult<()> {
 
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_json::from_str::<LearnedComposerConfig>(&text)
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
@@ -272,7 +272,11 @@ fn run(args: &Args) -> AnyResult<()> {
         println!("{}", Value::Object(report));
     } else {
         for ex in &examples {
-            println!("user {} ({} tips)", ex["user"].as_str().unwrap_or("?"), ex["tips"]);
+            println!(
+                "user {} ({} tips)",
+                ex["user"].as_str().unwrap_or("?"),
+                ex["tips"]
+            );
             println!("  reference : {}", ex["reference"].as_str().unwrap_or(""));
             for (name, _, _) in &evals {
                 println!("  {name:<10}: {}", ex[name].as_str().unwrap_or(""));

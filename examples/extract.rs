@@ -75,7 +75,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let text = match text_model(args) {
         Some(dir) => Some(BertEmbedder::from_pretrained(&dir, &device)?),
         None => {
-            eprintln!("note: no text model (--model, MSPA_MINILM_DIR): authors get no text features");
+            eprintln!(
+                "note: no text model (--model, MSPA_MINILM_DIR): authors get no text features"
+            );
             None
         }
     };

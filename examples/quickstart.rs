@@ -65,7 +65,8 @@ fn main() -> ExitCode {
 fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config: PipelineConfig = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => PipelineConfig::default(),
@@ -94,7 +95,9 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     config.device = args.device.clone();
     config.minilm = args.model.clone().or_else(default_minilm_dir);
     if config.minilm.is_none() {
-        eprintln!("note: MiniLM not found (--model, MSPA_MINILM_DIR): no text features, no BERTScore");
+        eprintln!(
+            "note: MiniLM not found (--model, MSPA_MINILM_DIR): no text features, no BERTScore"
+        );
     }
 
     let mut bar = ProgressLine::default();
@@ -118,7 +121,9 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "composer {name:<8} BLEU-4 {:6.2}  ROUGE-L {:.4}  BERTScore F1 {}  field F1 {:.4}",
             t.bleu4,
             t.rouge_l,
-            t.bertscore_f1.map(|b| format!("{b:.4}")).unwrap_or_else(|| "n/a".into()),
+            t.bertscore_f1
+                .map(|b| format!("{b:.4}"))
+                .unwrap_or_else(|| "n/a".into()),
             t.field_f1
         );
     }
@@ -147,7 +152,13 @@ impl ProgressLine {
         }
         let bar = if p.total > 0 {
             let filled = (p.done.min(p.total) * 24) / p.total;
-            format!("[{}{}] {}/{}", "#".repeat(filled), "-".repeat(24 - filled), p.done, p.total)
+            format!(
+                "[{}{}] {}/{}",
+                "#".repeat(filled),
+                "-".repeat(24 - filled),
+                p.done,
+                p.total
+            )
         } else {
             String::new()
         };

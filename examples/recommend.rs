@@ -63,9 +63,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = mspa::modal::device_from_name(&args.device)?;
     let dataset = mspa::core::load_native(&args.data)?;
     let external = ExternalId::parse(&args.user);
-    let user = dataset
-        .user_by_external(&external)
-        .ok_or_else(|| format!("user {} not found in {}", args.user, args.data.join("tips.csv").display()))?;
+    let user = dataset.user_by_external(&external).ok_or_else(|| {
+        format!(
+            "user {} not found in {}",
+            args.user,
+            args.data.join("tips.csv").display()
+        )
+    })?;
     let minilm = args.model.clone().or_else(default_minilm_dir);
     let mut settings = mspa::pipeline::PipelineConfig::default();
     if let Some(e) = args.epochs {
@@ -75,9 +79,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         settings.composer.epochs = e;
     }
     settings.minilm = minilm;
-    let models = TrainedModels::load_or_train(&settings, &args.data, &dataset, args.checkpoint.as_deref(), &device, |line| {
-        eprintln!("{line}")
-    })?;
+    let models = TrainedModels::load_or_train(
+        &settings,
+        &args.data,
+        &dataset,
+        args.checkpoint.as_deref(),
+        &device,
+        |line| eprintln!("{line}"),
+    )?;
 
     let history = dataset.user_events(user);
     let at_ms = history.last().map(|t| t.timestamp_ms + 1).unwrap_or(0);
@@ -102,7 +111,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             author.id,
             author.title,
             score,
-            if tipped > 0 { format!(" (tipped {tipped}x before)") } else { String::new() }
+            if tipped > 0 {
+                format!(" (tipped {tipped}x before)")
+            } else {
+                String::new()
+            }
         );
         println!(
             "    modality weights: visual {:.2}, audio {:.2}, text {:.2}; score per correction step: {}",

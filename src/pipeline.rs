@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use mspa_align::baselines::{BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, Vbpr, VbprConfig};
+use mspa_align::baselines::{
+    BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, Vbpr, VbprConfig,
+};
 use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
 use mspa_align::recommender::{Query, Recommender, evaluate};
 use mspa_align::train::EpochReport;
@@ -22,7 +24,9 @@ use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
 use mspa_core::{Dataset, Split, Target};
 use mspa_metrics::{FullRankingEvaluator, Protocol};
 use mspa_modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
-use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore};
+use mspa_modal::features::{
+    AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore,
+};
 use mspa_modal::text::BertEmbedder;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +112,10 @@ pub struct Progress {
 
 /// Runs the whole job and writes `report.json`, `report.md` and `plots/` into
 /// `config.out_dir`. Returns the report.
-pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Result<Report, PipelineError> {
+pub fn run(
+    config: &PipelineConfig,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, PipelineError> {
     let started = Instant::now();
     let mut seconds = BTreeMap::new();
     let mut note = |stage: &str, done: usize, total: usize, message: String| {
@@ -124,7 +131,15 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
     // 1. The world.
     let t = Instant::now();
     let world_dir = config.out_dir.join("world");
-    note("world", 0, 1, format!("generating {} users x {} authors", config.world.users, config.world.authors));
+    note(
+        "world",
+        0,
+        1,
+        format!(
+            "generating {} users x {} authors",
+            config.world.users, config.world.authors
+        ),
+    );
     generate(&config.world, &world_dir).map_err(stage_err("world"))?;
     let dataset = mspa_core::load_native(&world_dir).map_err(stage_err("world"))?;
     let truth = Truth::load(&world_dir).map_err(stage_err("world"))?;
@@ -135,7 +150,9 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
     // 2. Features.
     let t = Instant::now();
     let text_encoder = match &config.minilm {
-        Some(dir) => Some(BertEmbedder::from_pretrained(dir, &device).map_err(stage_err("features"))?),
+        Some(dir) => {
+            Some(BertEmbedder::from_pretrained(dir, &device).map_err(stage_err("features"))?)
+        }
         None => None,
     };
     let features = extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
@@ -150,7 +167,16 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
         text_encoder: text_encoder.as_ref(),
     };
     let pairs = reference_pairs(&dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
-    note("compose", 0, 3, format!("{} training pairs, {} held-out users", pairs.train.len(), pairs.heldout.len()));
+    note(
+        "compose",
+        0,
+        3,
+        format!(
+            "{} training pairs, {} held-out users",
+            pairs.train.len(),
+            pairs.heldout.len()
+        ),
+    );
     let train_fields: Vec<_> = pairs
         .train
         .iter()
@@ -164,17 +190,33 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
     )
     .map_err(stage_err("compose"))?;
     let nearest = NearestComposer::fit(&ctx, &pairs.train).map_err(stage_err("compose"))?;
-    let learned = LearnedComposer::fit(config.composer.clone(), &schema, &ctx, &pairs.train, &device, |epoch, loss| {
-        note("compose", epoch + 1, config.composer.epochs, format!("learned composer loss {loss:.4}"))
-    })
+    let learned = LearnedComposer::fit(
+        config.composer.clone(),
+        &schema,
+        &ctx,
+        &pairs.train,
+        &device,
+        |epoch, loss| {
+            note(
+                "compose",
+                epoch + 1,
+                config.composer.epochs,
+                format!("learned composer loss {loss:.4}"),
+            )
+        },
+    )
     .map_err(stage_err("compose"))?;
-    let heldout_queries: Vec<HistoryQuery<'_>> = pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
+    let heldout_queries: Vec<HistoryQuery<'_>> =
+        pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
     let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
     let mut composers = BTreeMap::new();
     for composer in [&learned as &dyn Composer, &template, &nearest] {
-        let composed = composer.compose_batch(&ctx, &heldout_queries).map_err(stage_err("compose"))?;
+        let composed = composer
+            .compose_batch(&ctx, &heldout_queries)
+            .map_err(stage_err("compose"))?;
         let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
-        let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref()).map_err(stage_err("compose"))?;
+        let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref())
+            .map_err(stage_err("compose"))?;
         composers.insert(
             composer.name().to_string(),
             TextRow {
@@ -225,29 +267,61 @@ pub fn run(config: &PipelineConfig, mut progress: impl FnMut(&Progress)) -> Resu
         let t_model = Instant::now();
         let epochs = settings.train.epochs;
         let mut curve = Curve::default();
-        let (rec, _) = fit_mspa(settings, &dataset, &split, &features, &texts, &device, |r: &EpochReport| {
-            curve.train_loss.push(r.train_loss);
-            curve.valid_ndcg10.push(r.valid_ndcg10);
-            note(&stage, r.epoch + 1, epochs, epoch_message(r));
-        })
+        let (rec, _) = fit_mspa(
+            settings,
+            &dataset,
+            &split,
+            &features,
+            &texts,
+            &device,
+            |r: &EpochReport| {
+                curve.train_loss.push(r.train_loss);
+                curve.valid_ndcg10.push(r.valid_ndcg10);
+                note(&stage, r.epoch + 1, epochs, epoch_message(r));
+            },
+        )
         .map_err(stage_err(&stage))?;
         let train_seconds = t_model.elapsed().as_secs_f64();
-        rows.push(evaluate_row(&rec, &dataset, &split.test, train_seconds).map_err(stage_err("evaluate"))?);
-        modality_weights.insert(settings.name.clone(), mean_modality_weights(&rec, &dataset, &split.test, 200));
+        rows.push(
+            evaluate_row(&rec, &dataset, &split.test, train_seconds)
+                .map_err(stage_err("evaluate"))?,
+        );
+        modality_weights.insert(
+            settings.name.clone(),
+            mean_modality_weights(&rec, &dataset, &split.test, 200),
+        );
         if i == 0 {
             steps = step_ndcg(&rec, &dataset, &split.test).map_err(stage_err("evaluate"))?;
             examples = explained_examples(&rec, &dataset, &split.test, 3);
         }
         training.insert(settings.name.clone(), curve);
     }
-    let baselines = fit_baselines(&config.baselines, &dataset, &split, &features, &world_dir, &device, |name, epochs, r| {
-        note(&format!("train {name}"), r.epoch + 1, epochs, epoch_message(r))
-    })
+    let baselines = fit_baselines(
+        &config.baselines,
+        &dataset,
+        &split,
+        &features,
+        &world_dir,
+        &device,
+        |name, epochs, r| {
+            note(
+                &format!("train {name}"),
+                r.epoch + 1,
+                epochs,
+                epoch_message(r),
+            )
+        },
+    )
     .map_err(stage_err("baselines"))?;
     for fitted in &baselines {
         rows.push(
-            evaluate_row(fitted.recommender.as_ref(), &dataset, &split.test, fitted.seconds)
-                .map_err(stage_err("evaluate"))?,
+            evaluate_row(
+                fitted.recommender.as_ref(),
+                &dataset,
+                &split.test,
+                fitted.seconds,
+            )
+            .map_err(stage_err("evaluate"))?,
         );
         if !fitted.curve.is_empty() {
             training.insert(
@@ -312,13 +386,23 @@ fn extract_features(
     )
     .map_err(err("features"))?;
     let store_path = config.out_dir.join("features.safetensors");
-    let previous = if store_path.exists() { FeatureStore::load(&store_path).ok() } else { None };
+    let previous = if store_path.exists() {
+        FeatureStore::load(&store_path).ok()
+    } else {
+        None
+    };
     let extraction = extractor
-        .extract(dataset, previous.as_ref(), ExtractOptions::default(), |done, total| {
-            note("features", done, total, "authors".into())
-        })
+        .extract(
+            dataset,
+            previous.as_ref(),
+            ExtractOptions::default(),
+            |done, total| note("features", done, total, "authors".into()),
+        )
         .map_err(err("features"))?;
-    extraction.store.save(&store_path).map_err(err("features"))?;
+    extraction
+        .store
+        .save(&store_path)
+        .map_err(err("features"))?;
     Ok(extraction.features)
 }
 
@@ -359,13 +443,22 @@ fn compose_preferences(
             at_ms: *at,
         })
         .collect();
-    let composed = composer.compose_batch(ctx, &queries).map_err(err("compose"))?;
+    let composed = composer
+        .compose_batch(ctx, &queries)
+        .map_err(err("compose"))?;
     let texts: Vec<String> = composed.into_iter().map(|p| p.text).collect();
     let embeddings = embed_texts(&texts, schema, ctx.text_encoder).map_err(err("compose"))?;
     let dim = embeddings.first().map(Vec::len).unwrap_or(0);
     let mut prefs = TextPreferences::new(dataset.n_users(), dim);
     for (((user, _, at_ms), text), embedding) in requests.into_iter().zip(texts).zip(embeddings) {
-        prefs.insert(user, ComposedText { at_ms, embedding, text });
+        prefs.insert(
+            user,
+            ComposedText {
+                at_ms,
+                embedding,
+                text,
+            },
+        );
     }
     Ok(prefs)
 }
@@ -390,10 +483,9 @@ fn embed_texts(
     let mut table = std::collections::HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(256) {
         let t = encoder.sentence_embeddings(chunk, true)?;
-        let values = t
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| mspa_composer::ComposerError::data(format!("reading text embeddings: {e:?}")))?;
+        let values = t.into_data().try_to_vec::<f32>().map_err(|e| {
+            mspa_composer::ComposerError::data(format!("reading text embeddings: {e:?}"))
+        })?;
         for (text, v) in chunk.iter().zip(values.chunks(dim)) {
             table.insert(*text, v.to_vec());
         }
@@ -410,7 +502,12 @@ fn evaluate_row(
 ) -> mspa_align::Result<ModelRow> {
     let repeats = evaluate(rec, dataset, test, Protocol::RepeatsAllowed, &KS, 256)?;
     let new_authors = evaluate(rec, dataset, test, Protocol::NewAuthors, &KS, 256)?;
-    Ok(ModelRow::new(rec.name(), &repeats, &new_authors, train_seconds))
+    Ok(ModelRow::new(
+        rec.name(),
+        &repeats,
+        &new_authors,
+        train_seconds,
+    ))
 }
 
 fn queries<'d>(dataset: &'d Dataset, targets: &[Target]) -> Vec<Query<'d>> {
@@ -425,7 +522,11 @@ fn queries<'d>(dataset: &'d Dataset, targets: &[Target]) -> Vec<Query<'d>> {
 }
 
 /// Test NDCG@10 of MSPA's scores at every correction step.
-fn step_ndcg(rec: &MspaRecommender, dataset: &Dataset, test: &[Target]) -> mspa_align::Result<Vec<f64>> {
+fn step_ndcg(
+    rec: &MspaRecommender,
+    dataset: &Dataset,
+    test: &[Target],
+) -> mspa_align::Result<Vec<f64>> {
     let qs = queries(dataset, test);
     let users: Vec<mspa_metrics::EvalUser> = test
         .iter()
@@ -436,23 +537,34 @@ fn step_ndcg(rec: &MspaRecommender, dataset: &Dataset, test: &[Target]) -> mspa_
             train: q.history_authors().into_iter().map(|a| a.index()).collect(),
         })
         .collect();
-    let evaluator = FullRankingEvaluator::new(dataset.n_authors(), &[10], Protocol::RepeatsAllowed)?;
+    let evaluator =
+        FullRankingEvaluator::new(dataset.n_authors(), &[10], Protocol::RepeatsAllowed)?;
     let n = dataset.n_authors();
     rec.score_steps(&qs)?
         .into_iter()
         .map(|scores| {
             let rows: Vec<&[f32]> = scores.chunks(n).collect();
-            Ok(evaluator.evaluate_rows(&users, &rows)?.all.ndcg(10).unwrap_or(0.0))
+            Ok(evaluator
+                .evaluate_rows(&users, &rows)?
+                .all
+                .ndcg(10)
+                .unwrap_or(0.0))
         })
         .collect()
 }
 
 /// Mean modality weights of the top 10 of up to `max_users` test users.
-fn mean_modality_weights(rec: &MspaRecommender, dataset: &Dataset, test: &[Target], max_users: usize) -> [f64; 3] {
+fn mean_modality_weights(
+    rec: &MspaRecommender,
+    dataset: &Dataset,
+    test: &[Target],
+    max_users: usize,
+) -> [f64; 3] {
     let mut sum = [0.0f64; 3];
     let mut count = 0usize;
     for q in queries(dataset, &test[..test.len().min(max_users)]) {
-        let Ok(top) = mspa_align::recommender::recommend(rec, q, 10, false, dataset.n_authors()) else {
+        let Ok(top) = mspa_align::recommender::recommend(rec, q, 10, false, dataset.n_authors())
+        else {
             continue;
         };
         let authors: Vec<usize> = top.iter().map(|(a, _)| a.index()).collect();
@@ -469,11 +581,17 @@ fn mean_modality_weights(rec: &MspaRecommender, dataset: &Dataset, test: &[Targe
 }
 
 /// The top 5 of a few test users with their explanations, as JSON.
-fn explained_examples(rec: &MspaRecommender, dataset: &Dataset, test: &[Target], users: usize) -> Vec<serde_json::Value> {
+fn explained_examples(
+    rec: &MspaRecommender,
+    dataset: &Dataset,
+    test: &[Target],
+    users: usize,
+) -> Vec<serde_json::Value> {
     queries(dataset, &test[..test.len().min(users)])
         .into_iter()
         .filter_map(|q| {
-            let top = mspa_align::recommender::recommend(rec, q, 5, false, dataset.n_authors()).ok()?;
+            let top =
+                mspa_align::recommender::recommend(rec, q, 5, false, dataset.n_authors()).ok()?;
             let authors: Vec<usize> = top.iter().map(|(a, _)| a.index()).collect();
             let explained = rec.explain(q, &authors).ok()?;
             let items: Vec<serde_json::Value> = explained
@@ -510,11 +628,18 @@ pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
         .map(|(name, c)| {
             (
                 name.clone(),
-                c.train_loss.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect(),
+                c.train_loss
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| ((i + 1) as f64, l))
+                    .collect(),
             )
         })
         .collect();
-    write_atomic(&plots.join("training.svg"), line_chart("Training loss", "epoch", "loss", &loss).as_bytes())?;
+    write_atomic(
+        &plots.join("training.svg"),
+        line_chart("Training loss", "epoch", "loss", &loss).as_bytes(),
+    )?;
     let valid: Vec<(String, Vec<(f64, f64)>)> = report
         .training
         .iter()
@@ -535,11 +660,22 @@ pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
     )?;
     let steps = vec![(
         "MSPA".to_string(),
-        report.steps.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect(),
+        report
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as f64, v))
+            .collect(),
     )];
     write_atomic(
         &plots.join("steps.svg"),
-        line_chart("Test NDCG@10 per correction step", "step", "NDCG@10", &steps).as_bytes(),
+        line_chart(
+            "Test NDCG@10 per correction step",
+            "step",
+            "NDCG@10",
+            &steps,
+        )
+        .as_bytes(),
     )?;
     let names: Vec<String> = report.modality_weights.keys().cloned().collect();
     let series: Vec<(String, Vec<f64>)> = ["visual", "audio", "text"]
@@ -606,7 +742,9 @@ fn fit_baselines(
     });
     let t = Instant::now();
     let epochs = settings.bprmf.train.epochs;
-    let (bpr, curve) = BprMf::fit(dataset, split, &settings.bprmf, device, |r| progress("BPR-MF", epochs, r))?;
+    let (bpr, curve) = BprMf::fit(dataset, split, &settings.bprmf, device, |r| {
+        progress("BPR-MF", epochs, r)
+    })?;
     out.push(FittedBaseline {
         recommender: Box::new(bpr),
         seconds: t.elapsed().as_secs_f64(),
@@ -614,7 +752,9 @@ fn fit_baselines(
     });
     let t = Instant::now();
     let epochs = settings.vbpr.train.epochs;
-    let (vbpr, curve) = Vbpr::fit(dataset, split, features, &settings.vbpr, device, |r| progress("VBPR", epochs, r))?;
+    let (vbpr, curve) = Vbpr::fit(dataset, split, features, &settings.vbpr, device, |r| {
+        progress("VBPR", epochs, r)
+    })?;
     out.push(FittedBaseline {
         recommender: Box::new(vbpr),
         seconds: t.elapsed().as_secs_f64(),
@@ -622,8 +762,9 @@ fn fit_baselines(
     });
     let t = Instant::now();
     let epochs = settings.concat.train.epochs;
-    let (concat, curve) =
-        Concat::fit(dataset, split, features, &settings.concat, device, |r| progress("Concat", epochs, r))?;
+    let (concat, curve) = Concat::fit(dataset, split, features, &settings.concat, device, |r| {
+        progress("Concat", epochs, r)
+    })?;
     out.push(FittedBaseline {
         recommender: Box::new(concat),
         seconds: t.elapsed().as_secs_f64(),
@@ -661,7 +802,9 @@ impl TrainedModels {
         mut log: impl FnMut(&str),
     ) -> Result<TrainedModels, PipelineError> {
         let text_encoder = match &config.minilm {
-            Some(dir) => Some(BertEmbedder::from_pretrained(dir, device).map_err(stage_err("features"))?),
+            Some(dir) => {
+                Some(BertEmbedder::from_pretrained(dir, device).map_err(stage_err("features"))?)
+            }
             None => None,
         };
         let local = PipelineConfig {
@@ -669,14 +812,32 @@ impl TrainedModels {
             ..config.clone()
         };
         log("extracting features");
-        let features = extract_features(&local, dataset, text_encoder.clone(), device, &mut |_, _, _, _| {})?;
+        let features = extract_features(
+            &local,
+            dataset,
+            text_encoder.clone(),
+            device,
+            &mut |_, _, _, _| {},
+        )?;
         let split = Split::leave_last_out(dataset);
         let counts = mspa_align::data::train_author_counts(dataset, &split);
-        if let Some(dir) = checkpoint.filter(|d| d.join("mspa").is_dir() && d.join("composer").is_dir()) {
-            log(&format!("loading the composer and MSPA from {}", dir.display()));
-            let composer = LearnedComposer::load(&dir.join("composer"), device).map_err(stage_err("checkpoint"))?;
-            let mspa = MspaRecommender::load(&dir.join("mspa"), &features, &counts, TextPreferences::default(), device)
+        if let Some(dir) =
+            checkpoint.filter(|d| d.join("mspa").is_dir() && d.join("composer").is_dir())
+        {
+            log(&format!(
+                "loading the composer and MSPA from {}",
+                dir.display()
+            ));
+            let composer = LearnedComposer::load(&dir.join("composer"), device)
                 .map_err(stage_err("checkpoint"))?;
+            let mspa = MspaRecommender::load(
+                &dir.join("mspa"),
+                &features,
+                &counts,
+                TextPreferences::default(),
+                device,
+            )
+            .map_err(stage_err("checkpoint"))?;
             return Ok(TrainedModels {
                 composer,
                 mspa,
@@ -691,20 +852,40 @@ impl TrainedModels {
             text_encoder: text_encoder.as_ref(),
         };
         let schema = PreferenceSchema::synthetic_world();
-        let pairs = reference_pairs(dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
-        log(&format!("training the composer on {} pairs", pairs.train.len()));
-        let composer = LearnedComposer::fit(config.composer.clone(), &schema, &ctx, &pairs.train, device, |_, _| {})
-            .map_err(stage_err("compose"))?;
+        let pairs =
+            reference_pairs(dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
+        log(&format!(
+            "training the composer on {} pairs",
+            pairs.train.len()
+        ));
+        let composer = LearnedComposer::fit(
+            config.composer.clone(),
+            &schema,
+            &ctx,
+            &pairs.train,
+            device,
+            |_, _| {},
+        )
+        .map_err(stage_err("compose"))?;
         log("composing the users' preferences");
         let texts = compose_preferences(&composer, &ctx, &schema, &split)?;
         log("training MSPA");
-        let (mspa, _) = fit_mspa(&config.mspa, dataset, &split, &features, &texts, device, |r| {
-            log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r)))
-        })
+        let (mspa, _) = fit_mspa(
+            &config.mspa,
+            dataset,
+            &split,
+            &features,
+            &texts,
+            device,
+            |r| log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r))),
+        )
         .map_err(stage_err("train MSPA"))?;
         if let Some(dir) = checkpoint {
-            composer.save(&dir.join("composer")).map_err(stage_err("checkpoint"))?;
-            mspa.save(&dir.join("mspa")).map_err(stage_err("checkpoint"))?;
+            composer
+                .save(&dir.join("composer"))
+                .map_err(stage_err("checkpoint"))?;
+            mspa.save(&dir.join("mspa"))
+                .map_err(stage_err("checkpoint"))?;
             log(&format!("saved the composer and MSPA to {}", dir.display()));
         }
         Ok(TrainedModels {
@@ -717,7 +898,12 @@ impl TrainedModels {
 
     /// Composes `user`'s preference from their tips before `at_ms` and returns MSPA
     /// reading it, with the composed text.
-    pub fn for_user(self, dataset: &Dataset, user: mspa_core::UserId, at_ms: i64) -> Result<(MspaRecommender, String), PipelineError> {
+    pub fn for_user(
+        self,
+        dataset: &Dataset,
+        user: mspa_core::UserId,
+        at_ms: i64,
+    ) -> Result<(MspaRecommender, String), PipelineError> {
         let ctx = ComposeContext {
             dataset,
             features: Some(&self.features),
@@ -730,9 +916,13 @@ impl TrainedModels {
             .compose(&ctx, HistoryQuery { tips, at_ms })
             .map_err(stage_err("compose"))?;
         let schema = self.composer.schema();
-        let embedding = embed_texts(std::slice::from_ref(&preference.text), schema, self.text_encoder.as_ref())
-            .map_err(stage_err("compose"))?
-            .remove(0);
+        let embedding = embed_texts(
+            std::slice::from_ref(&preference.text),
+            schema,
+            self.text_encoder.as_ref(),
+        )
+        .map_err(stage_err("compose"))?
+        .remove(0);
         let mut texts = TextPreferences::new(dataset.n_users(), embedding.len());
         texts.insert(
             user,

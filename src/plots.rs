@@ -15,13 +15,16 @@ const RIGHT: f64 = 170.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 const COLORS: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-    "#17becf",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
 ];
 
 /// Escapes text for SVG.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A range padded so that a flat series still gets a visible axis.
@@ -107,9 +110,22 @@ fn legend(out: &mut String, names: &[&str]) {
 }
 
 /// A line chart of several named series of `(x, y)` points.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
-    let points = series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let points = series
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in points {
         x_lo = x_lo.min(x);
         x_hi = x_hi.max(x);
@@ -216,11 +232,29 @@ mod tests {
 
     #[test]
     fn charts_are_well_formed_and_escape_text() {
-        let svg = line_chart("a < b", "x", "y", &[("s&t".into(), vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0)])]);
+        let svg = line_chart(
+            "a < b",
+            "x",
+            "y",
+            &[("s&t".into(), vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0)])],
+        );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("a &lt; b") && svg.contains("s&amp;t"));
-        assert_eq!(svg.matches("<circle").count(), 2, "the NaN point is left out");
-        let bars = bar_chart("w", "weight", &["MSPA".into()], &[("visual".into(), vec![0.5]), ("audio".into(), vec![0.2])]);
-        assert_eq!(bars.matches("<rect").count(), 1 + 2 + 2, "background, two bars, two legend keys");
+        assert_eq!(
+            svg.matches("<circle").count(),
+            2,
+            "the NaN point is left out"
+        );
+        let bars = bar_chart(
+            "w",
+            "weight",
+            &["MSPA".into()],
+            &[("visual".into(), vec![0.5]), ("audio".into(), vec![0.2])],
+        );
+        assert_eq!(
+            bars.matches("<rect").count(),
+            1 + 2 + 2,
+            "background, two bars, two legend keys"
+        );
     }
 }

@@ -68,7 +68,12 @@ pub struct ModelRow {
 
 impl ModelRow {
     /// A row from the two protocol reports.
-    pub fn new(name: &str, repeats: &RankingReport, new_authors: &RankingReport, train_seconds: f64) -> ModelRow {
+    pub fn new(
+        name: &str,
+        repeats: &RankingReport,
+        new_authors: &RankingReport,
+        train_seconds: f64,
+    ) -> ModelRow {
         let all = AtK::from_means(&repeats.all);
         ModelRow {
             name: name.to_string(),
@@ -162,7 +167,12 @@ impl Report {
             ));
         }
         md.push_str("\n## Self-correction\n\nTest NDCG@10 of MSPA at each correction step: ");
-        let steps: Vec<String> = self.steps.iter().enumerate().map(|(i, v)| format!("step {i}: {v:.4}")).collect();
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("step {i}: {v:.4}"))
+            .collect();
         md.push_str(&steps.join(", "));
         md.push_str("\n\n## Composed preferences (held-out users)\n\n| composer | BLEU-4 | ROUGE-L | BERTScore F1 | field F1 |\n|---|---|---|---|---|\n");
         for (name, t) in &self.composers {
@@ -170,19 +180,26 @@ impl Report {
                 "| {name} | {:.2} | {:.4} | {} | {:.4} |\n",
                 t.bleu4,
                 t.rouge_l,
-                t.bertscore_f1.map(|b| format!("{b:.4}")).unwrap_or_else(|| "n/a".into()),
+                t.bertscore_f1
+                    .map(|b| format!("{b:.4}"))
+                    .unwrap_or_else(|| "n/a".into()),
                 t.field_f1
             ));
         }
         md.push_str("\n## Modality weights (mean over test users' top 10)\n\n| model | visual | audio | text |\n|---|---|---|---|\n");
         for (name, w) in &self.modality_weights {
-            md.push_str(&format!("| {name} | {:.3} | {:.3} | {:.3} |\n", w[0], w[1], w[2]));
+            md.push_str(&format!(
+                "| {name} | {:.3} | {:.3} | {:.3} |\n",
+                w[0], w[1], w[2]
+            ));
         }
         md.push_str("\n## Seconds per stage\n\n");
         for (stage, s) in &self.seconds {
             md.push_str(&format!("- {stage}: {s:.1}\n"));
         }
-        md.push_str("\nPlots: `plots/training.svg`, `plots/steps.svg`, `plots/modality_weights.svg`.\n");
+        md.push_str(
+            "\nPlots: `plots/training.svg`, `plots/steps.svg`, `plots/modality_weights.svg`.\n",
+        );
         md
     }
 }
@@ -190,7 +207,10 @@ impl Report {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
 /// a reader never sees a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));

@@ -46,7 +46,10 @@ fn json_report_has_every_composer_on_the_same_users() {
     assert!(out.status.success(), "stderr: {}", common::stderr(&out));
     let report: Value =
         serde_json::from_str(&common::stdout(&out)).expect("stdout is exactly one JSON object");
-    assert!(data.join("features.safetensors").is_file(), "features are cached");
+    assert!(
+        data.join("features.safetensors").is_file(),
+        "features are cached"
+    );
     assert_eq!(report["evaluated"], 4, "{report}");
     assert!(report["heldout_users"].as_u64().unwrap() >= 4, "{report}");
     let with_bert = !report["text_model"].is_null();
@@ -60,7 +63,9 @@ fn json_report_has_every_composer_on_the_same_users() {
             assert!((0.0..=1.0).contains(&v), "{name} {key} {v}");
         }
         if with_bert {
-            let b = c["bertscore_f1"].as_f64().expect("BERTScore with a text model");
+            let b = c["bertscore_f1"]
+                .as_f64()
+                .expect("BERTScore with a text model");
             assert!(b > 0.0 && b <= 1.0 + 1e-6, "{name} BERTScore {b}");
         } else {
             assert!(c["bertscore_f1"].is_null(), "{name}: {c}");
@@ -75,7 +80,10 @@ fn json_report_has_every_composer_on_the_same_users() {
         assert!(reference.starts_with("categories: "), "{reference}");
         for name in ["learned", "template", "nearest"] {
             let text = ex[name].as_str().unwrap();
-            assert!(text.starts_with("categories: ") && text.contains(" | tipping: "), "{text}");
+            assert!(
+                text.starts_with("categories: ") && text.contains(" | tipping: "),
+                "{text}"
+            );
         }
     }
 
@@ -97,18 +105,30 @@ fn bad_inputs_fail_cleanly() {
     let missing = dir.path().join("no-such-world");
     let out = compose(&missing, &["--json"]);
     common::assert_clean_failure(&out);
-    assert!(common::stderr(&out).starts_with("error: "), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).starts_with("error: "),
+        "{}",
+        common::stderr(&out)
+    );
     assert!(common::stdout(&out).is_empty());
 
     let data = dir.path().join("world");
     tiny_world(&data);
     let out = compose(&data, &["--users", "0"]);
     common::assert_clean_failure(&out);
-    assert!(common::stderr(&out).contains("--users"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("--users"),
+        "{}",
+        common::stderr(&out)
+    );
 
     let bad_config = dir.path().join("bad.json");
     std::fs::write(&bad_config, r#"{"batch_size": 0}"#).unwrap();
     let out = compose(&data, &["--config", bad_config.to_str().unwrap()]);
     common::assert_clean_failure(&out);
-    assert!(common::stderr(&out).contains("batch_size"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("batch_size"),
+        "{}",
+        common::stderr(&out)
+    );
 }

@@ -174,7 +174,15 @@ fn bertscore_with_minilm_agrees_with_the_library() {
     let ra = write(dir.path(), "ref_a.txt", REFS_A);
     let out = common::run_example(
         "eval_text",
-        &["--hyp", &hyp, "--ref", &ra, "--model", model.to_str().unwrap(), "--json"],
+        &[
+            "--hyp",
+            &hyp,
+            "--ref",
+            &ra,
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert!(out.status.success(), "stderr: {}", common::stderr(&out));
     let json: Value = serde_json::from_str(&common::stdout(&out)).expect("stdout is JSON");
@@ -182,9 +190,19 @@ fn bertscore_with_minilm_agrees_with_the_library() {
     let device = burn::tensor::Device::flex();
     let embedder = mspa::modal::text::BertEmbedder::from_pretrained(&model, &device).unwrap();
     let refs: Vec<Vec<&str>> = REFS_A.iter().map(|r| vec![*r]).collect();
-    let score = mspa_metrics::bert_score(&embedder, HYPS, &refs, &mspa_metrics::BertScoreConfig::default()).unwrap();
+    let score = mspa_metrics::bert_score(
+        &embedder,
+        HYPS,
+        &refs,
+        &mspa_metrics::BertScoreConfig::default(),
+    )
+    .unwrap();
     let b = &json["bertscore"];
-    for (name, ours) in [("precision", score.precision), ("recall", score.recall), ("f1", score.f1)] {
+    for (name, ours) in [
+        ("precision", score.precision),
+        ("recall", score.recall),
+        ("f1", score.f1),
+    ] {
         let printed = b[name].as_f64().unwrap();
         assert!((ours - printed).abs() < 1e-6, "{name}: {ours} vs {printed}");
     }

@@ -41,11 +41,15 @@ fn quickstart_writes_a_complete_report() {
     assert!(out.status.success(), "stderr: {}", common::stderr(&out));
     let stdout = common::stdout(&out);
     for name in MODELS {
-        assert!(stdout.contains(name), "{name} missing from the table:\n{stdout}");
+        assert!(
+            stdout.contains(name),
+            "{name} missing from the table:\n{stdout}"
+        );
     }
 
     let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["world"]["users"], 40);
     assert_eq!(report["world"]["authors"], 12);
     assert_eq!(report["device"], "flex");
@@ -58,7 +62,10 @@ fn quickstart_writes_a_complete_report() {
         for key in ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] {
             let v = m[key].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&v), "{name} {key} = {v}");
-            assert!(m["new"][key].is_f64() && m["repeat"][key].is_f64(), "{name} {key}");
+            assert!(
+                m["new"][key].is_f64() && m["repeat"][key].is_f64(),
+                "{name} {key}"
+            );
         }
     }
     let steps = report["steps"].as_array().unwrap();
@@ -68,13 +75,24 @@ fn quickstart_writes_a_complete_report() {
     }
     assert!(report["text"].get("bertscore_f1").is_some());
     for stage in ["world", "features", "compose", "total"] {
-        assert!(report["seconds"][stage].as_f64().unwrap() >= 0.0, "seconds.{stage}");
+        assert!(
+            report["seconds"][stage].as_f64().unwrap() >= 0.0,
+            "seconds.{stage}"
+        );
     }
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(md.contains("| MSPA |"), "{md}");
-    for plot in ["training.svg", "validation.svg", "steps.svg", "modality_weights.svg"] {
+    for plot in [
+        "training.svg",
+        "validation.svg",
+        "steps.svg",
+        "modality_weights.svg",
+    ] {
         let svg = std::fs::read_to_string(out_dir.join("plots").join(plot)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{plot}");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{plot}"
+        );
     }
 }
 
@@ -83,7 +101,19 @@ fn quickstart_rejects_a_bad_config_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.json");
     std::fs::write(&config, "{\"world\": {\"users\": \"many\"}}").unwrap();
-    let out = common::run_example("quickstart", &["--config", config.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let out = common::run_example(
+        "quickstart",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     common::assert_clean_failure(&out);
-    assert!(common::stderr(&out).contains("bad.json"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("bad.json"),
+        "{}",
+        common::stderr(&out)
+    );
 }

@@ -9,7 +9,12 @@ use mspa::core::synth::{SyntheticWorldConfig, generate};
 fn top_lines(stdout: &str) -> Vec<String> {
     stdout
         .lines()
-        .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
         .map(str::to_string)
         .collect()
 }
@@ -44,7 +49,10 @@ fn recommend_trains_saves_and_reloads() {
     let first = common::run_example("recommend", &args);
     assert!(first.status.success(), "stderr: {}", common::stderr(&first));
     let stdout = common::stdout(&first);
-    assert!(stdout.contains("composed preference: categories: "), "{stdout}");
+    assert!(
+        stdout.contains("composed preference: categories: "),
+        "{stdout}"
+    );
     assert!(stdout.contains("modality weights: visual"), "{stdout}");
     let top = top_lines(&stdout);
     assert_eq!(top.len(), 5, "{stdout}");
@@ -52,11 +60,26 @@ fn recommend_trains_saves_and_reloads() {
     assert!(checkpoint.join("composer").is_dir());
 
     let second = common::run_example("recommend", &args);
-    assert!(second.status.success(), "stderr: {}", common::stderr(&second));
-    assert!(common::stderr(&second).contains("loading"), "{}", common::stderr(&second));
-    assert_eq!(top_lines(&common::stdout(&second)), top, "the checkpoint gives the same list");
+    assert!(
+        second.status.success(),
+        "stderr: {}",
+        common::stderr(&second)
+    );
+    assert!(
+        common::stderr(&second).contains("loading"),
+        "{}",
+        common::stderr(&second)
+    );
+    assert_eq!(
+        top_lines(&common::stdout(&second)),
+        top,
+        "the checkpoint gives the same list"
+    );
 
-    let unknown = common::run_example("recommend", &["--data", data.to_str().unwrap(), "--user", "nobody"]);
+    let unknown = common::run_example(
+        "recommend",
+        &["--data", data.to_str().unwrap(), "--user", "nobody"],
+    );
     common::assert_clean_failure(&unknown);
     assert!(common::stderr(&unknown).contains("nobody"));
 }

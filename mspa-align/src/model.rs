@@ -109,7 +109,9 @@ impl MspaConfig {
             .iter()
             .map(|&f| LinearConfig::new(f.max(1), d).init(device))
             .collect();
-        let modal_norm = (0..3).map(|_| LayerNormConfig::new(d).init(device)).collect();
+        let modal_norm = (0..3)
+            .map(|_| LayerNormConfig::new(d).init(device))
+            .collect();
         let modality_embedding = Param::from_tensor(Tensor::<2>::random(
             [3, d],
             burn::tensor::Distribution::Normal(0.0, 0.02),
@@ -142,7 +144,10 @@ impl MspaConfig {
             correct: LinearConfig::new(2 * d, d).init(device),
             correction_norm: LayerNormConfig::new(d).init(device),
             // ⟨p, r⟩ of a layer-normalised p grows like √d: start at 1/√d.
-            log_scale: Param::from_tensor(Tensor::<1>::from_floats([-(d as f32).sqrt().ln()], device)),
+            log_scale: Param::from_tensor(Tensor::<1>::from_floats(
+                [-(d as f32).sqrt().ln()],
+                device,
+            )),
             d_model: d,
             correction_steps: self.correction_steps,
             use_text: self.use_text && self.text_dim > 0,
@@ -205,7 +210,11 @@ pub struct AuthorTable {
 impl AuthorTable {
     /// Builds the table of all authors; `train_counts[a]` is the number of training tips
     /// of author `a` (authors with none are content-only).
-    pub fn build(features: &[AuthorFeatures], train_counts: &[u32], device: &Device) -> Result<Self> {
+    pub fn build(
+        features: &[AuthorFeatures],
+        train_counts: &[u32],
+        device: &Device,
+    ) -> Result<Self> {
         let n = features.len();
         if n == 0 || train_counts.len() != n {
             return Err(AlignError::Config {
@@ -224,7 +233,11 @@ impl AuthorTable {
             if f.dims() != dims {
                 return Err(AlignError::Config {
                     field: "features".into(),
-                    message: format!("author {a} has feature sizes {:?}, author 0 {:?}", f.dims(), dims),
+                    message: format!(
+                        "author {a} has feature sizes {:?}, author 0 {:?}",
+                        f.dims(),
+                        dims
+                    ),
                 });
             }
             for m in 0..3 {
@@ -238,14 +251,24 @@ impl AuthorTable {
                 } else {
                     modal_rows[m].extend_from_slice(v);
                 }
-                presence.push(if f.present[m] && dims[m] > 0 { 1.0 } else { 0.0 });
+                presence.push(if f.present[m] && dims[m] > 0 {
+                    1.0
+                } else {
+                    0.0
+                });
             }
         }
         let modal = std::array::from_fn(|m| {
             let width = dims[m].max(1);
-            Tensor::<2>::from_data(TensorData::new(std::mem::take(&mut modal_rows[m]), [n, width]), device)
+            Tensor::<2>::from_data(
+                TensorData::new(std::mem::take(&mut modal_rows[m]), [n, width]),
+                device,
+            )
         });
-        let has: Vec<f32> = train_counts.iter().map(|&c| if c > 0 { 1.0 } else { 0.0 }).collect();
+        let has: Vec<f32> = train_counts
+            .iter()
+            .map(|&c| if c > 0 { 1.0 } else { 0.0 })
+            .collect();
         Ok(AuthorTable {
             modal,
             presence: Tensor::from_data(TensorData::new(presence, [n, 3]), device),
@@ -285,7 +308,11 @@ impl AuthorTable {
 /// The user–author tip features `[B, N, PAIR_FEATURES]` of each user's history against
 /// each candidate: `log1p(tips to the author)`, `exp(-days since the last one / 7)`,
 /// `log1p(total amount to the author)`, and whether it was the user's latest tip.
-pub fn pair_features(histories: &[(&[TipEvent], i64)], candidates: &[usize], device: &Device) -> Tensor<3> {
+pub fn pair_features(
+    histories: &[(&[TipEvent], i64)],
+    candidates: &[usize],
+    device: &Device,
+) -> Tensor<3> {
     let n = candidates.len();
     let mut position = std::collections::HashMap::with_capacity(n);
     for (j, &a) in candidates.iter().enumerate() {
@@ -310,7 +337,9 @@ pub fn pair_features(histories: &[(&[TipEvent], i64)], candidates: &[usize], dev
                 last[j] = last[j].max(tip.timestamp_ms);
             }
         }
-        let latest = tips.last().and_then(|t| position.get(&t.author.index()).copied());
+        let latest = tips
+            .last()
+            .and_then(|t| position.get(&t.author.index()).copied());
         for j in touched {
             let row = &mut out[(b * n + j) * PAIR_FEATURES..(b * n + j + 1) * PAIR_FEATURES];
             let age_days = ((*at_ms - last[j]) as f64 / DAY_MS).max(0.0);
@@ -320,7 +349,10 @@ pub fn pair_features(histories: &[(&[TipEvent], i64)], candidates: &[usize], dev
             row[3] = if latest == Some(j) { 1.0 } else { 0.0 };
         }
     }
-    Tensor::from_data(TensorData::new(out, [histories.len(), n, PAIR_FEATURES]), device)
+    Tensor::from_data(
+        TensorData::new(out, [histories.len(), n, PAIR_FEATURES]),
+        device,
+    )
 }
 
 /// The users' most recent tips, padded: `[B, L]` each.
@@ -360,7 +392,11 @@ impl TipBatch {
                 let slot = row * l + (pos - start);
                 authors[slot] = i64::from(tip.author.0);
                 mask[slot] = 1.0;
-                let amount = if tip.amount.is_finite() { tip.amount.max(0.0) } else { 0.0 };
+                let amount = if tip.amount.is_finite() {
+                    tip.amount.max(0.0)
+                } else {
+                    0.0
+                };
                 let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
                 let c = &mut context[slot * TIP_FEATURES..(slot + 1) * TIP_FEATURES];
                 c[0] = amount.ln_1p() as f32;
@@ -428,12 +464,17 @@ impl Mspa {
         let device = input.authors.presence.device();
 
         // Modality views of every author, independent of the user: [A, 3, d].
-        let mask_vec: Vec<f32> = self.modalities.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+        let mask_vec: Vec<f32> = self
+            .modalities
+            .iter()
+            .map(|&m| if m { 1.0 } else { 0.0 })
+            .collect();
         let used = Tensor::<2>::from_data(TensorData::new(mask_vec, [1, 3]), &device);
         let presence_all = input.authors.presence.clone() * used; // [A, 3]
         let views_all: Vec<Tensor<3>> = (0..3)
             .map(|m| {
-                let z = self.modal_norm[m].forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
+                let z = self.modal_norm[m]
+                    .forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
                 let z = z + self.modality_embedding.val().slice([m..m + 1]);
                 let z = z * presence_all.clone().slice([0..a_all, m..m + 1]);
                 z.reshape([a_all, 1, d])
@@ -441,7 +482,11 @@ impl Mspa {
             .collect();
         let views_all = Tensor::cat(views_all, 1); // [A, 3, d]
         let has_all = input.authors.has_history.clone(); // [A, 1]
-        let ids_all = if self.use_id { Some(self.id_embedding.val() * has_all.clone()) } else { None };
+        let ids_all = if self.use_id {
+            Some(self.id_embedding.val() * has_all.clone())
+        } else {
+            None
+        };
 
         // Preference at step 0: attention pool of the user's tips in the shared space.
         let counts = presence_all.clone().sum_dim(1).clamp_min(1.0); // [A, 1]
@@ -468,7 +513,9 @@ impl Mspa {
         let mask = input.tips.mask.clone();
         let logits = logits.mask_fill(mask.clone().equal_elem(0.0), -1e9);
         let tip_attention = softmax(logits, 1) * mask.clone(); // all-padding rows become 0
-        let pooled = (tip_attention.clone().reshape([b, l, 1]) * tokens).sum_dim(1).reshape([b, d]);
+        let pooled = (tip_attention.clone().reshape([b, l, 1]) * tokens)
+            .sum_dim(1)
+            .reshape([b, d]);
         let any = mask.max_dim(1); // [B, 1]
         let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
         let mut preference = self.history_proj.forward(pooled);
@@ -486,26 +533,43 @@ impl Mspa {
         let presence = presence_all.clone().select(0, input.candidate_ids.clone()); // [N, 3]
         let keys_all = self.key.forward(views_all.clone()); // [A, 3, d]
         let values_all = self.value.forward(views_all); // [A, 3, d]
-        let keys = keys_all.clone().select(0, input.candidate_ids.clone()).reshape([n * 3, d]);
-        let values = values_all.clone().select(0, input.candidate_ids.clone()).reshape([n * 3, d]);
+        let keys = keys_all
+            .clone()
+            .select(0, input.candidate_ids.clone())
+            .reshape([n * 3, d]);
+        let values = values_all
+            .clone()
+            .select(0, input.candidate_ids.clone())
+            .reshape([n * 3, d]);
         // The tipped authors' views, for the history evidence of the correction steps.
         let flat_tips = input.tips.authors.clone().reshape([b * l]);
         let history_keys = keys_all.select(0, flat_tips.clone()).reshape([b, l, 3, d]);
-        let history_values = values_all.select(0, flat_tips.clone()).reshape([b, l, 3, d]);
+        let history_values = values_all
+            .select(0, flat_tips.clone())
+            .reshape([b, l, 3, d]);
         let history_absent = presence_all
             .clone()
             .select(0, flat_tips.clone())
             .reshape([b, l, 3])
             .equal_elem(0.0);
-        let history_ids = ids_all.as_ref().map(|ids| ids.clone().select(0, flat_tips).reshape([b, l, d]));
+        let history_ids = ids_all
+            .as_ref()
+            .map(|ids| ids.clone().select(0, flat_tips).reshape([b, l, d]));
         let absent = presence.clone().equal_elem(0.0).reshape([1, n, 3]);
 
         // Id embedding and popularity bias of authors with training tips.
         let (ids, bias) = match &ids_all {
             Some(ids) => {
                 let has = has_all.select(0, input.candidate_ids.clone()); // [N, 1]
-                let bias = self.author_bias.val().select(0, input.candidate_ids.clone()) * has;
-                (Some(ids.clone().select(0, input.candidate_ids.clone())), Some(bias.reshape([1, n])))
+                let bias = self
+                    .author_bias
+                    .val()
+                    .select(0, input.candidate_ids.clone())
+                    * has;
+                (
+                    Some(ids.clone().select(0, input.candidate_ids.clone())),
+                    Some(bias.reshape([1, n])),
+                )
             }
             None => (None, None),
         };
@@ -525,10 +589,17 @@ impl Mspa {
         loop {
             // Preference-conditioned attention over each author's modalities.
             let q = self.query.forward(preference.clone()); // [B, d]
-            let logits = q.clone().matmul(keys.clone().transpose()).reshape([b, n, 3]) / (d as f64).sqrt();
+            let logits = q
+                .clone()
+                .matmul(keys.clone().transpose())
+                .reshape([b, n, 3])
+                / (d as f64).sqrt();
             let logits = logits.mask_fill(absent.clone().expand([b, n, 3]), -1e9);
             weights = softmax(logits, 2); // [B, N, 3]
-            let per_view = preference.clone().matmul(values.clone().transpose()).reshape([b, n, 3]);
+            let per_view = preference
+                .clone()
+                .matmul(values.clone().transpose())
+                .reshape([b, n, 3]);
             let mut dot = (weights.clone() * per_view).sum_dim(2).reshape([b, n]);
             if let Some(ids) = &ids {
                 dot = dot + preference.clone().matmul(ids.clone().transpose());
@@ -547,17 +618,22 @@ impl Mspa {
             // a gate decides how much of the correction to take (a learned step along
             // the direction a likelihood gradient would take, r_pos − E[r]).
             let attention = softmax(scores, 1); // [B, N]
-            let joint = (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
+            let joint =
+                (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
             let mut selected = joint.matmul(values.clone());
             if let Some(ids) = &ids {
                 selected = selected + attention.matmul(ids.clone());
             }
-            let history_logits = (history_keys.clone() * q.reshape([b, 1, 1, d])).sum_dim(3).reshape([b, l, 3])
+            let history_logits = (history_keys.clone() * q.reshape([b, 1, 1, d]))
+                .sum_dim(3)
+                .reshape([b, l, 3])
                 / (d as f64).sqrt();
-            let history_weights = softmax(history_logits.mask_fill(history_absent.clone(), -1e9), 2);
-            let mut history_aligned = (history_weights.reshape([b, l, 3, 1]) * history_values.clone())
-                .sum_dim(2)
-                .reshape([b, l, d]);
+            let history_weights =
+                softmax(history_logits.mask_fill(history_absent.clone(), -1e9), 2);
+            let mut history_aligned = (history_weights.reshape([b, l, 3, 1])
+                * history_values.clone())
+            .sum_dim(2)
+            .reshape([b, l, d]);
             if let Some(ids) = &history_ids {
                 history_aligned = history_aligned + ids.clone();
             }
@@ -566,10 +642,17 @@ impl Mspa {
                 .reshape([b, d]);
             let difference = history_evidence - selected;
             let gate = sigmoid(self.gate.forward(Tensor::cat(
-                vec![preference.clone(), difference.clone(), preference.clone() * difference.clone()],
+                vec![
+                    preference.clone(),
+                    difference.clone(),
+                    preference.clone() * difference.clone(),
+                ],
                 1,
             )));
-            let update = tanh(self.correct.forward(Tensor::cat(vec![preference.clone(), difference], 1)));
+            let update = tanh(
+                self.correct
+                    .forward(Tensor::cat(vec![preference.clone(), difference], 1)),
+            );
             gates.push(gate.clone().mean_dim(1).reshape([b]));
             preference = self.correction_norm.forward(preference + gate * update);
             step += 1;
@@ -599,7 +682,11 @@ pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f
     let norm = (steps * (steps + 1) / 2) as f64;
     let mut total: Option<Tensor<1>> = None;
     for (t, scores) in output.step_scores.iter().enumerate() {
-        let nll = log_softmax(scores.clone(), 1).gather(1, targets.clone()).mean().neg() * ((t + 1) as f64 / norm);
+        let nll = log_softmax(scores.clone(), 1)
+            .gather(1, targets.clone())
+            .mean()
+            .neg()
+            * ((t + 1) as f64 / norm);
         total = Some(match total {
             Some(acc) => acc + nll,
             None => nll,

@@ -128,7 +128,10 @@ impl TextPreferences {
                 rows[b * self.dim..(b + 1) * self.dim].copy_from_slice(&c.embedding);
             }
         }
-        Some(Tensor::from_data(TensorData::new(rows, [queries.len(), self.dim]), device))
+        Some(Tensor::from_data(
+            TensorData::new(rows, [queries.len(), self.dim]),
+            device,
+        ))
     }
 }
 
@@ -161,8 +164,8 @@ impl MspaRecommender {
         &self.model
     }
 
-    /// The same model reading other composed preferences (e.g. those composed at the
-    /// test time instead of the validation time).
+    /// The same model reading other composed preferences (e.g. one composed just now
+    /// for a single user).
     pub fn with_texts(mut self, texts: TextPreferences) -> Self {
         self.texts = texts;
         self
@@ -176,7 +179,11 @@ impl MspaRecommender {
         let pairs: Vec<_> = queries.iter().map(|q| (q.history, q.at_ms)).collect();
         MspaInput {
             tips: TipBatch::build(&pairs, self.settings.max_history, device),
-            text: if self.model.uses_text() { self.texts.tensor(&users, device) } else { None },
+            text: if self.model.uses_text() {
+                self.texts.tensor(&users, device)
+            } else {
+                None
+            },
             authors: self.authors.clone(),
             candidate_ids: Tensor::<1, Int>::arange(0..n as i64, device),
             pairs: pair_features(&pairs, &candidates, device),
@@ -207,7 +214,10 @@ impl MspaRecommender {
                 }
                 Ok(Explanation {
                     author: a,
-                    preference: self.texts.lookup(query.user, query.at_ms).map(|c| c.text.clone()),
+                    preference: self
+                        .texts
+                        .lookup(query.user, query.at_ms)
+                        .map(|c| c.text.clone()),
                     modality_weights: [weights[a * 3], weights[a * 3 + 1], weights[a * 3 + 2]],
                     step_scores: steps.iter().map(|s| s[a]).collect(),
                 })
@@ -244,7 +254,12 @@ impl Recommender for MspaRecommender {
         let per = self.users_per_pass();
         for (chunk, rows) in queries.chunks(per).zip(out.chunks_mut(per * n)) {
             let input = self.input(chunk, &self.device);
-            let scores = self.model.forward(&input).step_scores.pop().expect("at least one step");
+            let scores = self
+                .model
+                .forward(&input)
+                .step_scores
+                .pop()
+                .expect("at least one step");
             let v = to_vec(scores);
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(AlignError::Data {
@@ -285,11 +300,11 @@ pub fn fit_mspa(
     let table = AuthorTable::build(features, &counts, device)?;
     let use_text = settings.use_text && texts.dim > 0;
     let config = MspaConfig::new(dims, if use_text { texts.dim } else { 0 }, n)
-    .with_d_model(settings.d_model)
-    .with_correction_steps(settings.correction_steps)
-    .with_use_text(use_text)
-    .with_modalities(settings.modalities)
-    .with_id_embedding(settings.id_embedding);
+        .with_d_model(settings.d_model)
+        .with_correction_steps(settings.correction_steps)
+        .with_use_text(use_text)
+        .with_modalities(settings.modalities)
+        .with_id_embedding(settings.id_embedding);
     device.seed(settings.train.seed);
     let model = config.init(device)?;
     let examples = training_examples(dataset, split, None);
@@ -309,54 +324,76 @@ pub fn fit_mspa(
         texts: texts.clone(),
         device: device.clone(),
     };
-    let loss = |model: &Mspa, batch: &[&Example], negatives: &NegativeBatch, dev: &Device| -> Tensor<1> {
-        // Candidates: the batch's positives and its sampled negatives, each once.
-        let mut candidates: Vec<usize> = Vec::new();
-        let mut position: HashMap<usize, usize> = HashMap::new();
-        let mut add = |a: usize, candidates: &mut Vec<usize>| -> usize {
-            *position.entry(a).or_insert_with(|| {
-                candidates.push(a);
-                candidates.len() - 1
-            })
+    let loss =
+        |model: &Mspa, batch: &[&Example], negatives: &NegativeBatch, dev: &Device| -> Tensor<1> {
+            // Candidates: the batch's positives and its sampled negatives, each once.
+            let mut candidates: Vec<usize> = Vec::new();
+            let mut position: HashMap<usize, usize> = HashMap::new();
+            let mut add = |a: usize, candidates: &mut Vec<usize>| -> usize {
+                *position.entry(a).or_insert_with(|| {
+                    candidates.push(a);
+                    candidates.len() - 1
+                })
+            };
+            let positives: Vec<i64> = batch
+                .iter()
+                .map(|e| add(e.positive.index(), &mut candidates) as i64)
+                .collect();
+            for a in &negatives.authors {
+                add(a.index(), &mut candidates);
+            }
+            let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
+            let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
+            let pairs: Vec<_> = batch
+                .iter()
+                .map(|e| (e.history(dataset), e.at_ms))
+                .collect();
+            let input = MspaInput {
+                tips: TipBatch::build(&pairs, settings.max_history, dev),
+                text: if use_text {
+                    texts.tensor(&users, dev)
+                } else {
+                    None
+                },
+                authors: ad_table.clone(),
+                candidate_ids: ids,
+                pairs: pair_features(&pairs, &candidates, dev),
+            };
+            let out = model.forward(&input);
+            let positives =
+                Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
+            mspa_loss(&out, positives, settings.align_weight)
         };
-        let positives: Vec<i64> = batch.iter().map(|e| add(e.positive.index(), &mut candidates) as i64).collect();
-        for a in &negatives.authors {
-            add(a.index(), &mut candidates);
-        }
-        let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
-        let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
-        let pairs: Vec<_> = batch.iter().map(|e| (e.history(dataset), e.at_ms)).collect();
-        let input = MspaInput {
-            tips: TipBatch::build(&pairs, settings.max_history, dev),
-            text: if use_text { texts.tensor(&users, dev) } else { None },
-            authors: ad_table.clone(),
-            candidate_ids: ids,
-            pairs: pair_features(&pairs, &candidates, dev),
-        };
-        let out = model.forward(&input);
-        let positives = Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
-        mspa_loss(&out, positives, settings.align_weight)
-    };
     let validate = |model: &Mspa| -> Result<f64> {
         let rec = MspaRecommender {
             model: model.clone(),
             ..template.shallow_clone()
         };
-        let report = evaluate(&rec, dataset, &split.valid, Protocol::RepeatsAllowed, &[10], 256)?;
+        let report = evaluate(
+            &rec,
+            dataset,
+            &split.valid,
+            Protocol::RepeatsAllowed,
+            &[10],
+            256,
+        )?;
         Ok(report.all.ndcg(10).unwrap_or(0.0))
     };
     // Uniform negatives over every author, the user's own earlier authors included: the
     // model must learn when a repeat is (not) likely.
     let negatives = Negatives::uniform(n);
-    let (model, curve) = fit_with(model, &settings.train, device, &examples, &negatives, loss, validate, progress)?;
-    Ok((
-        MspaRecommender {
-            model,
-            ..template
-        },
-        curve,
-    ))
+    let (model, curve) = fit_with(
+        model,
+        &settings.train,
+        device,
+        &examples,
+        &negatives,
+        loss,
+        validate,
+        progress,
+    )?;
+    Ok((MspaRecommender { model, ..template }, curve))
 }
 
 impl MspaRecommender {
@@ -368,17 +405,24 @@ impl MspaRecommender {
             path: dir.to_path_buf(),
             message,
         };
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("mspa");
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
         let written = (|| -> std::result::Result<(), String> {
-            self.model.clone().save_file(tmp.join("model.bpk")).map_err(|e| e.to_string())?;
+            self.model
+                .clone()
+                .save_file(tmp.join("model.bpk"))
+                .map_err(|e| e.to_string())?;
             let config = serde_json::to_string_pretty(&self.config).map_err(|e| e.to_string())?;
             std::fs::write(tmp.join("config.json"), config).map_err(|e| e.to_string())?;
-            let settings = serde_json::to_string_pretty(&self.settings).map_err(|e| e.to_string())?;
+            let settings =
+                serde_json::to_string_pretty(&self.settings).map_err(|e| e.to_string())?;
             std::fs::write(tmp.join("settings.json"), settings).map_err(|e| e.to_string())?;
             Ok(())
         })();
@@ -409,9 +453,10 @@ impl MspaRecommender {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| fail(format!("{name}: {e}")))
         };
-        let config: MspaConfig = serde_json::from_str(&read("config.json")?).map_err(|e| fail(format!("config.json: {e}")))?;
-        let settings: MspaSettings =
-            serde_json::from_str(&read("settings.json")?).map_err(|e| fail(format!("settings.json: {e}")))?;
+        let config: MspaConfig = serde_json::from_str(&read("config.json")?)
+            .map_err(|e| fail(format!("config.json: {e}")))?;
+        let settings: MspaSettings = serde_json::from_str(&read("settings.json")?)
+            .map_err(|e| fail(format!("settings.json: {e}")))?;
         if config.n_authors != features.len() {
             return Err(fail(format!(
                 "trained for {} authors, the data has {}",

@@ -43,7 +43,12 @@ fn world() -> World {
     let ds = load_native(dir.path()).unwrap();
     let split = Split::leave_last_out(&ds);
     let feats = features(&ds, &Truth::load(dir.path()).unwrap(), 3);
-    World { _dir: dir, ds, split, feats }
+    World {
+        _dir: dir,
+        ds,
+        split,
+        feats,
+    }
 }
 
 /// Text preferences: a fixed random vector per user, composed at time 0 (a stand-in for
@@ -86,19 +91,35 @@ fn mspa_trains_beats_baselines_and_round_trips() {
     let device = Device::flex();
     let prefs = texts(&w.ds, 8);
     let mut curve = Vec::new();
-    let (rec, reports) = fit_mspa(&settings("MSPA", 6), &w.ds, &w.split, &w.feats, &prefs, &device, |r| {
-        curve.push(r.train_loss)
-    })
+    let (rec, reports) = fit_mspa(
+        &settings("MSPA", 6),
+        &w.ds,
+        &w.split,
+        &w.feats,
+        &prefs,
+        &device,
+        |r| curve.push(r.train_loss),
+    )
     .unwrap();
     assert_eq!(reports.len(), curve.len());
     assert!(curve.iter().all(|l| l.is_finite()));
-    assert!(curve.last().unwrap() < curve.first().unwrap(), "loss falls: {curve:?}");
+    assert!(
+        curve.last().unwrap() < curve.first().unwrap(),
+        "loss falls: {curve:?}"
+    );
 
     let mspa = ndcg10(&rec, &w.ds, &w.split);
-    let random = ndcg10(&RandomRecommender::new(w.ds.n_authors(), 5), &w.ds, &w.split);
+    let random = ndcg10(
+        &RandomRecommender::new(w.ds.n_authors(), 5),
+        &w.ds,
+        &w.split,
+    );
     let pop = ndcg10(&MostPop::fit(&w.ds, &w.split), &w.ds, &w.split);
     println!("NDCG@10: MSPA {mspa:.4}, MostPop {pop:.4}, random {random:.4}");
-    assert!(mspa > pop && pop > random, "MSPA {mspa}, MostPop {pop}, random {random}");
+    assert!(
+        mspa > pop && pop > random,
+        "MSPA {mspa}, MostPop {pop}, random {random}"
+    );
 
     // Every step is scored; explanations carry one score per step and weights summing to 1.
     let target = &w.split.test[0];
@@ -114,7 +135,10 @@ fn mspa_trains_beats_baselines_and_round_trips() {
         assert_eq!(e.step_scores.len(), 3);
         let sum: f32 = e.modality_weights.iter().sum();
         assert!((sum - 1.0).abs() < 1e-4, "{:?}", e.modality_weights);
-        assert_eq!(e.preference.as_deref(), Some(format!("user {}", target.user.index()).as_str()));
+        assert_eq!(
+            e.preference.as_deref(),
+            Some(format!("user {}", target.user.index()).as_str())
+        );
     }
     assert!(rec.explain(query, &[w.ds.n_authors()]).is_err());
 
@@ -128,7 +152,11 @@ fn mspa_trains_beats_baselines_and_round_trips() {
     let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
     rec.score_batch(&[query], &mut a).unwrap();
     loaded.score_batch(&[query], &mut b).unwrap();
-    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(max < 1e-5, "loaded model differs by {max}");
     // A checkpoint for other authors is refused with a clear error.
     let err = MspaRecommender::load(&ckpt, &w.feats[..n - 1], &counts[..n - 1], prefs, &device)
@@ -166,12 +194,18 @@ fn mspa_handles_cold_users_and_ablations() {
         let mut out = vec![0f32; w.ds.n_authors()];
         rec.score_batch(&[cold], &mut out).unwrap();
         assert!(out.iter().all(|x| x.is_finite()), "{name}: {out:?}");
-        let explained = rec.explain(cold, &(0..w.ds.n_authors()).collect::<Vec<_>>()).unwrap();
+        let explained = rec
+            .explain(cold, &(0..w.ds.n_authors()).collect::<Vec<_>>())
+            .unwrap();
         assert!(explained.iter().all(|e| e.step_scores.len() == t + 1));
         if modalities == [false, true, false] {
             for (a, e) in explained.iter().enumerate() {
                 if w.feats[a].present[1] {
-                    assert!(e.modality_weights[1] > 0.999, "author {a}: {:?}", e.modality_weights);
+                    assert!(
+                        e.modality_weights[1] > 0.999,
+                        "author {a}: {:?}",
+                        e.modality_weights
+                    );
                 }
             }
         }
@@ -182,5 +216,16 @@ fn mspa_handles_cold_users_and_ablations() {
         ..settings("none", 1)
     };
     assert!(fit_mspa(&s, &w.ds, &w.split, &w.feats, &prefs, &device, |_| {}).is_err());
-    assert!(fit_mspa(&settings("short", 1), &w.ds, &w.split, &w.feats[..3], &prefs, &device, |_| {}).is_err());
+    assert!(
+        fit_mspa(
+            &settings("short", 1),
+            &w.ds,
+            &w.split,
+            &w.feats[..3],
+            &prefs,
+            &device,
+            |_| {}
+        )
+        .is_err()
+    );
 }

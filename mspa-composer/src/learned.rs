@@ -33,9 +33,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{gelu, softmax, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,9 @@ use crate::composer::{
 };
 use crate::error::{ComposerError, Result};
 use crate::generator::{DecodeStrategy, GeneratorConfig, Memory, PreferenceGenerator};
-use crate::history::{HistoryBatch, HistoryEncoder, HistoryEncoderConfig, HistoryEncoding, SeededInit};
+use crate::history::{
+    HistoryBatch, HistoryEncoder, HistoryEncoderConfig, HistoryEncoding, SeededInit,
+};
 use crate::schema::PreferenceSchema;
 
 /// File names inside a checkpoint directory.
@@ -360,8 +362,8 @@ impl LearnedModel {
         let [_, l, _] = batch.authors.dims();
         let n_rows = self.value_authors.weight.dims()[0];
         let ids = batch.author_ids.clone().clamp(0, n_rows as i64 - 1);
-        let tip_logits = self.value_features.forward(batch.authors.clone())
-            + self.value_authors.forward(ids);
+        let tip_logits =
+            self.value_features.forward(batch.authors.clone()) + self.value_authors.forward(ids);
         let v = tip_logits.dims()[2];
         let probs = if self.segments.is_empty() {
             softmax(tip_logits, 2)
@@ -386,9 +388,9 @@ impl LearnedModel {
         for (hot, &tok) in self.value_token_ids.iter().enumerate().take(v) {
             map[hot * self.vocab_size + tok] = 1.0;
         }
-        let map = Tensor::<2>::from_data(TensorData::new(map, [v, self.vocab_size]), &values.device());
-        let logit_bias = log_values.clone().matmul(map)
-            * self.value_gate.val().reshape([1, 1]);
+        let map =
+            Tensor::<2>::from_data(TensorData::new(map, [v, self.vocab_size]), &values.device());
+        let logit_bias = log_values.clone().matmul(map) * self.value_gate.val().reshape([1, 1]);
         let aux_logits = self
             .aux
             .forward(encoding.pooled.clone() + summary.clone() + value_token.clone());
@@ -696,10 +698,13 @@ impl LearnedComposer {
                     self.config.max_history,
                     &ad,
                 );
-                let hot: Vec<f32> = chunk.iter().flat_map(|&i| hots[i].iter().copied()).collect();
-                let hot = Tensor::<2>::from_data(TensorData::new(hot, [chunk.len(), n_values]), &ad);
-                let loss =
-                    model.training_loss(&batch, &batch_targets, hot, self.config.aux_weight);
+                let hot: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| hots[i].iter().copied())
+                    .collect();
+                let hot =
+                    Tensor::<2>::from_data(TensorData::new(hot, [chunk.len(), n_values]), &ad);
+                let loss = model.training_loss(&batch, &batch_targets, hot, self.config.aux_weight);
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 if !value.is_finite() {
                     return Err(ComposerError::config(
@@ -885,11 +890,11 @@ impl LearnedComposer {
         }
         let model_path = dir.join(MODEL_FILE);
         let model = LearnedModel::init(&config, &schema, device)
-        .try_load_file(&model_path)
-        .map_err(|e| ComposerError::Checkpoint {
-            path: model_path.clone(),
-            message: e.to_string(),
-        })?;
+            .try_load_file(&model_path)
+            .map_err(|e| ComposerError::Checkpoint {
+                path: model_path.clone(),
+                message: e.to_string(),
+            })?;
         let optimizer = if state.has_optimizer {
             let path = dir.join(OPTIMIZER_FILE);
             Some(

@@ -144,7 +144,9 @@ impl NearestComposer {
         config: NearestConfig,
     ) -> Result<Self> {
         if train.is_empty() {
-            return Err(ComposerError::data("the nearest composer needs training pairs"));
+            return Err(ComposerError::data(
+                "the nearest composer needs training pairs",
+            ));
         }
         if !(config.half_life_days.is_finite() && config.half_life_days > 0.0) {
             return Err(ComposerError::config(
@@ -235,7 +237,11 @@ impl NearestComposer {
             .iter()
             .map(|e| {
                 let age = (q.at_ms - e.timestamp_ms).max(0) as f64;
-                let amount = if e.amount.is_finite() { e.amount.max(0.0) } else { 0.0 };
+                let amount = if e.amount.is_finite() {
+                    e.amount.max(0.0)
+                } else {
+                    0.0
+                };
                 let m = if self.config.amount_exponent == 0.0 {
                     1.0
                 } else {
@@ -363,7 +369,10 @@ impl NearestComposer {
             return Ok(None);
         };
         // Evidence: each tip's contribution to the similarity with the neighbour.
-        let neighbour = self.train[i].rep.as_ref().expect("chosen entries have a rep");
+        let neighbour = self.train[i]
+            .rep
+            .as_ref()
+            .expect("chosen entries have a rep");
         let mut support: Vec<(usize, f32)> = query
             .tips
             .iter()

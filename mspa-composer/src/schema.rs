@@ -309,7 +309,10 @@ impl PreferenceSchema {
     /// at least one value.
     pub fn new(fields: Vec<FieldSpec>) -> Result<Self> {
         if fields.is_empty() {
-            return Err(ComposerError::config("fields", "a schema needs at least one field"));
+            return Err(ComposerError::config(
+                "fields",
+                "a schema needs at least one field",
+            ));
         }
         for (k, f) in fields.iter().enumerate() {
             check_word("field name", format!("fields[{k}].name"), &f.name)?;
@@ -349,7 +352,10 @@ impl PreferenceSchema {
                     format!("fields[{k}].slots[{s}]")
                 };
                 if values.is_empty() {
-                    return Err(ComposerError::config(at, format!("`{}` has no values", f.name)));
+                    return Err(ComposerError::config(
+                        at,
+                        format!("`{}` has no values", f.name),
+                    ));
                 }
                 for (i, v) in values.iter().enumerate() {
                     check_word("value", at.clone(), v)?;
@@ -407,13 +413,25 @@ impl PreferenceSchema {
                         },
                     ));
                 }
-                tokens.push((format!("{scope}=<unk>"), TokenKind::Unk { field: k, slot: s }));
-                maps.push(values.iter().enumerate().map(|(i, v)| (v.clone(), i)).collect());
+                tokens.push((
+                    format!("{scope}=<unk>"),
+                    TokenKind::Unk { field: k, slot: s },
+                ));
+                maps.push(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (v.clone(), i))
+                        .collect(),
+                );
                 hot += values.len();
             }
             if f.is_list() {
                 fl.end = Some(tokens.len() as u32);
-                tokens.push((format!("{}=<end>", f.name), TokenKind::EndOfField { field: k }));
+                tokens.push((
+                    format!("{}=<end>", f.name),
+                    TokenKind::EndOfField { field: k },
+                ));
             }
             layout.push(fl);
             lookup.push(maps);
@@ -789,7 +807,9 @@ impl PreferenceSchema {
             if state.is_complete() {
                 break;
             }
-            let kind = state.step(self, tok, true).map_err(|m| ComposerError::parse(i, m))?;
+            let kind = state
+                .step(self, tok, true)
+                .map_err(|m| ComposerError::parse(i, m))?;
             match kind {
                 Some(TokenKind::Value { field, slot, value }) => {
                     values[field].push(self.fields[field].slot_values()[slot][value].clone());
@@ -928,7 +948,10 @@ impl GrammarState {
             return if tok == PreferenceSchema::PAD {
                 Ok(None)
             } else {
-                Err(format!("token `{}` after EOS (only padding may follow)", name(tok)))
+                Err(format!(
+                    "token `{}` after EOS (only padding may follow)",
+                    name(tok)
+                ))
             };
         }
         let n = schema.fields.len();
@@ -938,7 +961,10 @@ impl GrammarState {
                 self.steps += 1;
                 Ok(Some(TokenKind::Eos))
             } else {
-                Err(format!("expected EOS after the last field, found `{}`", name(tok)))
+                Err(format!(
+                    "expected EOS after the last field, found `{}`",
+                    name(tok)
+                ))
             };
         }
         let kind = schema

@@ -299,12 +299,23 @@ impl TemplateComposer {
                 if slots.len() != 2 {
                     return Err(ComposerError::config(
                         "tipping.field",
-                        format!("`{}` must have two slots (frequency, generosity)", rule.field),
+                        format!(
+                            "`{}` must have two slots (frequency, generosity)",
+                            rule.field
+                        ),
                     ));
                 }
                 for (name, th, slot) in [
-                    ("tipping.frequency_thresholds", &rule.frequency_thresholds, &slots[0]),
-                    ("tipping.generosity_thresholds", &rule.generosity_thresholds, &slots[1]),
+                    (
+                        "tipping.frequency_thresholds",
+                        &rule.frequency_thresholds,
+                        &slots[0],
+                    ),
+                    (
+                        "tipping.generosity_thresholds",
+                        &rule.generosity_thresholds,
+                        &slots[1],
+                    ),
                 ] {
                     if th.len() + 1 != slot.len() {
                         return Err(ComposerError::config(
@@ -321,7 +332,10 @@ impl TemplateComposer {
                     }
                 }
                 if !(rule.min_span_days.is_finite() && rule.min_span_days > 0.0) {
-                    return Err(ComposerError::config("tipping.min_span_days", "must be positive"));
+                    return Err(ComposerError::config(
+                        "tipping.min_span_days",
+                        "must be positive",
+                    ));
                 }
                 if !(rule.generosity_scale.is_finite() && rule.generosity_scale > 0.0) {
                     return Err(ComposerError::config(
@@ -428,7 +442,11 @@ impl TemplateComposer {
             .iter()
             .map(|e| {
                 let age = (query.at_ms - e.timestamp_ms).max(0) as f64;
-                let amount = if e.amount.is_finite() { e.amount.max(0.0) } else { 0.0 };
+                let amount = if e.amount.is_finite() {
+                    e.amount.max(0.0)
+                } else {
+                    0.0
+                };
                 let m = if self.config.amount_exponent == 0.0 {
                     1.0
                 } else {
@@ -448,13 +466,14 @@ impl TemplateComposer {
         let mut values = Vec::with_capacity(self.schema.fields.len());
         let mut evidence = Vec::new();
         for (k, f) in self.schema.fields.iter().enumerate() {
-            let push_evidence = |evidence: &mut Vec<FieldEvidence>, value: &str, tips: Vec<usize>| {
-                evidence.push(FieldEvidence {
-                    field: f.name.clone(),
-                    value: value.to_string(),
-                    tips,
-                });
-            };
+            let push_evidence =
+                |evidence: &mut Vec<FieldEvidence>, value: &str, tips: Vec<usize>| {
+                    evidence.push(FieldEvidence {
+                        field: f.name.clone(),
+                        value: value.to_string(),
+                        tips,
+                    });
+                };
             if let (Some(c), FieldKind::List { values: vocab, max }) = (&self.lexicon[k], &f.kind) {
                 // contributions[i][v] = w_i * d_{a_i}[v]
                 let mut total = vec![0.0; c.n_values];
@@ -508,8 +527,13 @@ impl TemplateComposer {
                 && let FieldKind::Tuple { slots } = &f.kind
             {
                 let rule = &tp.rule;
-                let first = tips.iter().map(|e| e.timestamp_ms).min().unwrap_or(query.at_ms);
-                let span_ms = ((query.at_ms - first).max(0) as f64).max(rule.min_span_days * DAY_MS);
+                let first = tips
+                    .iter()
+                    .map(|e| e.timestamp_ms)
+                    .min()
+                    .unwrap_or(query.at_ms);
+                let span_ms =
+                    ((query.at_ms - first).max(0) as f64).max(rule.min_span_days * DAY_MS);
                 let rate = tips.len() as f64 / (span_ms / WEEK_MS);
                 let mut amounts: Vec<f64> = tips
                     .iter()
@@ -536,8 +560,10 @@ impl TemplateComposer {
                     .collect();
                 let mut same: Vec<usize> = (0..tips.len())
                     .filter(|&i| {
-                        bucket(tips[i].amount / rule.generosity_scale, &rule.generosity_thresholds)
-                            == gen_bucket
+                        bucket(
+                            tips[i].amount / rule.generosity_scale,
+                            &rule.generosity_thresholds,
+                        ) == gen_bucket
                     })
                     .collect();
                 same.sort_by(|&a, &b| {

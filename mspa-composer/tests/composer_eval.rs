@@ -43,7 +43,11 @@ fn composer_eval_field_scores_on_hand_made_cases() {
     let color = s.get("color").unwrap();
     // tp: green, blue = 2; fp: blue(1st), crimson = 2; fn: red(1st), red(3rd) = 2.
     assert_eq!(
-        (color.true_positives, color.false_positives, color.false_negatives),
+        (
+            color.true_positives,
+            color.false_positives,
+            color.false_negatives
+        ),
         (2, 2, 2)
     );
     assert!((color.precision - 0.5).abs() < 1e-12);
@@ -53,7 +57,11 @@ fn composer_eval_field_scores_on_hand_made_cases() {
     let size = s.get("size").unwrap();
     // Slots: (s ok, heavy wrong), (m ok, heavy ok), (l ok, light ok): tp 5, fp 1, fn 1.
     assert_eq!(
-        (size.true_positives, size.false_positives, size.false_negatives),
+        (
+            size.true_positives,
+            size.false_positives,
+            size.false_negatives
+        ),
         (5, 1, 1)
     );
     assert!((size.f1 - 5.0 / 6.0).abs() < 1e-12);
@@ -67,7 +75,11 @@ fn composer_eval_field_scores_on_hand_made_cases() {
     // Perfect predictions.
     let s = field_scores(&schema, &refs, &refs);
     assert_eq!(s.micro.f1, 1.0);
-    assert!(s.per_field.iter().all(|x| x.f1 == 1.0 && x.exact_match == 1.0));
+    assert!(
+        s.per_field
+            .iter()
+            .all(|x| x.f1 == 1.0 && x.exact_match == 1.0)
+    );
 
     // Over-predicting hurts precision only; duplicates count once.
     let s = field_scores(
@@ -83,7 +95,11 @@ fn composer_eval_field_scores_on_hand_made_cases() {
     let s = field_scores_opt(&schema, &[None, Some(&refs[1])], &refs[..2]);
     let color = s.get("color").unwrap();
     assert_eq!(
-        (color.true_positives, color.false_positives, color.false_negatives),
+        (
+            color.true_positives,
+            color.false_positives,
+            color.false_negatives
+        ),
         (1, 2, 2)
     );
     assert_eq!(s.get("size").unwrap().true_positives, 2);
@@ -120,7 +136,11 @@ fn composer_eval_texts_bleu_rouge_and_fields() {
     let cats = &e.per_field[0];
     // Hyp 0: music (tp), dance missed; hyp 1 unparsed: gaming is fp and fn.
     assert_eq!(
-        (cats.true_positives, cats.false_positives, cats.false_negatives),
+        (
+            cats.true_positives,
+            cats.false_positives,
+            cats.false_negatives
+        ),
         (1, 1, 2)
     );
     assert!(e.field_f1 < 0.6 && e.field_f1 > 0.3, "{}", e.field_f1);
@@ -164,9 +184,16 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     let schema = PreferenceSchema::synthetic_world();
 
     let held_users: HashSet<_> = pairs.heldout.iter().map(|p| p.user).collect();
-    assert_eq!(held_users.len(), pairs.heldout.len(), "one pair per held-out user");
+    assert_eq!(
+        held_users.len(),
+        pairs.heldout.len(),
+        "one pair per held-out user"
+    );
     let train_users: HashSet<_> = pairs.train.iter().map(|p| p.user).collect();
-    assert!(held_users.is_disjoint(&train_users), "a held-out user is in train");
+    assert!(
+        held_users.is_disjoint(&train_users),
+        "a held-out user is in train"
+    );
     // Every held-out decision follows the seeded hash; about 20% are held out.
     for u in ds.users() {
         let ext = ds.user_external(u).to_string();
@@ -182,7 +209,11 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         assert_eq!(p.tips.start, range.start);
         assert!(p.tips.end <= range.end);
         let q = p.query(&ds);
-        assert!(q.tips.iter().all(|e| e.timestamp_ms < p.at_ms && e.user == p.user));
+        assert!(
+            q.tips
+                .iter()
+                .all(|e| e.timestamp_ms < p.at_ms && e.user == p.user)
+        );
         // The prefix is maximal: the next event (if any) is not before at_ms.
         if p.tips.end < range.end {
             assert!(ds.events()[p.tips.end].timestamp_ms >= p.at_ms);
@@ -205,7 +236,10 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         assert!(mine.iter().all(|p| !p.tips.is_empty()));
         assert!(mine.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
         let ext = ds.user_external(*u).to_string();
-        assert_eq!(mine.last().unwrap().at_ms, truth.split_time_ms(&ext).unwrap());
+        assert_eq!(
+            mine.last().unwrap().at_ms,
+            truth.split_time_ms(&ext).unwrap()
+        );
     }
     // Users with a single tip give no training pair.
     for u in ds.users() {
@@ -283,5 +317,8 @@ fn composer_eval_reference_pairs_reject_a_foreign_truth() {
     let (_a, ds, _) = tiny_world(1, 40);
     let (_b, _, small_truth) = tiny_world(2, 10);
     let err = reference_pairs(&ds, &small_truth, &PairConfig::default()).unwrap_err();
-    assert!(err.to_string().contains("not in the world's truth"), "{err}");
+    assert!(
+        err.to_string().contains("not in the world's truth"),
+        "{err}"
+    );
 }

@@ -287,7 +287,10 @@ fn composer_nearest_rejects_bad_training_data() {
         tips: &q_tips,
         at_ms: 2 * DAY,
     };
-    assert!(matches!(n.compose(&ctx, q), Err(ComposerError::Data { .. })));
+    assert!(matches!(
+        n.compose(&ctx, q),
+        Err(ComposerError::Data { .. })
+    ));
 }
 
 #[test]
@@ -373,7 +376,11 @@ fn composer_nearest_on_a_tiny_world() {
             .collect();
         eprintln!(
             "nearest ({}) on {} held-out users: micro F1 {:.3} | {}",
-            if features.is_some() { "features" } else { "author ids" },
+            if features.is_some() {
+                "features"
+            } else {
+                "author ids"
+            },
             s.n,
             s.micro.f1,
             per.join(" | ")

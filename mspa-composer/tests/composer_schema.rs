@@ -29,7 +29,9 @@ fn unknown_value(rng: &mut Rng) -> String {
     const ALPHABET: &[&str] = &["a", "b", "z", "q", "7", "-", " ", "é", "ß", "日", "x"];
     loop {
         let len = 1 + rng.below(8);
-        let s: String = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+        let s: String = (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+            .collect();
         if s.trim() == s && !s.is_empty() && !(s.starts_with('<') && s.ends_with('>')) {
             return format!("u{s}");
         }
@@ -78,8 +80,15 @@ fn random_fields(schema: &PreferenceSchema, rng: &mut Rng, unknown: f64) -> Pref
 /// tuple, multi-word values.
 fn other_schema() -> PreferenceSchema {
     PreferenceSchema::new(vec![
-        FieldSpec::tuple("budget", &[&["low", "high"], &["daily", "weekly", "monthly"]]),
-        FieldSpec::list("genres", &["hip hop", "jazz", "lo-fi beats", "k-pop", "metal"], 3),
+        FieldSpec::tuple(
+            "budget",
+            &[&["low", "high"], &["daily", "weekly", "monthly"]],
+        ),
+        FieldSpec::list(
+            "genres",
+            &["hip hop", "jazz", "lo-fi beats", "k-pop", "metal"],
+            3,
+        ),
         FieldSpec::tuple("mood", &[&["calm", "hype"]]),
         FieldSpec::list("platform", &["mobile", "desktop"], 1),
     ])
@@ -92,7 +101,15 @@ fn composer_schema_matches_the_synthetic_world_grammar() {
     let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
-        ["categories", "energy", "audio", "visuals", "language", "format", "tipping"]
+        [
+            "categories",
+            "energy",
+            "audio",
+            "visuals",
+            "language",
+            "format",
+            "tipping"
+        ]
     );
     assert_eq!(schema.field_index("language"), Some(4));
     assert_eq!(schema.field_index("nope"), None);
@@ -125,7 +142,10 @@ fn composer_schema_matches_the_synthetic_world_grammar() {
 
 #[test]
 fn composer_schema_round_trips_random_preferences() {
-    for (seed, schema) in [(1u64, PreferenceSchema::synthetic_world()), (2, other_schema())] {
+    for (seed, schema) in [
+        (1u64, PreferenceSchema::synthetic_world()),
+        (2, other_schema()),
+    ] {
         let mut rng = Rng(seed);
         for case in 0..3000 {
             let unknown = if case % 2 == 0 { 0.0 } else { 0.3 };
@@ -203,7 +223,11 @@ fn composer_schema_parse_errors_say_where_and_why() {
     let at = |needle: &str| good.find(needle).unwrap();
     let cases: Vec<(String, usize, &str)> = vec![
         (String::new(), 0, "expected field `categories`"),
-        ("categories: music".into(), 17, "ends after field `categories`"),
+        (
+            "categories: music".into(),
+            17,
+            "ends after field `categories`",
+        ),
         (
             good.replace("energy: high", "enrgy: high"),
             at("energy"),
@@ -269,7 +293,11 @@ fn composer_schema_parse_errors_say_where_and_why() {
             at("music"),
             "surrounding whitespace",
         ),
-        (format!("{good} | extra: x"), good.len() + 1, "after the last field"),
+        (
+            format!("{good} | extra: x"),
+            good.len() + 1,
+            "after the last field",
+        ),
     ];
     for (text, position, message) in cases {
         match schema.parse(&text) {
@@ -309,7 +337,10 @@ fn composer_schema_tokens_are_field_scoped() {
     assert_eq!(schema.token_text(u32::MAX), "<invalid>");
     let mut texts = std::collections::HashSet::new();
     for t in 0..schema.vocab_size() as u32 {
-        assert!(texts.insert(schema.token_text(t).to_string()), "duplicate token text");
+        assert!(
+            texts.insert(schema.token_text(t).to_string()),
+            "duplicate token text"
+        );
         match schema.token_kind(t).unwrap() {
             TokenKind::Value { field, slot, value } => {
                 let v = &schema.fields[field].slot_values()[slot][value];
@@ -320,7 +351,10 @@ fn composer_schema_tokens_are_field_scoped() {
             TokenKind::Pad | TokenKind::Bos | TokenKind::Eos => assert!(t < 3),
         }
     }
-    assert_eq!(schema.token_text(schema.value_token(6, 0, "rare").unwrap()), "tipping.0=rare");
+    assert_eq!(
+        schema.token_text(schema.value_token(6, 0, "rare").unwrap()),
+        "tipping.0=rare"
+    );
     assert_eq!(schema.end_token(6), None);
     let p = schema
         .parse("categories: gaming | energy: low | audio: rock | visuals: dark | language: french | format: collab | tipping: rare, modest")
@@ -383,14 +417,20 @@ fn random_walks(schema: &PreferenceSchema, seed: u64, walks: usize) {
         let mut tokens = Vec::new();
         while !state.is_complete() {
             let allowed = state.allowed(schema);
-            assert!(!allowed.is_empty(), "walk {walk}: dead end after {tokens:?}");
+            assert!(
+                !allowed.is_empty(),
+                "walk {walk}: dead end after {tokens:?}"
+            );
             assert!(allowed.windows(2).all(|w| w[0] < w[1]));
             // A random disallowed token is refused and leaves the state as it was.
             let bad = rng.below(vocab as usize) as u32;
             if !allowed.contains(&bad) {
                 let before = state.clone();
                 assert!(!state.is_allowed(schema, bad));
-                assert!(state.advance(schema, bad).is_err(), "walk {walk}: took {bad}");
+                assert!(
+                    state.advance(schema, bad).is_err(),
+                    "walk {walk}: took {bad}"
+                );
                 assert_eq!(state, before);
             } else {
                 assert!(state.is_allowed(schema, bad));

@@ -120,16 +120,24 @@ pub fn batch_loss(
     let encode = |pick: &dyn Fn(&PretrainSample) -> Option<&Vec<f32>>,
                   run: &dyn Fn(Vec<f32>, usize) -> Tensor<2>|
      -> Option<(Vec<usize>, Tensor<2>)> {
-        let rows: Vec<usize> = (0..batch.len()).filter(|&i| pick(batch[i]).is_some()).collect();
+        let rows: Vec<usize> = (0..batch.len())
+            .filter(|&i| pick(batch[i]).is_some())
+            .collect();
         if rows.len() < 2 {
             return None;
         }
-        let flat: Vec<f32> = rows.iter().flat_map(|&i| pick(batch[i]).unwrap().iter().copied()).collect();
+        let flat: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| pick(batch[i]).unwrap().iter().copied())
+            .collect();
         Some((rows.clone(), normalise(run(flat, rows.len()))))
     };
     let s = shapes;
     let visual = encode(&|x| x.frame.as_ref(), &|flat, n| {
-        let t = Tensor::<4>::from_data(TensorData::new(flat, [n, 3, s.frame_size, s.frame_size]), device);
+        let t = Tensor::<4>::from_data(
+            TensorData::new(flat, [n, 3, s.frame_size, s.frame_size]),
+            device,
+        );
         model.visual.forward(t)
     });
     let audio = encode(&|x| x.mel.as_ref(), &|flat, n| {
@@ -219,14 +227,17 @@ pub fn pretrain(
         let (mut sum, mut count) = (0.0, 0usize);
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let batch: Vec<&PretrainSample> = chunk.iter().map(|&i| &samples[i]).collect();
-            let Some(loss) = batch_loss(&model, &batch, shapes, config.temperature, &ad_device) else {
+            let Some(loss) = batch_loss(&model, &batch, shapes, config.temperature, &ad_device)
+            else {
                 continue;
             };
             let value: f64 = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 return Err(ModalError::Config {
                     field: "learning_rate".into(),
-                    message: format!("loss is {value} at epoch {epoch}, batch {b}: lower the learning rate"),
+                    message: format!(
+                        "loss is {value} at epoch {epoch}, batch {b}: lower the learning rate"
+                    ),
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);

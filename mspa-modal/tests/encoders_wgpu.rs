@@ -44,7 +44,10 @@ fn tiny_bert_forward_on_wgpu_matches_flex() {
 /// Largest absolute difference of two equally long vectors.
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -53,9 +56,21 @@ fn visual_and_audio_encoders_on_wgpu_match_flex() {
     flex.seed(5);
     let wgpu = Device::wgpu(DeviceKind::DefaultDevice);
 
-    let visual = VisualEncoderConfig::new().with_width(8).with_depth(3).with_d_output(16).init(&flex);
-    let frames = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Normal(0.0, 1.0), &flex);
-    let expected = visual.forward(frames.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let visual = VisualEncoderConfig::new()
+        .with_width(8)
+        .with_depth(3)
+        .with_d_output(16)
+        .init(&flex);
+    let frames = Tensor::<4>::random(
+        [2, 3, 32, 32],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &flex,
+    );
+    let expected = visual
+        .forward(frames.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let got = visual
         .to_device(&wgpu)
         .forward(frames.to_device(&wgpu))
@@ -64,11 +79,27 @@ fn visual_and_audio_encoders_on_wgpu_match_flex() {
         .unwrap();
     let max = max_abs_diff(&expected, &got);
     println!("visual encoder wgpu vs flex: max abs difference {max:.3e}");
-    assert!(max < 1e-4, "visual encoder on wgpu differs from flex by {max}");
+    assert!(
+        max < 1e-4,
+        "visual encoder on wgpu differs from flex by {max}"
+    );
 
-    let audio = AudioEncoderConfig::new().with_n_mels(16).with_width(8).with_depth(3).with_d_output(16).init(&flex);
-    let mel = Tensor::<3>::random([2, 16, 40], burn::tensor::Distribution::Normal(0.0, 1.0), &flex);
-    let expected = audio.forward(mel.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let audio = AudioEncoderConfig::new()
+        .with_n_mels(16)
+        .with_width(8)
+        .with_depth(3)
+        .with_d_output(16)
+        .init(&flex);
+    let mel = Tensor::<3>::random(
+        [2, 16, 40],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &flex,
+    );
+    let expected = audio
+        .forward(mel.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let got = audio
         .to_device(&wgpu)
         .forward(mel.to_device(&wgpu))
@@ -77,5 +108,8 @@ fn visual_and_audio_encoders_on_wgpu_match_flex() {
         .unwrap();
     let max = max_abs_diff(&expected, &got);
     println!("audio encoder wgpu vs flex: max abs difference {max:.3e}");
-    assert!(max < 1e-4, "audio encoder on wgpu differs from flex by {max}");
+    assert!(
+        max < 1e-4,
+        "audio encoder on wgpu differs from flex by {max}"
+    );
 }

@@ -5,9 +5,13 @@
 use burn::tensor::Device;
 use mspa_core::synth::{SyntheticWorldConfig, generate};
 use mspa_modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
-use mspa_modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore, Modality};
+use mspa_modal::features::{
+    ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore, Modality,
+};
 use mspa_modal::frames::FrameConfig;
-use mspa_modal::pretrain::{CrossModalConfig, PretrainConfig, PretrainSample, SampleShapes, pretrain};
+use mspa_modal::pretrain::{
+    CrossModalConfig, PretrainConfig, PretrainSample, SampleShapes, pretrain,
+};
 
 fn world(dir: &std::path::Path) -> mspa_core::Dataset {
     let config = SyntheticWorldConfig {
@@ -36,8 +40,15 @@ fn extractor(device: &Device) -> FeatureExtractor {
     let n_mels = config.audio.mel.n_mels;
     FeatureExtractor::from_configs(
         config,
-        &VisualEncoderConfig::new().with_width(4).with_depth(2).with_d_output(8),
-        &AudioEncoderConfig::new().with_n_mels(n_mels).with_width(8).with_depth(2).with_d_output(6),
+        &VisualEncoderConfig::new()
+            .with_width(4)
+            .with_depth(2)
+            .with_d_output(8),
+        &AudioEncoderConfig::new()
+            .with_n_mels(n_mels)
+            .with_width(8)
+            .with_depth(2)
+            .with_d_output(6),
         None,
         5,
         device,
@@ -51,7 +62,9 @@ fn extraction_masks_reuse_and_bad_files() {
     let ds = world(dir.path());
     let device = Device::flex();
     let ex = extractor(&device);
-    let first = ex.extract(&ds, None, ExtractOptions::default(), |_, _| {}).unwrap();
+    let first = ex
+        .extract(&ds, None, ExtractOptions::default(), |_, _| {})
+        .unwrap();
     assert_eq!(first.features.len(), ds.n_authors());
     assert_eq!(first.computed, ds.n_authors());
     for (a, f) in ds.authors().iter().zip(&first.features) {
@@ -66,22 +79,33 @@ fn extraction_masks_reuse_and_bad_files() {
     let store_path = dir.path().join("features.safetensors");
     first.store.save(&store_path).unwrap();
     let store = FeatureStore::load(&store_path).unwrap();
-    let second = ex.extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {}).unwrap();
+    let second = ex
+        .extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {})
+        .unwrap();
     assert_eq!((second.reused, second.computed), (ds.n_authors(), 0));
     assert_eq!(second.features, first.features);
 
     // Other encoder weights: nothing reused.
     let other = FeatureExtractor::from_configs(
         small_config(),
-        &VisualEncoderConfig::new().with_width(4).with_depth(2).with_d_output(8),
-        &AudioEncoderConfig::new().with_n_mels(64).with_width(8).with_depth(2).with_d_output(6),
+        &VisualEncoderConfig::new()
+            .with_width(4)
+            .with_depth(2)
+            .with_d_output(8),
+        &AudioEncoderConfig::new()
+            .with_n_mels(64)
+            .with_width(8)
+            .with_depth(2)
+            .with_d_output(6),
         None,
         6,
         &device,
     )
     .unwrap();
     assert_ne!(other.config_hash(), ex.config_hash());
-    let third = other.extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {}).unwrap();
+    let third = other
+        .extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {})
+        .unwrap();
     assert_eq!(third.reused, 0);
 
     // A garbage frame: an error naming it, or a recorded skip.
@@ -93,10 +117,20 @@ fn extraction_masks_reuse_and_bad_files() {
         .unwrap();
     let bad = ds.media_path(&author.frames[0]);
     std::fs::write(&bad, b"definitely not a png").unwrap();
-    let err = ex.extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {}).unwrap_err();
-    assert!(err.to_string().contains(&bad.display().to_string()), "{err}");
+    let err = ex
+        .extract(&ds, Some(&store), ExtractOptions::default(), |_, _| {})
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
     let skipped = ex
-        .extract(&ds, Some(&store), ExtractOptions { skip_invalid: true }, |_, _| {})
+        .extract(
+            &ds,
+            Some(&store),
+            ExtractOptions { skip_invalid: true },
+            |_, _| {},
+        )
         .unwrap();
     assert_eq!(skipped.skipped.len(), 1);
     assert_eq!(skipped.skipped[0].path, bad);
@@ -126,15 +160,28 @@ fn pretraining_lowers_the_contrastive_loss() {
         })
         .collect();
     let config = CrossModalConfig::new(
-        VisualEncoderConfig::new().with_width(4).with_depth(2).with_d_output(8),
-        AudioEncoderConfig::new().with_n_mels(8).with_width(8).with_depth(2).with_d_output(8),
+        VisualEncoderConfig::new()
+            .with_width(4)
+            .with_depth(2)
+            .with_d_output(8),
+        AudioEncoderConfig::new()
+            .with_n_mels(8)
+            .with_width(8)
+            .with_depth(2)
+            .with_d_output(8),
     )
     .with_d_text(5);
     device.seed(1);
     let model = config.init(&device).unwrap();
-    let train = PretrainConfig::new().with_epochs(25).with_batch_size(8).with_learning_rate(3e-3);
+    let train = PretrainConfig::new()
+        .with_epochs(25)
+        .with_batch_size(8)
+        .with_learning_rate(3e-3);
     let (_model, curve) = pretrain(model, &samples, shapes, &train, &device, |_, _| {}).unwrap();
     assert_eq!(curve.len(), 25);
     assert!(curve.iter().all(|l| l.is_finite()));
-    assert!(curve[24] < curve[0] * 0.8, "loss did not go down: {curve:?}");
+    assert!(
+        curve[24] < curve[0] * 0.8,
+        "loss did not go down: {curve:?}"
+    );
 }

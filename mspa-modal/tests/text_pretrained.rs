@@ -136,7 +136,11 @@ fn write_folder(dir: &Path, config: &BertConfig, tensors: &[(String, Vec<usize>,
 fn hidden(model: &BertModel, device: &Device) -> Vec<f32> {
     let ids = Tensor::<2, Int>::from_ints([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0]], device);
     let mask = Tensor::<2, Int>::from_ints([[0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 1, 1]], device).bool();
-    model.forward(ids, Some(mask)).into_data().try_into_vec_as().unwrap()
+    model
+        .forward(ids, Some(mask))
+        .into_data()
+        .try_into_vec_as()
+        .unwrap()
 }
 
 #[test]

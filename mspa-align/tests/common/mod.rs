@@ -47,4 +47,3 @@ pub fn features(ds: &Dataset, truth: &Truth, seed: u64) -> Vec<AuthorFeatures> {
     }
     out
 }
-

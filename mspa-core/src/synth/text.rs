@@ -331,7 +331,11 @@ pub fn text_keywords() -> Vec<TextKeywords> {
         out.push(TextKeywords {
             field: "categories",
             value,
-            phrases: dedup(CATEGORY_WORDS.iter().flat_map(|lang| lang[c].iter().copied())),
+            phrases: dedup(
+                CATEGORY_WORDS
+                    .iter()
+                    .flat_map(|lang| lang[c].iter().copied()),
+            ),
         });
     }
     for (f, &value) in FORMATS.iter().enumerate() {
@@ -348,7 +352,11 @@ pub fn text_keywords() -> Vec<TextKeywords> {
             .chain(FORMAT_WORDS[l].iter().flat_map(|w| w.iter().copied()))
             .chain(GREETINGS[l].iter().copied())
             .chain(WHEN[l].iter().copied())
-            .chain(CATEGORY_SENTENCES[l].iter().flat_map(|t| template_pieces(t)))
+            .chain(
+                CATEGORY_SENTENCES[l]
+                    .iter()
+                    .flat_map(|t| template_pieces(t)),
+            )
             .chain(FORMAT_SENTENCES[l].iter().flat_map(|t| template_pieces(t)))
             .chain(template_pieces(ALSO_SENTENCES[l]));
         out.push(TextKeywords {

@@ -126,7 +126,11 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let all: Vec<f32> = enc.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let all: Vec<f32> = enc
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let one: Vec<f32> = enc
             .forward(x.slice([1..2]))
             .into_data()

@@ -14,8 +14,8 @@ use mspa_core::Dataset;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::store::{FeatureStore, StoredFeatures};
 use super::AuthorFeatures;
+use super::store::{FeatureStore, StoredFeatures};
 use crate::audio::{AudioConfig, AudioPipeline};
 use crate::encoders::{AudioEncoder, AudioEncoderConfig, VisualEncoder, VisualEncoderConfig};
 use crate::error::{ModalError, Result};
@@ -115,7 +115,12 @@ impl FeatureExtractor {
         config.frames.validate()?;
         if config.max_frames == 0 || config.chunk_size == 0 {
             return Err(ModalError::Config {
-                field: if config.max_frames == 0 { "max_frames" } else { "chunk_size" }.into(),
+                field: if config.max_frames == 0 {
+                    "max_frames"
+                } else {
+                    "chunk_size"
+                }
+                .into(),
                 message: "must be at least 1".into(),
             });
         }
@@ -157,7 +162,11 @@ impl FeatureExtractor {
     /// Sizes of the visual, audio and text vectors.
     pub fn dims(&self) -> [usize; 3] {
         let probe = self.probe();
-        [probe.0.len(), probe.1.len(), self.text.as_ref().map(|t| t.dim()).unwrap_or(0)]
+        [
+            probe.0.len(),
+            probe.1.len(),
+            self.text.as_ref().map(|t| t.dim()).unwrap_or(0),
+        ]
     }
 
     /// A hash of the config and of the encoders' behaviour: the bytes of their outputs on
@@ -169,8 +178,12 @@ impl FeatureExtractor {
     fn probe(&self) -> (Vec<f32>, Vec<f32>) {
         let s = self.config.frames.size as usize;
         let n_mels = self.config.audio.mel.n_mels;
-        let frame: Vec<f32> = (0..3 * s * s).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect();
-        let mel: Vec<f32> = (0..n_mels * 32).map(|i| ((i * 104_729) % 89) as f32 / 8.9 - 5.0).collect();
+        let frame: Vec<f32> = (0..3 * s * s)
+            .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let mel: Vec<f32> = (0..n_mels * 32)
+            .map(|i| ((i * 104_729) % 89) as f32 / 8.9 - 5.0)
+            .collect();
         let v = self.encode_frames(&[frame], 1);
         let a = self.encode_mel(n_mels, 32, mel);
         (v.into_iter().next().unwrap_or_default(), a)
@@ -178,7 +191,11 @@ impl FeatureExtractor {
 
     fn fingerprint(&self) -> Result<String> {
         let mut h = blake3::Hasher::new();
-        h.update(serde_json::to_string(&self.config).unwrap_or_default().as_bytes());
+        h.update(
+            serde_json::to_string(&self.config)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         let (v, a) = self.probe();
         for x in v.iter().chain(&a) {
             h.update(&((x * 1e4).round() as i64).to_le_bytes());
@@ -200,16 +217,24 @@ impl FeatureExtractor {
         }
         let s = self.config.frames.size as usize;
         let flat: Vec<f32> = frames.iter().flat_map(|f| f.iter().copied()).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [frames.len(), 3, s, s]), &self.device);
+        let x =
+            Tensor::<4>::from_data(TensorData::new(flat, [frames.len(), 3, s, s]), &self.device);
         let z = self.visual.forward(x);
         let [_, d] = z.dims();
         let values: Vec<f32> = z.into_data().try_to_vec::<f32>().expect("f32 output");
-        values.chunks(d * per_author).map(|c| mean_rows(c, d)).collect()
+        values
+            .chunks(d * per_author)
+            .map(|c| mean_rows(c, d))
+            .collect()
     }
 
     fn encode_mel(&self, n_mels: usize, n_frames: usize, data: Vec<f32>) -> Vec<f32> {
         let x = Tensor::<3>::from_data(TensorData::new(data, [1, n_mels, n_frames]), &self.device);
-        self.audio.forward(x).into_data().try_to_vec::<f32>().expect("f32 output")
+        self.audio
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 output")
     }
 
     /// Extracts the features of every author of `dataset`, reusing `previous` entries
@@ -240,7 +265,10 @@ impl FeatureExtractor {
             let end = (start + self.config.chunk_size).min(n);
             let authors = &dataset.authors()[start..end];
             // Hash every author's media; decode only those the store cannot serve.
-            let hashes: Vec<String> = authors.par_iter().map(|a| self.media_hash(dataset, a)).collect();
+            let hashes: Vec<String> = authors
+                .par_iter()
+                .map(|a| self.media_hash(dataset, a))
+                .collect();
             let mut chunk: Vec<Option<AuthorFeatures>> = authors
                 .iter()
                 .zip(&hashes)
@@ -258,7 +286,10 @@ impl FeatureExtractor {
                 let mut f = AuthorFeatures::empty(dims);
                 if !p.frames.is_empty() {
                     let per = p.frames.len();
-                    f.visual = self.encode_frames(&p.frames, per).pop().expect("one author");
+                    f.visual = self
+                        .encode_frames(&p.frames, per)
+                        .pop()
+                        .expect("one author");
                     f.present[0] = true;
                 }
                 if let Some((frames, mel)) = &p.mel {
@@ -303,7 +334,11 @@ impl FeatureExtractor {
         let Some(encoder) = &self.text else {
             return Ok(vec![None; texts.len()]);
         };
-        let nonempty: Vec<&str> = texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
+        let nonempty: Vec<&str> = texts
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
         let mut vectors = if nonempty.is_empty() {
             Vec::new()
         } else {
@@ -315,7 +350,13 @@ impl FeatureExtractor {
         .into_iter();
         Ok(texts
             .iter()
-            .map(|t| if t.trim().is_empty() { None } else { vectors.next() })
+            .map(|t| {
+                if t.trim().is_empty() {
+                    None
+                } else {
+                    vectors.next()
+                }
+            })
             .collect())
     }
 

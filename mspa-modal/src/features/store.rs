@@ -38,7 +38,12 @@ pub struct FeatureStore {
 
 impl FeatureStore {
     /// The features of `author` if they were computed from the same media and config.
-    pub fn lookup(&self, author: &str, media_hash: &str, config_hash: &str) -> Option<&AuthorFeatures> {
+    pub fn lookup(
+        &self,
+        author: &str,
+        media_hash: &str,
+        config_hash: &str,
+    ) -> Option<&AuthorFeatures> {
         if self.config_hash != config_hash {
             return None;
         }
@@ -60,7 +65,11 @@ impl FeatureStore {
     /// Writes the store atomically (a temporary file in the same folder, then a rename),
     /// so a crash never leaves a half-written feature file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dims = self.entries.first().map(|e| e.features.dims()).unwrap_or([0; 3]);
+        let dims = self
+            .entries
+            .first()
+            .map(|e| e.features.dims())
+            .unwrap_or([0; 3]);
         let n = self.entries.len();
         let mut columns: [Vec<u8>; 3] = Default::default();
         let mut present = Vec::with_capacity(n * 3);
@@ -68,21 +77,43 @@ impl FeatureStore {
             if e.features.dims() != dims {
                 return Err(ModalError::Config {
                     field: "features".into(),
-                    message: format!("author {} has sizes {:?}, expected {dims:?}", e.author, e.features.dims()),
+                    message: format!(
+                        "author {} has sizes {:?}, expected {dims:?}",
+                        e.author,
+                        e.features.dims()
+                    ),
                 });
             }
-            for (col, v) in columns.iter_mut().zip([&e.features.visual, &e.features.audio, &e.features.text]) {
+            for (col, v) in
+                columns
+                    .iter_mut()
+                    .zip([&e.features.visual, &e.features.audio, &e.features.text])
+            {
                 col.extend(v.iter().flat_map(|x| x.to_le_bytes()));
             }
             present.extend(e.features.present.iter().map(|&b| b as u8));
         }
-        fn view<'a>(path: &Path, dtype: Dtype, shape: Vec<usize>, data: &'a [u8]) -> Result<TensorView<'a>> {
+        fn view<'a>(
+            path: &Path,
+            dtype: Dtype,
+            shape: Vec<usize>,
+            data: &'a [u8],
+        ) -> Result<TensorView<'a>> {
             TensorView::new(dtype, shape, data).map_err(|e| weights_error(path, e))
         }
         let tensors = vec![
-            ("visual", view(path, Dtype::F32, vec![n, dims[0]], &columns[0])?),
-            ("audio", view(path, Dtype::F32, vec![n, dims[1]], &columns[1])?),
-            ("text", view(path, Dtype::F32, vec![n, dims[2]], &columns[2])?),
+            (
+                "visual",
+                view(path, Dtype::F32, vec![n, dims[0]], &columns[0])?,
+            ),
+            (
+                "audio",
+                view(path, Dtype::F32, vec![n, dims[1]], &columns[1])?,
+            ),
+            (
+                "text",
+                view(path, Dtype::F32, vec![n, dims[2]], &columns[2])?,
+            ),
             ("present", view(path, Dtype::U8, vec![n, 3], &present)?),
         ];
         let authors: Vec<&str> = self.entries.iter().map(|e| e.author.as_str()).collect();
@@ -90,10 +121,17 @@ impl FeatureStore {
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("config_hash".to_string(), self.config_hash.clone()),
-            ("authors".to_string(), serde_json::to_string(&authors).expect("strings serialise")),
-            ("media_hashes".to_string(), serde_json::to_string(&hashes).expect("strings serialise")),
+            (
+                "authors".to_string(),
+                serde_json::to_string(&authors).expect("strings serialise"),
+            ),
+            (
+                "media_hashes".to_string(),
+                serde_json::to_string(&hashes).expect("strings serialise"),
+            ),
         ]);
-        let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| weights_error(path, e))?;
+        let bytes =
+            safetensors::serialize(tensors, Some(metadata)).map_err(|e| weights_error(path, e))?;
         write_atomic(path, &bytes)
     }
 
@@ -126,16 +164,24 @@ impl FeatureStore {
         let n = authors.len();
         let matrix = |name: &str, dtype: Dtype| -> Result<(usize, Vec<u8>)> {
             let t = st.tensor(name).map_err(|e| weights_error(path, e))?;
-            if t.dtype() != dtype || t.shape().len() != 2 || t.shape()[0] != n || hashes.len() != n {
+            if t.dtype() != dtype || t.shape().len() != 2 || t.shape()[0] != n || hashes.len() != n
+            {
                 return Err(ModalError::Weights {
                     path: path.to_path_buf(),
-                    message: format!("tensor `{name}` has shape {:?} and type {:?}, expected [{n}, _] {dtype:?}", t.shape(), t.dtype()),
+                    message: format!(
+                        "tensor `{name}` has shape {:?} and type {:?}, expected [{n}, _] {dtype:?}",
+                        t.shape(),
+                        t.dtype()
+                    ),
                 });
             }
             Ok((t.shape()[1], t.data().to_vec()))
         };
         let floats = |bytes: &[u8]| -> Vec<f32> {
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
         };
         let (dv, v) = matrix("visual", Dtype::F32)?;
         let (da, a) = matrix("audio", Dtype::F32)?;
@@ -170,8 +216,14 @@ fn weights_error(path: &Path, e: impl std::fmt::Display) -> ModalError {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| ModalError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -194,7 +246,12 @@ mod tests {
                 StoredFeatures {
                     author: "a1".into(),
                     media_hash: "h1".into(),
-                    features: AuthorFeatures { visual: vec![1.0, 2.0], audio: vec![3.0], text: vec![0.5, 0.25, 0.0], present: [true, false, true] },
+                    features: AuthorFeatures {
+                        visual: vec![1.0, 2.0],
+                        audio: vec![3.0],
+                        text: vec![0.5, 0.25, 0.0],
+                        present: [true, false, true],
+                    },
                 },
                 StoredFeatures {
                     author: "7".into(),

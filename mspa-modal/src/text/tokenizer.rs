@@ -362,7 +362,11 @@ mod tests {
         assert_eq!(b.lengths, [4, 2, 6]);
         assert_eq!(&b.input_ids[0..6], &[2, 5, 6, 3, 0, 0]);
         let device = Device::flex();
-        let mask: Vec<bool> = b.padding_mask_tensor(&device).into_data().try_into_vec_as().unwrap();
+        let mask: Vec<bool> = b
+            .padding_mask_tensor(&device)
+            .into_data()
+            .try_into_vec_as()
+            .unwrap();
         assert_eq!(&mask[6..12], &[false, false, true, true, true, true]);
         let ids: Vec<i64> = b
             .input_ids_tensor(&device)
