@@ -627,7 +627,9 @@ fn llm_http_retries_429_with_retry_after_and_5xx_with_backoff() {
     let composer = LlmHttpComposer::new(cfg, schema.clone()).unwrap();
     let t = Instant::now();
     let out = composer.compose_detailed(&ctx(&ds), query).unwrap();
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Well below the 5 s backoff that ignoring Retry-After: 0 would cost (loose for
+    // loaded CI machines).
+    assert!(t.elapsed() < Duration::from_millis(4500), "{:?}", t.elapsed());
     assert_eq!(out.attempts, 2);
     assert_eq!(out.preference.text, text);
     assert_eq!(server.requests().len(), 2);
@@ -665,7 +667,8 @@ fn llm_http_retries_429_with_retry_after_and_5xx_with_backoff() {
         took >= Duration::from_millis(20 + 100 + 80),
         "backoff was not waited: {took:?}"
     );
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Retry-After: 100 is capped at 0.1 s; far below 100 s even on a loaded machine.
+    assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(out.attempts, 4);
     assert_eq!(out.preference.text, text);
 
@@ -719,7 +722,8 @@ fn llm_http_silent_server_times_out_without_hanging() {
     let took = t.elapsed();
     // 3 attempts of 0.3 s plus 0.01 + 0.02 s of backoff.
     assert!(took >= Duration::from_millis(900), "{took:?}");
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // Bounded: a client without timeouts would hang here forever.
+    assert!(took < Duration::from_secs(10), "{took:?}");
     match &err {
         ComposerError::Http {
             status,
