@@ -629,7 +629,11 @@ fn llm_http_retries_429_with_retry_after_and_5xx_with_backoff() {
     let out = composer.compose_detailed(&ctx(&ds), query).unwrap();
     // Well below the 5 s backoff that ignoring Retry-After: 0 would cost (loose for
     // loaded CI machines).
-    assert!(t.elapsed() < Duration::from_millis(4500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(out.attempts, 2);
     assert_eq!(out.preference.text, text);
     assert_eq!(server.requests().len(), 2);
