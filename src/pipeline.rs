@@ -14,7 +14,7 @@ use mspa_align::baselines::{
 use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
 use mspa_align::recommender::{Query, Recommender, evaluate};
 use mspa_align::train::EpochReport;
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
 use mspa_composer::eval::{PairConfig, evaluate_texts, reference_pairs};
 use mspa_composer::learned::{LearnedComposer, LearnedComposerConfig};
 use mspa_composer::nearest::NearestComposer;
@@ -210,9 +210,14 @@ pub fn run(
         pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
     let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
     let mut composers = BTreeMap::new();
+    // Only the texts are scored here: compose without embedding them.
+    let bare = ComposeContext {
+        text_encoder: None,
+        ..ctx
+    };
     for composer in [&learned as &dyn Composer, &template, &nearest] {
         let composed = composer
-            .compose_batch(&ctx, &heldout_queries)
+            .compose_batch(&bare, &heldout_queries)
             .map_err(stage_err("compose"))?;
         let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
         let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref())
@@ -443,11 +448,19 @@ fn compose_preferences(
             at_ms: *at,
         })
         .collect();
+    // Compose without the text encoder (the composer would embed every text, many of
+    // them identical), then embed each distinct text once.
+    let bare = ComposeContext {
+        text_encoder: None,
+        ..*ctx
+    };
     let composed = composer
-        .compose_batch(ctx, &queries)
+        .compose_batch(&bare, &queries)
         .map_err(err("compose"))?;
-    let texts: Vec<String> = composed.into_iter().map(|p| p.text).collect();
-    let embeddings = embed_texts(&texts, schema, ctx.text_encoder).map_err(err("compose"))?;
+    let (texts, fields): (Vec<String>, Vec<_>) =
+        composed.into_iter().map(|p| (p.text, p.fields)).unzip();
+    let embeddings =
+        embed_preferences(ctx.text_encoder, schema, &texts, &fields).map_err(err("compose"))?;
     let dim = embeddings.first().map(Vec::len).unwrap_or(0);
     let mut prefs = TextPreferences::new(dataset.n_users(), dim);
     for (((user, _, at_ms), text), embedding) in requests.into_iter().zip(texts).zip(embeddings) {
@@ -461,36 +474,6 @@ fn compose_preferences(
         );
     }
     Ok(prefs)
-}
-
-/// Embeddings of texts: MiniLM sentence embeddings (each distinct text once), or the
-/// multi-hot of their parsed fields without a text encoder.
-fn embed_texts(
-    texts: &[String],
-    schema: &PreferenceSchema,
-    encoder: Option<&BertEmbedder>,
-) -> mspa_composer::Result<Vec<Vec<f32>>> {
-    let Some(encoder) = encoder else {
-        return texts
-            .iter()
-            .map(|t| Ok(schema.multi_hot(&schema.parse(t)?)))
-            .collect();
-    };
-    let mut distinct: Vec<&str> = texts.iter().map(String::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let dim = encoder.dim();
-    let mut table = std::collections::HashMap::with_capacity(distinct.len());
-    for chunk in distinct.chunks(256) {
-        let t = encoder.sentence_embeddings(chunk, true)?;
-        let values = t.into_data().try_to_vec::<f32>().map_err(|e| {
-            mspa_composer::ComposerError::data(format!("reading text embeddings: {e:?}"))
-        })?;
-        for (text, v) in chunk.iter().zip(values.chunks(dim)) {
-            table.insert(*text, v.to_vec());
-        }
-    }
-    Ok(texts.iter().map(|t| table[t.as_str()].clone()).collect())
 }
 
 /// Both protocols of one model on the test targets.
@@ -915,11 +898,11 @@ impl TrainedModels {
             .composer
             .compose(&ctx, HistoryQuery { tips, at_ms })
             .map_err(stage_err("compose"))?;
-        let schema = self.composer.schema();
-        let embedding = embed_texts(
-            std::slice::from_ref(&preference.text),
-            schema,
+        let embedding = embed_preferences(
             self.text_encoder.as_ref(),
+            self.composer.schema(),
+            std::slice::from_ref(&preference.text),
+            std::slice::from_ref(&preference.fields),
         )
         .map_err(stage_err("compose"))?
         .remove(0);

@@ -101,3 +101,42 @@ impl TrainingPair {
         }
     }
 }
+
+/// Embeddings of composed preferences: with a text encoder, the unit-length sentence
+/// embedding of each text (every distinct text encoded once, in batches); without one,
+/// the schema's multi-hot of each preference's fields.
+pub fn embed_preferences(
+    encoder: Option<&BertEmbedder>,
+    schema: &crate::schema::PreferenceSchema,
+    texts: &[String],
+    fields: &[PreferenceFields],
+) -> Result<Vec<Vec<f32>>> {
+    let Some(encoder) = encoder else {
+        return Ok(fields.iter().map(|p| schema.multi_hot(p)).collect());
+    };
+    let mut distinct: Vec<&str> = texts.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let dim = encoder.dim();
+    let mut table = std::collections::HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(256) {
+        let flat = encoder
+            .sentence_embeddings(chunk, true)?
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| {
+                crate::ComposerError::data(format!("reading sentence embeddings: {e:?}"))
+            })?;
+        if flat.len() != chunk.len() * dim {
+            return Err(crate::ComposerError::data(format!(
+                "the text encoder returned {} numbers for {} texts of dimension {dim}",
+                flat.len(),
+                chunk.len()
+            )));
+        }
+        for (text, v) in chunk.iter().zip(flat.chunks(dim)) {
+            table.insert(*text, v.to_vec());
+        }
+    }
+    Ok(texts.iter().map(|t| table[t.as_str()].clone()).collect())
+}

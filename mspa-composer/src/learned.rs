@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::composer::{
     ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
+    embed_preferences,
 };
 use crate::error::{ComposerError, Result};
 use crate::generator::{DecodeStrategy, GeneratorConfig, Memory, PreferenceGenerator};
@@ -974,17 +975,12 @@ impl LearnedComposer {
         }
         let texts: Vec<String> = fields.iter().map(|f| self.schema.render(f)).collect();
         let text_vectors = match ctx.text_encoder {
-            Some(encoder) => {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let t = encoder.sentence_embeddings(&refs, true)?;
-                let dim = encoder.dim();
-                Some(
-                    read(t)?
-                        .chunks(dim)
-                        .map(<[f32]>::to_vec)
-                        .collect::<Vec<_>>(),
-                )
-            }
+            Some(_) => Some(embed_preferences(
+                ctx.text_encoder,
+                &self.schema,
+                &texts,
+                &fields,
+            )?),
             None => None,
         };
         let mut out = Vec::with_capacity(queries.len());

@@ -1975,7 +1975,8 @@ impl LlmHttpComposer {
             .map(|r| self.schema.render(&r.fields))
             .collect();
         let fields: Vec<PreferenceFields> = remotes.iter().map(|r| r.fields.clone()).collect();
-        let embeddings = crate::template::embed_preferences(ctx, &self.schema, &texts, &fields)?;
+        let embeddings =
+            crate::composer::embed_preferences(ctx.text_encoder, &self.schema, &texts, &fields)?;
         Ok(remotes
             .into_iter()
             .zip(texts)

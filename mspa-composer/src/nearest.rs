@@ -16,12 +16,12 @@ use mspa_modal::features::{AuthorFeatures, Modality};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::composer::embed_preferences;
 use crate::composer::{
     ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{PreferenceFields, PreferenceSchema};
-use crate::template::embed_preferences;
 
 /// Settings of the [`NearestComposer`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -463,7 +463,7 @@ impl Composer for NearestComposer {
             .iter()
             .map(|(i, _)| self.train[*i].fields.clone())
             .collect();
-        let embeddings = embed_preferences(ctx, &self.schema, &texts, &fields)?;
+        let embeddings = embed_preferences(ctx.text_encoder, &self.schema, &texts, &fields)?;
         Ok(found
             .into_iter()
             .zip(texts.into_iter().zip(fields))

@@ -28,7 +28,9 @@ use mspa_core::{AuthorId, Dataset};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::composer::{ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference};
+use crate::composer::{
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, embed_preferences,
+};
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
 
@@ -587,36 +589,6 @@ impl TemplateComposer {
     }
 }
 
-/// Sentence embeddings of texts with the context's encoder (unit length), else the
-/// schema multi-hot of each preference.
-pub(crate) fn embed_preferences(
-    ctx: &ComposeContext<'_>,
-    schema: &PreferenceSchema,
-    texts: &[String],
-    fields: &[PreferenceFields],
-) -> Result<Vec<Vec<f32>>> {
-    match ctx.text_encoder {
-        Some(encoder) if !texts.is_empty() => {
-            let refs: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
-            let dim = encoder.dim();
-            let flat = encoder
-                .sentence_embeddings(&refs, true)?
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| ComposerError::data(format!("reading sentence embeddings: {e:?}")))?;
-            if flat.len() != texts.len() * dim {
-                return Err(ComposerError::data(format!(
-                    "the text encoder returned {} numbers for {} texts of dimension {dim}",
-                    flat.len(),
-                    texts.len()
-                )));
-            }
-            Ok(flat.chunks(dim).map(|c| c.to_vec()).collect())
-        }
-        _ => Ok(fields.iter().map(|p| schema.multi_hot(p)).collect()),
-    }
-}
-
 impl Composer for TemplateComposer {
     fn name(&self) -> &str {
         "template"
@@ -641,7 +613,7 @@ impl Composer for TemplateComposer {
             .collect::<Result<_>>()?;
         let texts: Vec<String> = parts.iter().map(|(p, _)| self.schema.render(p)).collect();
         let fields: Vec<PreferenceFields> = parts.iter().map(|(p, _)| p.clone()).collect();
-        let embeddings = embed_preferences(ctx, &self.schema, &texts, &fields)?;
+        let embeddings = embed_preferences(ctx.text_encoder, &self.schema, &texts, &fields)?;
         Ok(parts
             .into_iter()
             .zip(texts)
