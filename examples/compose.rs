@@ -30,9 +30,8 @@ use mspa::composer::nearest::NearestComposer;
 use mspa::composer::schema::PreferenceSchema;
 use mspa::composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
 use mspa::core::synth::Truth;
-use mspa::modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
-use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore};
-use mspa::modal::text::BertEmbedder;
+use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
+use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 use serde_json::{Value, json};
 
 /// Composer comparison on the held-out users of a synthetic world.
@@ -79,16 +78,6 @@ fn main() -> ExitCode {
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn text_model(args: &Args) -> Option<PathBuf> {
-    args.model
-        .clone()
-        .or_else(|| std::env::var_os("MSPA_MINILM_DIR").map(PathBuf::from))
-        .or_else(|| {
-            let p = PathBuf::from("../shared/models/all-MiniLM-L6-v2");
-            p.exists().then_some(p)
-        })
-}
-
 /// One composer's scores as JSON.
 fn scores_json(eval: &TextEvaluation, fit_seconds: f64) -> Value {
     json!({
@@ -111,7 +100,7 @@ fn run(args: &Args) -> AnyResult<()> {
     let device = mspa::modal::device_from_name(&args.device)?;
     let dataset = mspa::core::load_native(&args.data)?;
     let truth = Truth::load(&args.data)?;
-    let model_dir = text_model(args);
+    let model_dir = args.model.clone().or_else(default_minilm_dir);
     let text_encoder = match &model_dir {
         Some(dir) => Some(BertEmbedder::from_pretrained(dir, &device)?),
         None => {
@@ -123,24 +112,15 @@ fn run(args: &Args) -> AnyResult<()> {
     };
 
     // Features, cached beside the world.
-    let extractor_config = ExtractorConfig::default();
-    let extractor = FeatureExtractor::from_configs(
-        extractor_config.clone(),
-        &VisualEncoderConfig::new(),
-        &AudioEncoderConfig::new().with_n_mels(extractor_config.audio.mel.n_mels),
+    let extractor = FeatureExtractor::with_default_encoders(
+        ExtractorConfig::default(),
         text_encoder.clone(),
         truth.config().seed,
         &device,
     )?;
-    let store_path = args.data.join("features.safetensors");
-    let previous = if store_path.exists() {
-        FeatureStore::load(&store_path).ok()
-    } else {
-        None
-    };
-    let extraction = extractor.extract(
+    let extraction = extractor.extract_cached(
         &dataset,
-        previous.as_ref(),
+        &args.data.join("features.safetensors"),
         ExtractOptions::default(),
         |done, total| eprint!("\rfeatures: {done}/{total} authors"),
     )?;
@@ -148,9 +128,6 @@ fn run(args: &Args) -> AnyResult<()> {
         " ({} computed, {} reused)",
         extraction.computed, extraction.reused
     );
-    if extraction.computed > 0 {
-        extraction.store.save(&store_path)?;
-    }
     let features = extraction.features;
 
     // Pairs and composers.

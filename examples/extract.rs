@@ -16,9 +16,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use mspa::modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
-use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore};
-use mspa::modal::text::BertEmbedder;
+use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
+use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 
 /// Feature extraction over a native-format dataset.
 #[derive(Parser)]
@@ -58,21 +57,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn text_model(args: &Args) -> Option<PathBuf> {
-    args.model
-        .clone()
-        .or_else(|| std::env::var_os("MSPA_MINILM_DIR").map(PathBuf::from))
-        .or_else(|| {
-            let p = PathBuf::from("../shared/models/all-MiniLM-L6-v2");
-            p.exists().then_some(p)
-        })
-}
-
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let device = mspa::modal::device_from_name(&args.device)?;
     let dataset = mspa::core::load_native(&args.data)?;
-    let text = match text_model(args) {
+    let text = match args.model.clone().or_else(default_minilm_dir) {
         Some(dir) => Some(BertEmbedder::from_pretrained(&dir, &device)?),
         None => {
             eprintln!(
@@ -81,24 +70,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
-    let config = ExtractorConfig::default();
-    let extractor = FeatureExtractor::from_configs(
-        config.clone(),
-        &VisualEncoderConfig::new(),
-        &AudioEncoderConfig::new().with_n_mels(config.audio.mel.n_mels),
+    let extractor = FeatureExtractor::with_default_encoders(
+        ExtractorConfig::default(),
         text,
         args.seed,
         &device,
     )?;
-    let previous = if args.out.exists() {
-        FeatureStore::load(&args.out).ok()
-    } else {
-        None
-    };
     let quiet = args.json;
-    let extraction = extractor.extract(
+    let extraction = extractor.extract_cached(
         &dataset,
-        previous.as_ref(),
+        &args.out,
         ExtractOptions {
             skip_invalid: args.skip_invalid,
         },
@@ -108,7 +89,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         },
     )?;
-    extraction.store.save(&args.out)?;
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let report = serde_json::json!({

@@ -23,11 +23,9 @@ use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
 use mspa_core::{Dataset, Split, Target};
 use mspa_metrics::{FullRankingEvaluator, Protocol};
-use mspa_modal::encoders::{AudioEncoderConfig, VisualEncoderConfig};
-use mspa_modal::features::{
-    AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor, FeatureStore,
-};
+use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa_modal::text::BertEmbedder;
+pub use mspa_modal::text::default_minilm_dir;
 use serde::{Deserialize, Serialize};
 
 use crate::plots::{bar_chart, line_chart};
@@ -380,33 +378,20 @@ fn extract_features(
     note: &mut impl FnMut(&str, usize, usize, String),
 ) -> Result<Vec<AuthorFeatures>, PipelineError> {
     let err = stage_err::<mspa_modal::ModalError>;
-    let n_mels = config.extractor.audio.mel.n_mels;
-    let extractor = FeatureExtractor::from_configs(
+    let extractor = FeatureExtractor::with_default_encoders(
         config.extractor.clone(),
-        &VisualEncoderConfig::new(),
-        &AudioEncoderConfig::new().with_n_mels(n_mels),
         text,
         config.world.seed,
         device,
     )
     .map_err(err("features"))?;
-    let store_path = config.out_dir.join("features.safetensors");
-    let previous = if store_path.exists() {
-        FeatureStore::load(&store_path).ok()
-    } else {
-        None
-    };
     let extraction = extractor
-        .extract(
+        .extract_cached(
             dataset,
-            previous.as_ref(),
+            &config.out_dir.join("features.safetensors"),
             ExtractOptions::default(),
             |done, total| note("features", done, total, "authors".into()),
         )
-        .map_err(err("features"))?;
-    extraction
-        .store
-        .save(&store_path)
         .map_err(err("features"))?;
     Ok(extraction.features)
 }
@@ -676,15 +661,6 @@ pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
         bar_chart("Mean modality weights (top 10)", "weight", &names, &series).as_bytes(),
     )?;
     Ok(())
-}
-
-/// The default location of the MiniLM weights: `MSPA_MINILM_DIR`, else
-/// `../shared/models/all-MiniLM-L6-v2` relative to the working directory.
-pub fn default_minilm_dir() -> Option<PathBuf> {
-    std::env::var_os("MSPA_MINILM_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("../shared/models/all-MiniLM-L6-v2")))
-        .filter(|d| d.join("config.json").is_file())
 }
 
 /// Settings of the baselines.

@@ -159,6 +159,46 @@ impl FeatureExtractor {
         Self::new(config, v, a, text, device)
     }
 
+    /// An extractor with the default visual and audio encoders for `config` (the audio
+    /// encoder reads `config.audio.mel.n_mels` bands), weights seeded by `seed`.
+    pub fn with_default_encoders(
+        config: ExtractorConfig,
+        text: Option<BertEmbedder>,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let n_mels = config.audio.mel.n_mels;
+        Self::from_configs(
+            config,
+            &VisualEncoderConfig::new(),
+            &AudioEncoderConfig::new().with_n_mels(n_mels),
+            text,
+            seed,
+            device,
+        )
+    }
+
+    /// [`FeatureExtractor::extract`] with the feature store at `path`: what the store
+    /// there still holds for unchanged media and encoders is reused (an unreadable store
+    /// counts as empty), and after a successful run the new store replaces it atomically.
+    /// A failed run leaves `path` as it was.
+    pub fn extract_cached(
+        &self,
+        dataset: &Dataset,
+        path: &Path,
+        options: ExtractOptions,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Extraction> {
+        let previous = if path.exists() {
+            FeatureStore::load(path).ok()
+        } else {
+            None
+        };
+        let extraction = self.extract(dataset, previous.as_ref(), options, progress)?;
+        extraction.store.save(path)?;
+        Ok(extraction)
+    }
+
     /// Sizes of the visual, audio and text vectors.
     pub fn dims(&self) -> [usize; 3] {
         let probe = self.probe();

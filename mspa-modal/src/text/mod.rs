@@ -29,5 +29,7 @@ pub use bert::{
     BertModelConfig,
 };
 pub use embedder::{BertEmbedder, mean_pool};
-pub use pretrained::{BERT_KEY_REMAP, load_bert_config, load_bert_model, load_bert_weights};
+pub use pretrained::{
+    BERT_KEY_REMAP, default_minilm_dir, load_bert_config, load_bert_model, load_bert_weights,
+};
 pub use tokenizer::{Encoded, TextTokenizer, TokenBatch};
