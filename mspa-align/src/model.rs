@@ -14,24 +14,30 @@
 //!    `α_{a,m} = softmax_m(⟨W_q p, W_k z_{a,m}⟩ / √d)` over the present modalities, and the
 //!    aligned author evidence is `r_a(p) = Σ_m α_{a,m} W_v z_{a,m} (+ id embedding when the
 //!    author has training tips)`;
-//! 3. the score is `s(p, a) = γ ⟨p, r_a(p)⟩ + b_a + f(user–author tip features)`, where `b_a`
-//!    is a popularity bias of authors with history and `f` a small network over the user's
-//!    own tips of `a` (count, recency, amount), so repeat tipping is part of the preference;
-//! 4. self-correction, `T` times: the evidence the current scores select from the
-//!    candidate pool, `e_s = Σ_a softmax(s)_a r_a(p)`, is compared with the evidence of the
-//!    user's own tips under the same preference, `e_h = Σ_i w_i r_{a_i}(p)` (`w` the
-//!    history attention); a gate `g = σ(W_g [p, δ, p ⊙ δ])` with `δ = e_h − e_s` decides
-//!    how much of the update `tanh(W_c [p, δ])` to take, `p ← LN(p + g ⊙ update)` (a
-//!    learned step along the direction a likelihood gradient would take); the
-//!    modalities are then re-attended with the corrected preference and re-scored.
+//! 3. the preference alone scores `u(p, a) = γ ⟨p, r_a(p)⟩ + b_a` (`b_a` a popularity bias
+//!    of authors with history); the next tip either explores, `P_explore = softmax_a(u)`
+//!    over all candidates, or repeats, `P_repeat = softmax(u + f(tips of a))` over the
+//!    authors the user tipped before (`f` a small network over the user's own tips of
+//!    `a`: count, recency, relative amount), and the score is the log of the mixture
+//!    `π P_repeat(a) + (1 − π) P_explore(a)` with `π = σ(w_π · p)` (0 without tips), so
+//!    how likely a repeat is depends on the user and its state;
+//! 4. self-correction, `T` times: the evidence the preference alone selects from the
+//!    candidate pool, `e_s = Σ_a P_explore(a) r_a(p)`, is compared with the evidence of
+//!    the user's own tips under the same preference, `e_h = Σ_i w_i r_{a_i}(p)` (`w` the
+//!    history attention); `δ = e_h − e_s` is the gradient of the history's
+//!    log-likelihood under `P_explore` (up to `γ`); a gate `g = σ(W_g [p, δ, p ⊙ δ])`
+//!    decides how much of the update `tanh(W_c [p, δ])` to take, `p ← LN(p + g ⊙ update)`;
+//!    the modalities are then re-attended with the corrected preference and re-scored.
 //!
 //! Every step's scores are returned, so each step is supervised and the trace explains
-//! the ranking. `T = 0` is the ablation without correction.
+//! the ranking. `T = 0` is the ablation without correction. While training, dropout on
+//! the pooled history and the preference text makes the initial preference imperfect, and
+//! the correction steps learn to repair it from the evidence.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
-use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, softplus, tanh};
+use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh};
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -44,9 +50,10 @@ use crate::error::{AlignError, Result};
 const DAY_MS: f64 = 86_400_000.0;
 
 /// Number of user–author tip features (see [`pair_features`]).
-pub const PAIR_FEATURES: usize = 4;
+pub const PAIR_FEATURES: usize = 7;
 
-/// Per-tip context features of the history: `log(1 + amount)`, `log(1 + age in days)`,
+/// Per-tip context features of the history: `ln(amount)` minus the user's mean
+/// `ln(amount)` (how much more than usual the user gave), `log(1 + age in days)`,
 /// `log(1 + earlier tips of the same author)`.
 pub const TIP_FEATURES: usize = 3;
 
@@ -74,6 +81,10 @@ pub struct MspaConfig {
     /// Whether authors with training tips get an id embedding and popularity bias.
     #[config(default = true)]
     pub id_embedding: bool,
+    /// Dropout on the pooled history and the preference text while training (the
+    /// correction steps learn to repair an imperfect initial preference).
+    #[config(default = 0.2)]
+    pub dropout: f64,
 }
 
 impl MspaConfig {
@@ -93,6 +104,9 @@ impl MspaConfig {
         }
         if !self.modalities.iter().any(|&m| m) {
             return bad("modalities", "at least one modality must be used");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout", "must be in [0, 1)");
         }
         if self.use_text && self.text_dim == 0 {
             return bad("text_dim", "use_text needs a positive text_dim");
@@ -143,6 +157,8 @@ impl MspaConfig {
             gate: LinearConfig::new(3 * d, d).init(device),
             correct: LinearConfig::new(2 * d, d).init(device),
             correction_norm: LayerNormConfig::new(d).init(device),
+            repeat_gate: LinearConfig::new(d, 1).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
             // ⟨p, r⟩ of a layer-normalised p grows like √d: start at 1/√d.
             log_scale: Param::from_tensor(Tensor::<1>::from_floats(
                 [-(d as f32).sqrt().ln()],
@@ -162,7 +178,7 @@ impl MspaConfig {
 pub struct Mspa {
     tip_context: Linear,
     tip_score: Linear,
-    /// Pooling weights of `log(1 + amount)`, `log(1 + earlier tips of the author)`, and the
+    /// Pooling weights of the relative `ln(amount)`, `log(1 + earlier tips of the author)`, and the
     /// pre-softplus daily decay.
     tip_weights: Param<Tensor<1>>,
     cold: Param<Tensor<2>>,
@@ -182,6 +198,8 @@ pub struct Mspa {
     gate: Linear,
     correct: Linear,
     correction_norm: LayerNorm,
+    repeat_gate: Linear,
+    dropout: Dropout,
     log_scale: Param<Tensor<1>>,
     #[module(skip)]
     d_model: usize,
@@ -306,8 +324,18 @@ impl AuthorTable {
 }
 
 /// The user–author tip features `[B, N, PAIR_FEATURES]` of each user's history against
-/// each candidate: `log1p(tips to the author)`, `exp(-days since the last one / 7)`,
-/// `log1p(total amount to the author)`, and whether it was the user's latest tip.
+/// each candidate (zeros for authors the user never tipped):
+///
+/// 0. `log1p(tips to the author)`;
+/// 1. `exp(-days since the last one / 7)`;
+/// 2. the mean `ln(amount)` of the tips to the author minus the user's mean over all its
+///    tips (amounts grow with affinity, and subtracting the user's mean removes how
+///    generous the user is);
+/// 3. whether it was the user's latest tip;
+/// 4. the same relative `ln(amount)` of the latest tip to the author (a drifted taste
+///    shows there first);
+/// 5. the share of the user's tips that went to the author;
+/// 6. `exp(-days since the last one)` (short-term recency).
 pub fn pair_features(
     histories: &[(&[TipEvent], i64)],
     candidates: &[usize],
@@ -320,23 +348,31 @@ pub fn pair_features(
     }
     let mut out = vec![0f32; histories.len() * n * PAIR_FEATURES];
     let mut count = vec![0u32; n];
-    let mut amount = vec![0f64; n];
+    let mut log_sum = vec![0f64; n];
+    let mut last_log = vec![0f64; n];
     let mut last = vec![i64::MIN; n];
     for (b, (tips, at_ms)) in histories.iter().enumerate() {
         count.iter_mut().for_each(|c| *c = 0);
-        amount.iter_mut().for_each(|x| *x = 0.0);
-        last.iter_mut().for_each(|t| *t = i64::MIN);
+        log_sum.iter_mut().for_each(|x| *x = 0.0);
         let mut touched = Vec::new();
+        let mut user_log_sum = 0.0;
         for tip in tips.iter() {
+            let ln_amount = log_amount(tip.amount);
+            user_log_sum += ln_amount;
             if let Some(&j) = position.get(&tip.author.index()) {
                 if count[j] == 0 {
                     touched.push(j);
+                    last[j] = i64::MIN;
                 }
                 count[j] += 1;
-                amount[j] += tip.amount.max(0.0);
-                last[j] = last[j].max(tip.timestamp_ms);
+                log_sum[j] += ln_amount;
+                if tip.timestamp_ms >= last[j] {
+                    last[j] = tip.timestamp_ms;
+                    last_log[j] = ln_amount;
+                }
             }
         }
+        let user_mean = user_log_sum / tips.len().max(1) as f64;
         let latest = tips
             .last()
             .and_then(|t| position.get(&t.author.index()).copied());
@@ -345,14 +381,26 @@ pub fn pair_features(
             let age_days = ((*at_ms - last[j]) as f64 / DAY_MS).max(0.0);
             row[0] = (count[j] as f32).ln_1p();
             row[1] = (-age_days / 7.0).exp() as f32;
-            row[2] = amount[j].ln_1p() as f32;
+            row[2] = (log_sum[j] / f64::from(count[j]) - user_mean) as f32;
             row[3] = if latest == Some(j) { 1.0 } else { 0.0 };
+            row[4] = (last_log[j] - user_mean) as f32;
+            row[5] = (f64::from(count[j]) / tips.len() as f64) as f32;
+            row[6] = (-age_days).exp() as f32;
         }
     }
     Tensor::from_data(
         TensorData::new(out, [histories.len(), n, PAIR_FEATURES]),
         device,
     )
+}
+
+/// `ln(amount)` of a tip, with non-finite or tiny amounts read as one cent.
+fn log_amount(amount: f64) -> f64 {
+    if amount.is_finite() {
+        amount.max(0.01).ln()
+    } else {
+        0.01f64.ln()
+    }
 }
 
 /// The users' most recent tips, padded: `[B, L]` each.
@@ -381,6 +429,8 @@ impl TipBatch {
         let mut mask = vec![0f32; b * l];
         for (row, (tips, at_ms)) in histories.iter().enumerate() {
             let start = tips.len().saturating_sub(max_len);
+            let user_mean =
+                tips.iter().map(|t| log_amount(t.amount)).sum::<f64>() / tips.len().max(1) as f64;
             let mut earlier: HashMap<u32, u32> = HashMap::new();
             for (pos, tip) in tips.iter().enumerate() {
                 let count = earlier.entry(tip.author.0).or_insert(0);
@@ -392,14 +442,9 @@ impl TipBatch {
                 let slot = row * l + (pos - start);
                 authors[slot] = i64::from(tip.author.0);
                 mask[slot] = 1.0;
-                let amount = if tip.amount.is_finite() {
-                    tip.amount.max(0.0)
-                } else {
-                    0.0
-                };
                 let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
                 let c = &mut context[slot * TIP_FEATURES..(slot + 1) * TIP_FEATURES];
-                c[0] = amount.ln_1p() as f32;
+                c[0] = (log_amount(tip.amount) - user_mean) as f32;
                 c[1] = age.ln_1p() as f32;
                 c[2] = f64::from(before).ln_1p() as f32;
             }
@@ -431,7 +476,8 @@ pub struct MspaInput {
 /// What a forward pass returns.
 #[derive(Clone, Debug)]
 pub struct MspaOutput {
-    /// Scores `[B, N]` at every step: index 0 before any correction, index `T` final.
+    /// Scores `[B, N]` at every step (log-probabilities of the next tip over the
+    /// candidates): index 0 before any correction, index `T` final.
     pub step_scores: Vec<Tensor<2>>,
     /// Modality weights `[B, N, 3]` at the final step.
     pub modality_weights: Tensor<3>,
@@ -517,11 +563,12 @@ impl Mspa {
             .sum_dim(1)
             .reshape([b, d]);
         let any = mask.max_dim(1); // [B, 1]
+        let pooled = self.dropout.forward(pooled);
         let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
         let mut preference = self.history_proj.forward(pooled);
         let text_preference = match (&self.text_proj, &input.text, self.use_text) {
             (Some(proj), Some(text), true) => {
-                let t = proj.forward(text.clone());
+                let t = proj.forward(self.dropout.forward(text.clone()));
                 preference = preference + t.clone();
                 Some(t)
             }
@@ -582,6 +629,14 @@ impl Mspa {
 
         // Everything below is matmuls over the flattened [N·3, d] views, never a
         // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
+        // Which candidates each user tipped before (their count feature is positive).
+        let untipped = input
+            .pairs
+            .clone()
+            .slice([0..b, 0..n, 0..1])
+            .reshape([b, n])
+            .lower_equal_elem(0.0);
+        let no_tips = untipped.clone().float().min_dim(1).equal_elem(1.0); // [B, 1]
         let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
         let mut gates = Vec::with_capacity(self.correction_steps);
         let mut weights;
@@ -604,20 +659,30 @@ impl Mspa {
             if let Some(ids) = &ids {
                 dot = dot + preference.clone().matmul(ids.clone().transpose());
             }
-            let mut scores = dot * scale.clone() + pair_bias.clone();
+            let mut preference_scores = dot * scale.clone();
             if let Some(bias) = &bias {
-                scores = scores + bias.clone();
+                preference_scores = preference_scores + bias.clone();
             }
+            // Repeat or explore: log(π P_rep(a) + (1 − π) P_explore(a)).
+            let explore = log_softmax(preference_scores.clone(), 1);
+            let repeat = log_softmax(
+                (preference_scores.clone() + pair_bias.clone()).mask_fill(untipped.clone(), -1e9),
+                1,
+            );
+            let repeat_logit = self.repeat_gate.forward(preference.clone()); // [B, 1]
+            let log_repeat = log_sigmoid(repeat_logit.clone()).mask_fill(no_tips.clone(), -1e9);
+            let log_explore = log_sigmoid(repeat_logit.neg()).mask_fill(no_tips.clone(), 0.0);
+            let scores = log_add_exp(repeat + log_repeat, explore.clone() + log_explore);
             step_scores.push(scores.clone());
             if step == self.correction_steps {
                 break;
             }
             // Self-correction: compare the evidence the user's own tips give under the
             // current preference, e_h = Σ_tips w_i r_{a_i}(p), with the evidence the
-            // current scores select from the candidate pool, e_s = Σ_a softmax(s)_a r_a(p);
-            // a gate decides how much of the correction to take (a learned step along
-            // the direction a likelihood gradient would take, r_pos − E[r]).
-            let attention = softmax(scores, 1); // [B, N]
+            // preference alone selects from the candidate pool, e_s = Σ_a P_explore(a)
+            // r_a(p) (their difference is the history likelihood's gradient in p); a gate
+            // decides how much of the learned update to take.
+            let attention = explore.exp(); // [B, N]
             let joint =
                 (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
             let mut selected = joint.matmul(values.clone());
@@ -704,6 +769,12 @@ pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f
         total = total + nll * align_weight;
     }
     total
+}
+
+/// `ln(e^a + e^b)`, elementwise and stable.
+fn log_add_exp(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    let m = a.clone().max_pair(b.clone());
+    m.clone() + ((a - m.clone()).exp() + (b - m).exp()).log()
 }
 
 /// Rows scaled to unit L2 norm.

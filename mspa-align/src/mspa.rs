@@ -37,6 +37,8 @@ pub struct MspaSettings {
     pub max_history: usize,
     /// Weight of the text–author alignment term.
     pub align_weight: f64,
+    /// Dropout on the initial preference's inputs while training.
+    pub dropout: f64,
     /// Users scored together at inference (bounded further by memory).
     pub score_batch: usize,
     /// The optimisation.
@@ -54,6 +56,7 @@ impl Default for MspaSettings {
             id_embedding: true,
             max_history: 32,
             align_weight: 0.1,
+            dropout: 0.2,
             score_batch: 128,
             train: TrainConfig {
                 epochs: 8,
@@ -144,7 +147,8 @@ pub struct Explanation {
     pub preference: Option<String>,
     /// Weight of the visual, audio and text view of the author for this user.
     pub modality_weights: [f32; 3],
-    /// The author's score at each correction step (step 0 first).
+    /// The author's score at each correction step (step 0 first): the log-probability
+    /// that the user's next tip goes to it.
     pub step_scores: Vec<f32>,
 }
 
@@ -304,7 +308,8 @@ pub fn fit_mspa(
         .with_correction_steps(settings.correction_steps)
         .with_use_text(use_text)
         .with_modalities(settings.modalities)
-        .with_id_embedding(settings.id_embedding);
+        .with_id_embedding(settings.id_embedding)
+        .with_dropout(settings.dropout);
     device.seed(settings.train.seed);
     let model = config.init(device)?;
     let examples = training_examples(dataset, split, None);
@@ -341,6 +346,13 @@ pub fn fit_mspa(
                 .collect();
             for a in &negatives.authors {
                 add(a.index(), &mut candidates);
+            }
+            // Every author the batch's users tipped before, so each user's repeat
+            // distribution covers all of its candidates, as at inference.
+            for e in batch {
+                for tip in e.history(dataset) {
+                    add(tip.author.index(), &mut candidates);
+                }
             }
             let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
             let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();

@@ -198,6 +198,26 @@ fn mspa_handles_cold_users_and_ablations() {
             .explain(cold, &(0..w.ds.n_authors()).collect::<Vec<_>>())
             .unwrap();
         assert!(explained.iter().all(|e| e.step_scores.len() == t + 1));
+        // Scores are log-probabilities of the next tip (repeat/explore mixture): over all
+        // authors they sum to one at every step, for cold users and users with tips.
+        let target = &w.split.test[0];
+        let warm = Query {
+            user: target.user,
+            history: target.history(&w.ds),
+            at_ms: target.timestamp_ms,
+        };
+        for query in [cold, warm] {
+            let explained = rec
+                .explain(query, &(0..w.ds.n_authors()).collect::<Vec<_>>())
+                .unwrap();
+            for step in 0..=t {
+                let total: f64 = explained
+                    .iter()
+                    .map(|e| f64::from(e.step_scores[step]).exp())
+                    .sum();
+                assert!((total - 1.0).abs() < 1e-3, "{name} step {step}: {total}");
+            }
+        }
         if modalities == [false, true, false] {
             for (a, e) in explained.iter().enumerate() {
                 if w.feats[a].present[1] {
