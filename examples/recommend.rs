@@ -104,13 +104,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for (rank, ((a, score), e)) in top.iter().zip(&explained).enumerate() {
         let author = dataset.author(*a);
         let tipped = history.iter().filter(|t| t.author == *a).count();
-        let steps: Vec<String> = e.step_scores.iter().map(|s| format!("{s:.2}")).collect();
+        // Scores are log-probabilities of the next tip: shown as percentages.
+        let percent = |s: f32| 100.0 * f64::from(s).exp();
+        let steps: Vec<String> = e
+            .step_scores
+            .iter()
+            .map(|&s| format!("{:.1}%", percent(s)))
+            .collect();
         println!(
-            "{:>2}. {} \"{}\" score {:.3}{}",
+            "{:>2}. {} \"{}\" next-tip probability {:.1}%{}",
             rank + 1,
             author.id,
             author.title,
-            score,
+            percent(*score),
             if tipped > 0 {
                 format!(" (tipped {tipped}x before)")
             } else {
@@ -118,7 +124,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         );
         println!(
-            "    modality weights: visual {:.2}, audio {:.2}, text {:.2}; score per correction step: {}",
+            "    modality weights: visual {:.2}, audio {:.2}, text {:.2}; probability per correction step: {}",
             e.modality_weights[0],
             e.modality_weights[1],
             e.modality_weights[2],
