@@ -178,8 +178,8 @@ impl MspaConfig {
 pub struct Mspa {
     tip_context: Linear,
     tip_score: Linear,
-    /// Pooling weights of the relative `ln(amount)`, `log(1 + earlier tips of the author)`, and the
-    /// pre-softplus daily decay.
+    /// Pooling weights of the relative `ln(amount)` and `log(1 + earlier tips of the
+    /// author)`, and the pre-softplus daily decay.
     tip_weights: Param<Tensor<1>>,
     cold: Param<Tensor<2>>,
     history_proj: Linear,
@@ -627,8 +627,6 @@ impl Mspa {
         let scale = self.log_scale.val().exp().reshape([1, 1]);
         let content = values.clone().reshape([n, 3, d]).sum_dim(1).reshape([n, d]) / 3.0;
 
-        // Everything below is matmuls over the flattened [N·3, d] views, never a
-        // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
         // Which candidates each user tipped before (their count feature is positive).
         let untipped = input
             .pairs
@@ -637,6 +635,9 @@ impl Mspa {
             .reshape([b, n])
             .lower_equal_elem(0.0);
         let no_tips = untipped.clone().float().min_dim(1).equal_elem(1.0); // [B, 1]
+
+        // Everything below is matmuls over the flattened [N·3, d] views, never a
+        // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
         let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
         let mut gates = Vec::with_capacity(self.correction_steps);
         let mut weights;
