@@ -863,10 +863,12 @@ impl TrainedModels {
         user: mspa_core::UserId,
         at_ms: i64,
     ) -> Result<(MspaRecommender, String), PipelineError> {
+        // The text is embedded once below, by `embed_preferences`: compose without the
+        // encoder.
         let ctx = ComposeContext {
             dataset,
             features: Some(&self.features),
-            text_encoder: self.text_encoder.as_ref(),
+            text_encoder: None,
         };
         let tips = dataset.user_events(user);
         let tips = &tips[..tips.partition_point(|t| t.timestamp_ms < at_ms)];

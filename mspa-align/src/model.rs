@@ -355,10 +355,8 @@ pub fn pair_features(
         count.iter_mut().for_each(|c| *c = 0);
         log_sum.iter_mut().for_each(|x| *x = 0.0);
         let mut touched = Vec::new();
-        let mut user_log_sum = 0.0;
         for tip in tips.iter() {
             let ln_amount = log_amount(tip.amount);
-            user_log_sum += ln_amount;
             if let Some(&j) = position.get(&tip.author.index()) {
                 if count[j] == 0 {
                     touched.push(j);
@@ -372,7 +370,7 @@ pub fn pair_features(
                 }
             }
         }
-        let user_mean = user_log_sum / tips.len().max(1) as f64;
+        let user_mean = mean_log_amount(tips);
         let latest = tips
             .last()
             .and_then(|t| position.get(&t.author.index()).copied());
@@ -392,6 +390,11 @@ pub fn pair_features(
         TensorData::new(out, [histories.len(), n, PAIR_FEATURES]),
         device,
     )
+}
+
+/// The mean `ln(amount)` of a user's tips (0 without tips): how generous the user is.
+fn mean_log_amount(tips: &[TipEvent]) -> f64 {
+    tips.iter().map(|t| log_amount(t.amount)).sum::<f64>() / tips.len().max(1) as f64
 }
 
 /// `ln(amount)` of a tip, with non-finite or tiny amounts read as one cent.
@@ -429,8 +432,7 @@ impl TipBatch {
         let mut mask = vec![0f32; b * l];
         for (row, (tips, at_ms)) in histories.iter().enumerate() {
             let start = tips.len().saturating_sub(max_len);
-            let user_mean =
-                tips.iter().map(|t| log_amount(t.amount)).sum::<f64>() / tips.len().max(1) as f64;
+            let user_mean = mean_log_amount(tips);
             let mut earlier: HashMap<u32, u32> = HashMap::new();
             for (pos, tip) in tips.iter().enumerate() {
                 let count = earlier.entry(tip.author.0).or_insert(0);

@@ -347,20 +347,18 @@ pub fn fit_mspa(
             for a in &negatives.authors {
                 add(a.index(), &mut candidates);
             }
-            // Every author the batch's users tipped before, so each user's repeat
-            // distribution covers all of its candidates, as at inference.
-            for e in batch {
-                for tip in e.history(dataset) {
-                    add(tip.author.index(), &mut candidates);
-                }
-            }
-            let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
-            let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
-            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
             let pairs: Vec<_> = batch
                 .iter()
                 .map(|e| (e.history(dataset), e.at_ms))
                 .collect();
+            // Every author the batch's users tipped before, so each user's repeat
+            // distribution covers all of its candidates, as at inference.
+            for tip in pairs.iter().flat_map(|(history, _)| history.iter()) {
+                add(tip.author.index(), &mut candidates);
+            }
+            let users: Vec<(UserId, i64)> = batch.iter().map(|e| (e.user, e.at_ms)).collect();
+            let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
             let input = MspaInput {
                 tips: TipBatch::build(&pairs, settings.max_history, dev),
                 text: if use_text {

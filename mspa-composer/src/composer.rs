@@ -102,18 +102,31 @@ impl TrainingPair {
     }
 }
 
-/// Embeddings of composed preferences: with a text encoder, the unit-length sentence
-/// embedding of each text (every distinct text encoded once, in batches); without one,
-/// the schema's multi-hot of each preference's fields.
+/// Embeddings of composed preferences: with a text encoder, [`embed_texts`]; without
+/// one, the schema's multi-hot of each preference's fields. `texts[i]` renders
+/// `fields[i]`.
 pub fn embed_preferences(
     encoder: Option<&BertEmbedder>,
     schema: &crate::schema::PreferenceSchema,
     texts: &[String],
     fields: &[PreferenceFields],
 ) -> Result<Vec<Vec<f32>>> {
-    let Some(encoder) = encoder else {
-        return Ok(fields.iter().map(|p| schema.multi_hot(p)).collect());
-    };
+    if texts.len() != fields.len() {
+        return Err(crate::ComposerError::data(format!(
+            "{} texts for {} parsed preferences",
+            texts.len(),
+            fields.len()
+        )));
+    }
+    match encoder {
+        Some(encoder) => embed_texts(encoder, texts),
+        None => Ok(fields.iter().map(|p| schema.multi_hot(p)).collect()),
+    }
+}
+
+/// The unit-length sentence embedding of each text; every distinct text is encoded once
+/// (chunks of 256 bound the device memory of one call).
+pub fn embed_texts(encoder: &BertEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     let mut distinct: Vec<&str> = texts.iter().map(String::as_str).collect();
     distinct.sort_unstable();
     distinct.dedup();

@@ -41,8 +41,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::composer::{
-    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
-    embed_preferences,
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair, embed_texts,
 };
 use crate::error::{ComposerError, Result};
 use crate::generator::{DecodeStrategy, GeneratorConfig, Memory, PreferenceGenerator};
@@ -974,20 +973,15 @@ impl LearnedComposer {
             fields.push(f);
         }
         let texts: Vec<String> = fields.iter().map(|f| self.schema.render(f)).collect();
-        let text_vectors = match ctx.text_encoder {
-            Some(_) => Some(embed_preferences(
-                ctx.text_encoder,
-                &self.schema,
-                &texts,
-                &fields,
-            )?),
-            None => None,
-        };
+        let text_vectors = ctx
+            .text_encoder
+            .map(|e| embed_texts(e, &texts))
+            .transpose()?;
         let mut out = Vec::with_capacity(queries.len());
         for (row, (f, text)) in fields.into_iter().zip(texts).enumerate() {
             let mut embedding = l2_normalised(&pooled[row * d..(row + 1) * d]);
             if let Some(tv) = &text_vectors {
-                embedding.extend(l2_normalised(&tv[row]));
+                embedding.extend_from_slice(&tv[row]); // unit length already
             }
             // Tips by pooling weight, strongest first.
             let kept = &batch.kept[row];

@@ -32,11 +32,7 @@ fn tiny_bert_forward_on_wgpu_matches_flex() {
     let on_gpu = model.to_device(&wgpu);
     let got = run(&on_gpu, &wgpu);
     assert_eq!(expected.len(), got.len());
-    let max = expected
-        .iter()
-        .zip(&got)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let max = max_abs_diff(&expected, &got);
     println!("wgpu vs flex: max abs difference {max:.3e}");
     assert!(max < 1e-4, "wgpu differs from flex by {max}");
 }

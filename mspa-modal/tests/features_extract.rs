@@ -137,6 +137,49 @@ fn extraction_masks_reuse_and_bad_files() {
     assert_eq!(skipped.computed, 1, "only the changed author is recomputed");
     let f = &skipped.features[victim];
     assert_eq!(f.has(Modality::Visual), author.frames.len() > 1);
+    // The store of that run does not vouch for the author with the bad file: without
+    // `skip_invalid` the next run decodes it again and fails naming it.
+    let err = ex
+        .extract(
+            &ds,
+            Some(&skipped.store),
+            ExtractOptions::default(),
+            |_, _| {},
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn cached_extraction_reuses_its_file_and_survives_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = world(dir.path());
+    let device = Device::flex();
+    let ex = extractor(&device);
+    let path = dir.path().join("features.safetensors");
+    let run = || {
+        ex.extract_cached(&ds, &path, ExtractOptions::default(), |_, _| {})
+            .unwrap()
+    };
+    assert_eq!(run().computed, ds.n_authors());
+    let second = run();
+    assert_eq!((second.reused, second.computed), (ds.n_authors(), 0));
+    // An unreadable store counts as empty and is replaced.
+    std::fs::write(&path, b"not safetensors").unwrap();
+    assert_eq!(run().computed, ds.n_authors());
+    assert_eq!(run().computed, 0);
+    // A failed run leaves the file as it was.
+    let before = std::fs::read(&path).unwrap();
+    let author = ds.authors().iter().find(|a| !a.frames.is_empty()).unwrap();
+    std::fs::write(ds.media_path(&author.frames[0]), b"not a png").unwrap();
+    assert!(
+        ex.extract_cached(&ds, &path, ExtractOptions::default(), |_, _| {})
+            .is_err()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
 #[test]

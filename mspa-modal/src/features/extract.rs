@@ -189,11 +189,7 @@ impl FeatureExtractor {
         options: ExtractOptions,
         progress: impl FnMut(usize, usize),
     ) -> Result<Extraction> {
-        let previous = if path.exists() {
-            FeatureStore::load(path).ok()
-        } else {
-            None
-        };
+        let previous = FeatureStore::load(path).ok();
         let extraction = self.extract(dataset, previous.as_ref(), options, progress)?;
         extraction.store.save(path)?;
         Ok(extraction)
@@ -344,12 +340,18 @@ impl FeatureExtractor {
             }
             computed += todo.len();
             reused += authors.len() - todo.len();
+            // An author with skipped files is stored with an empty hash, which never
+            // matches: a later run decodes (and reports) its files again.
+            let mut incomplete = vec![false; authors.len()];
+            for (&i, p) in todo.iter().zip(&prepared) {
+                incomplete[i] = !p.skipped.is_empty();
+            }
             skipped.extend(prepared.into_iter().flat_map(|p| p.skipped));
-            for ((a, h), f) in authors.iter().zip(hashes).zip(chunk) {
+            for (((a, h), f), incomplete) in authors.iter().zip(hashes).zip(chunk).zip(incomplete) {
                 let f = f.expect("every author filled");
                 entries.push(StoredFeatures {
                     author: a.id.to_string(),
-                    media_hash: h,
+                    media_hash: if incomplete { String::new() } else { h },
                     features: f.clone(),
                 });
                 features.push(f);
@@ -401,7 +403,7 @@ impl FeatureExtractor {
     }
 
     /// Hash of an author's text and media bytes (a file that cannot be read hashes as its
-    /// error, so it is retried next time).
+    /// error message).
     fn media_hash(&self, dataset: &Dataset, author: &mspa_core::Author) -> String {
         let mut hasher = blake3::Hasher::new();
         hasher.update(author.title.as_bytes());

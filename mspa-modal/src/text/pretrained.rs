@@ -146,12 +146,14 @@ pub fn load_bert_weights(mut model: BertModel, path: impl AsRef<Path>) -> Result
     Ok(model)
 }
 
-/// Where the MiniLM weights are looked for by default: `MSPA_MINILM_DIR`, else
-/// `../shared/models/all-MiniLM-L6-v2` relative to the working directory; `None` when the
-/// folder has no `config.json`.
+/// Where the MiniLM weights are looked for by default: `MSPA_MINILM_DIR` when set (as
+/// given, so a wrong path fails loudly when loaded), else
+/// `../shared/models/all-MiniLM-L6-v2` relative to the working directory when that folder
+/// has a `config.json`; `None` otherwise.
 pub fn default_minilm_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("MSPA_MINILM_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("../shared/models/all-MiniLM-L6-v2"));
+    if let Some(dir) = std::env::var_os("MSPA_MINILM_DIR") {
+        return Some(dir.into());
+    }
+    let dir = std::path::PathBuf::from("../shared/models/all-MiniLM-L6-v2");
     dir.join("config.json").is_file().then_some(dir)
 }
