@@ -141,7 +141,12 @@ fn run(args: &Args) -> AnyResult<()> {
         seed: args.seed,
         ..PairConfig::default()
     };
-    let pairs = reference_pairs(&dataset, &truth, &pair_config)?;
+    let pairs = reference_pairs(
+        &dataset,
+        &truth,
+        &mspa::core::Split::leave_last_out(&dataset),
+        &pair_config,
+    )?;
     if pairs.heldout.is_empty() {
         return Err("the world has no held-out users (too few users)".into());
     }

@@ -3,9 +3,14 @@
 //! write a report directory.
 //!
 //! ```text
-//! cargo run --release --example quickstart -- [--seed N] [--users N] [--authors N]
-//!     [--out DIR] [--device NAME] [--epochs N] [--composer-epochs N] [--config FILE]
+//! cargo run --release --example quickstart -- [--seed N | --seeds N,N,...] [--users N]
+//!     [--authors N] [--out DIR] [--device NAME] [--epochs N] [--composer-epochs N]
+//!     [--config FILE]
 //! ```
+//!
+//! `--seeds 42,1,2` runs the whole job once per seed (each into `OUT/seed-N/`) and writes
+//! one report with every seed's results, the mean and standard deviation across seeds,
+//! and MSPA's paired bootstrap intervals against every model per seed.
 //!
 //! `--config` reads a JSON [`PipelineConfig`] (missing fields take their defaults); the
 //! other flags override it. The MiniLM weights for text features and BERTScore come from
@@ -16,15 +21,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run};
+use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run_seeds};
 
 /// The end-to-end MSPA job on a synthetic world.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
     /// Seed of the world (and of every model).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
+    /// Several seeds, comma-separated: one job per seed, one combined report.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
     /// Number of users of the world.
     #[arg(long)]
     users: Option<usize>,
@@ -71,11 +79,11 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => PipelineConfig::default(),
     };
-    if let Some(seed) = args.seed {
-        config.world.seed = seed;
-        config.mspa.train.seed = seed;
-        config.composer.seed = seed;
-    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(seed) => vec![seed],
+        None if args.seeds.is_empty() => vec![config.world.seed],
+        None => args.seeds.clone(),
+    };
     if let Some(users) = args.users {
         config.world.users = users;
     }
@@ -87,6 +95,9 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         config.baselines.bprmf.train.epochs = epochs;
         config.baselines.vbpr.train.epochs = epochs;
         config.baselines.concat.train.epochs = epochs;
+        config.baselines.sasrec.train.epochs = epochs;
+        config.baselines.lightgcn.train.epochs = epochs;
+        config.baselines.freedom.train.epochs = epochs;
     }
     if let Some(epochs) = args.composer_epochs {
         config.composer.epochs = epochs;
@@ -101,9 +112,12 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut bar = ProgressLine::default();
-    let report = run(&config, |p| bar.update(p))?;
+    let report = run_seeds(&config, &seeds, |p| bar.update(p))?;
     bar.finish();
 
+    if report.seeds.len() > 1 {
+        println!("seed {} (the first of {}):", seeds[0], seeds.len());
+    }
     println!(
         "{:<22} {:>10} {:>9} {:>10} {:>9} {:>9} {:>9}",
         "model", "Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "new N@10", "rep N@10"
@@ -113,6 +127,44 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "{:<22} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>9.4} {:>9.4}",
             m.name, m.recall10, m.ndcg10, m.recall20, m.ndcg20, m.new.ndcg10, m.repeat.ndcg10
         );
+    }
+    println!("MSPA minus each model, NDCG@10 [95% bootstrap CI over test users]:");
+    for s in &report.significance {
+        println!(
+            "  {:<22} {:+.4} [{:+.4}, {:+.4}]{}",
+            s.model,
+            s.delta_ndcg10,
+            s.ci95[0],
+            s.ci95[1],
+            if s.significant {
+                ""
+            } else {
+                "  not significant"
+            }
+        );
+    }
+    if !report.seed_summary.is_empty() {
+        println!(
+            "across seeds {:?}: mean ± std",
+            report.seeds.iter().map(|s| s.seed).collect::<Vec<_>>()
+        );
+        println!(
+            "{:<22} {:>17} {:>17} {:>17}",
+            "model", "Recall@10", "NDCG@10", "new N@10"
+        );
+        for row in &report.seed_summary {
+            let cell = |k: &str| {
+                let m = row.metrics.get(k).copied().unwrap_or_default();
+                format!("{:.4} ± {:.4}", m.mean, m.std)
+            };
+            println!(
+                "{:<22} {:>17} {:>17} {:>17}",
+                row.model,
+                cell("recall@10"),
+                cell("ndcg@10"),
+                cell("new ndcg@10")
+            );
+        }
     }
     let steps: Vec<String> = report.steps.iter().map(|v| format!("{v:.4}")).collect();
     println!("MSPA NDCG@10 per correction step: {}", steps.join(" -> "));

@@ -9,27 +9,32 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use mspa_align::baselines::{
-    BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, Vbpr, VbprConfig,
+    BprMf, BprMfConfig, Concat, ConcatConfig, Freedom, FreedomConfig, LightGcn, LightGcnConfig,
+    MostPop, Oracle, RepeatPop, RepeatPopConfig, SasRec, SasRecConfig, Vbpr, VbprConfig,
 };
 use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
 use mspa_align::recommender::{Query, Recommender, evaluate};
 use mspa_align::train::EpochReport;
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
-use mspa_composer::eval::{PairConfig, evaluate_texts, reference_pairs};
+use mspa_composer::eval::{
+    PairConfig, ReferencePairs, evaluate_texts, held_back_from, reference_pairs,
+};
 use mspa_composer::learned::{LearnedComposer, LearnedComposerConfig};
 use mspa_composer::nearest::NearestComposer;
 use mspa_composer::schema::PreferenceSchema;
 use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
 use mspa_core::{Dataset, Split, Target};
-use mspa_metrics::{FullRankingEvaluator, Protocol};
+use mspa_metrics::{FullRankingEvaluator, Protocol, paired_bootstrap};
 use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa_modal::text::BertEmbedder;
 pub use mspa_modal::text::default_minilm_dir;
 use serde::{Deserialize, Serialize};
 
 use crate::plots::{bar_chart, line_chart};
-use crate::report::{Curve, ModelRow, Report, TextRow, write_atomic};
+use crate::report::{
+    Curve, ModelRow, Report, SeedResult, SeedSummary, Significance, TextRow, write_atomic,
+};
 
 /// Cut-offs of every evaluation.
 const KS: [usize; 2] = [10, 20];
@@ -76,6 +81,9 @@ pub struct PipelineConfig {
     pub baselines: BaselineSettings,
     /// Whether to also train the single-modality ablations.
     pub modality_ablations: bool,
+    /// Resamples of the test users in the paired bootstrap intervals of MSPA against
+    /// every other model (seeded by the world's seed).
+    pub bootstrap_resamples: usize,
 }
 
 impl Default for PipelineConfig {
@@ -91,7 +99,27 @@ impl Default for PipelineConfig {
             mspa: MspaSettings::default(),
             baselines: BaselineSettings::default(),
             modality_ablations: true,
+            bootstrap_resamples: 1000,
         }
+    }
+}
+
+impl PipelineConfig {
+    /// The same job with `seed` as the seed of the world, of the composer's held-out
+    /// users and training, and of every trained model.
+    pub fn with_seed(&self, seed: u64) -> PipelineConfig {
+        let mut c = self.clone();
+        c.world.seed = seed;
+        c.composer.seed = seed;
+        c.pairs.seed = seed;
+        c.mspa.train.seed = seed;
+        c.baselines.bprmf.train.seed = seed;
+        c.baselines.vbpr.train.seed = seed;
+        c.baselines.concat.train.seed = seed;
+        c.baselines.sasrec.train.seed = seed;
+        c.baselines.lightgcn.train.seed = seed;
+        c.baselines.freedom.train.seed = seed;
+        c
     }
 }
 
@@ -156,7 +184,8 @@ pub fn run(
     let features = extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
     seconds.insert("features".to_string(), t.elapsed().as_secs_f64());
 
-    // 3. Composers: fit on training users, evaluate on held-out users.
+    // 3. Composers: fit on training users before their validation time, evaluate on
+    // held-out users.
     let t = Instant::now();
     let schema = PreferenceSchema::synthetic_world();
     let ctx = ComposeContext {
@@ -164,46 +193,13 @@ pub fn run(
         features: Some(&features),
         text_encoder: text_encoder.as_ref(),
     };
-    let pairs = reference_pairs(&dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
-    note(
-        "compose",
-        0,
-        3,
-        format!(
-            "{} training pairs, {} held-out users",
-            pairs.train.len(),
-            pairs.heldout.len()
-        ),
-    );
-    let train_fields: Vec<_> = pairs
-        .train
-        .iter()
-        .filter_map(|p| schema.parse(&p.reference).ok())
-        .collect();
-    let template = TemplateComposer::fit(
-        &schema,
-        &KeywordLexicon::synthetic_world(),
-        &train_fields,
-        TemplateConfig::default(),
-    )
-    .map_err(stage_err("compose"))?;
-    let nearest = NearestComposer::fit(&ctx, &pairs.train).map_err(stage_err("compose"))?;
-    let learned = LearnedComposer::fit(
-        config.composer.clone(),
-        &schema,
-        &ctx,
-        &pairs.train,
-        &device,
-        |epoch, loss| {
-            note(
-                "compose",
-                epoch + 1,
-                config.composer.epochs,
-                format!("learned composer loss {loss:.4}"),
-            )
-        },
-    )
-    .map_err(stage_err("compose"))?;
+    let stage = fit_composers(config, &ctx, &truth, &split, &device, &mut note)?;
+    let ComposerStage {
+        pairs,
+        learned,
+        template,
+        nearest,
+    } = &stage;
     let heldout_queries: Vec<HistoryQuery<'_>> =
         pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
     let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
@@ -213,7 +209,7 @@ pub fn run(
         text_encoder: None,
         ..ctx
     };
-    for composer in [&learned as &dyn Composer, &template, &nearest] {
+    for composer in [learned as &dyn Composer, template, nearest] {
         let composed = composer
             .compose_batch(&bare, &heldout_queries)
             .map_err(stage_err("compose"))?;
@@ -232,11 +228,13 @@ pub fn run(
     }
     // Every user's preference at a few times (training midpoint, validation, test).
     note("compose", 3, 3, "composing every user's preference".into());
-    let texts = compose_preferences(&learned, &ctx, &schema, &split)?;
+    let texts = compose_preferences(learned, &ctx, &schema, &split)?;
     seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
+    let composer_training = composer_training_summary(&dataset, &split, pairs);
 
     // 4. Models.
     let mut rows = Vec::new();
+    let mut per_user: Vec<Vec<(u64, f64)>> = Vec::new();
     let mut training = BTreeMap::new();
     let mut modality_weights = BTreeMap::new();
     let mut steps = Vec::new();
@@ -285,10 +283,10 @@ pub fn run(
         )
         .map_err(stage_err(&stage))?;
         let train_seconds = t_model.elapsed().as_secs_f64();
-        rows.push(
-            evaluate_row(&rec, &dataset, &split.test, train_seconds)
-                .map_err(stage_err("evaluate"))?,
-        );
+        let (row, users) = evaluate_row(&rec, &dataset, &split.test, train_seconds)
+            .map_err(stage_err("evaluate"))?;
+        rows.push(row);
+        per_user.push(users);
         modality_weights.insert(
             settings.name.clone(),
             mean_modality_weights(&rec, &dataset, &split.test, 200),
@@ -317,15 +315,15 @@ pub fn run(
     )
     .map_err(stage_err("baselines"))?;
     for fitted in &baselines {
-        rows.push(
-            evaluate_row(
-                fitted.recommender.as_ref(),
-                &dataset,
-                &split.test,
-                fitted.seconds,
-            )
-            .map_err(stage_err("evaluate"))?,
-        );
+        let (row, users) = evaluate_row(
+            fitted.recommender.as_ref(),
+            &dataset,
+            &split.test,
+            fitted.seconds,
+        )
+        .map_err(stage_err("evaluate"))?;
+        rows.push(row);
+        per_user.push(users);
         if !fitted.curve.is_empty() {
             training.insert(
                 fitted.recommender.name().to_string(),
@@ -337,6 +335,12 @@ pub fn run(
         }
     }
     seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
+    let significance = significance(
+        &rows,
+        &per_user,
+        config.bootstrap_resamples,
+        config.world.seed,
+    )?;
     seconds.insert("total".to_string(), started.elapsed().as_secs_f64());
 
     let report = Report {
@@ -350,6 +354,10 @@ pub fn run(
         }),
         protocol: "repeats_allowed".into(),
         models: rows,
+        significance,
+        composer_training,
+        seeds: Vec::new(),
+        seed_summary: Vec::new(),
         steps,
         text: composers.get("learned").cloned().unwrap_or_default(),
         composers,
@@ -360,6 +368,131 @@ pub fn run(
     };
     write_report(&config.out_dir, &report).map_err(stage_err("report"))?;
     Ok(report)
+}
+
+/// The three composers and the pairs they were fitted on.
+pub struct ComposerStage {
+    /// The leak-free training pairs (see [`reference_pairs`]) and the held-out users.
+    pub pairs: ReferencePairs,
+    /// The learned composer (MSPA reads its compositions).
+    pub learned: LearnedComposer,
+    /// The keyword template composer.
+    pub template: TemplateComposer,
+    /// The nearest-training-user composer.
+    pub nearest: NearestComposer,
+}
+
+/// Fits the learned, template and nearest composers on exactly the leak-free training
+/// pairs of `reference_pairs(dataset, truth, split, config.pairs)`: no pair of a user the
+/// recommenders evaluate on lies at or after that user's validation time.
+pub fn fit_composers(
+    config: &PipelineConfig,
+    ctx: &ComposeContext<'_>,
+    truth: &Truth,
+    split: &Split,
+    device: &Device,
+    note: &mut impl FnMut(&str, usize, usize, String),
+) -> Result<ComposerStage, PipelineError> {
+    let schema = PreferenceSchema::synthetic_world();
+    let pairs =
+        reference_pairs(ctx.dataset, truth, split, &config.pairs).map_err(stage_err("compose"))?;
+    note(
+        "compose",
+        0,
+        3,
+        format!(
+            "{} training pairs, {} held-out users",
+            pairs.train.len(),
+            pairs.heldout.len()
+        ),
+    );
+    let train_fields: Vec<_> = pairs
+        .train
+        .iter()
+        .filter_map(|p| schema.parse(&p.reference).ok())
+        .collect();
+    let template = TemplateComposer::fit(
+        &schema,
+        &KeywordLexicon::synthetic_world(),
+        &train_fields,
+        TemplateConfig::default(),
+    )
+    .map_err(stage_err("compose"))?;
+    let nearest = NearestComposer::fit(ctx, &pairs.train).map_err(stage_err("compose"))?;
+    let learned = LearnedComposer::fit(
+        config.composer.clone(),
+        &schema,
+        ctx,
+        &pairs.train,
+        device,
+        |epoch, loss| {
+            note(
+                "compose",
+                epoch + 1,
+                config.composer.epochs,
+                format!("learned composer loss {loss:.4}"),
+            )
+        },
+    )
+    .map_err(stage_err("compose"))?;
+    Ok(ComposerStage {
+        pairs,
+        learned,
+        template,
+        nearest,
+    })
+}
+
+/// Runs the job once per seed ([`PipelineConfig::with_seed`]) and writes one report.
+///
+/// With one seed this is [`run`] on `config.with_seed(seed)`. With several, each seed's
+/// job writes its own report folder `out_dir/seed-N/`, and `out_dir` gets the combined
+/// report: the first seed's report with [`Report::seeds`] (every seed's models and
+/// significance) and [`Report::seed_summary`] (mean and standard deviation across seeds)
+/// filled in, its seconds summed over the seeds.
+pub fn run_seeds(
+    config: &PipelineConfig,
+    seeds: &[u64],
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, PipelineError> {
+    match seeds {
+        [] => run(config, progress),
+        [seed] => run(&config.with_seed(*seed), progress),
+        _ => {
+            let mut reports = Vec::new();
+            for &seed in seeds {
+                let mut c = config.with_seed(seed);
+                c.out_dir = config.out_dir.join(format!("seed-{seed}"));
+                let report = run(&c, |p| {
+                    progress(&Progress {
+                        stage: format!("seed {seed}: {}", p.stage),
+                        ..p.clone()
+                    })
+                })?;
+                reports.push((seed, report));
+            }
+            let results: Vec<SeedResult> = reports
+                .iter()
+                .map(|(seed, r)| SeedResult {
+                    seed: *seed,
+                    models: r.models.clone(),
+                    significance: r.significance.clone(),
+                })
+                .collect();
+            let mut seconds = BTreeMap::new();
+            for (_, r) in &reports {
+                for (stage, s) in &r.seconds {
+                    *seconds.entry(stage.clone()).or_insert(0.0) += s;
+                }
+            }
+            let mut combined = reports.swap_remove(0).1;
+            combined.seed_summary = SeedSummary::of(&results);
+            combined.seeds = results;
+            combined.seconds = seconds;
+            write_report(&config.out_dir, &combined).map_err(stage_err("report"))?;
+            Ok(combined)
+        }
+    }
 }
 
 fn epoch_message(r: &EpochReport) -> String {
@@ -461,21 +594,89 @@ fn compose_preferences(
     Ok(prefs)
 }
 
-/// Both protocols of one model on the test targets.
+/// Both protocols of one model on the test targets, and its NDCG@10 per test user
+/// (repeats allowed), in target order.
 fn evaluate_row(
     rec: &dyn Recommender,
     dataset: &Dataset,
     test: &[Target],
     train_seconds: f64,
-) -> mspa_align::Result<ModelRow> {
+) -> mspa_align::Result<(ModelRow, Vec<(u64, f64)>)> {
     let repeats = evaluate(rec, dataset, test, Protocol::RepeatsAllowed, &KS, 256)?;
     let new_authors = evaluate(rec, dataset, test, Protocol::NewAuthors, &KS, 256)?;
-    Ok(ModelRow::new(
-        rec.name(),
-        &repeats,
-        &new_authors,
-        train_seconds,
+    let per_user = repeats
+        .per_user
+        .iter()
+        .map(|u| (u.user, u.all.at(10).map_or(0.0, |m| m.ndcg)))
+        .collect();
+    Ok((
+        ModelRow::new(rec.name(), &repeats, &new_authors, train_seconds),
+        per_user,
     ))
+}
+
+/// MSPA (the first row) against every other row: the paired bootstrap interval of the
+/// difference of NDCG@10 over the same test users.
+fn significance(
+    rows: &[ModelRow],
+    per_user: &[Vec<(u64, f64)>],
+    resamples: usize,
+    seed: u64,
+) -> Result<Vec<Significance>, PipelineError> {
+    let err = |message: String| PipelineError {
+        stage: "significance".into(),
+        message,
+    };
+    let (Some(mspa), Some(base)) = (rows.first(), per_user.first()) else {
+        return Ok(Vec::new());
+    };
+    if base.is_empty() || resamples == 0 {
+        return Ok(Vec::new());
+    }
+    let a: Vec<f64> = base.iter().map(|&(_, v)| v).collect();
+    let mut out = Vec::new();
+    for (row, users) in rows.iter().zip(per_user).skip(1) {
+        if users.len() != base.len() || users.iter().zip(base).any(|(x, y)| x.0 != y.0) {
+            return Err(err(format!(
+                "{} and {} were evaluated on different test users",
+                mspa.name, row.name
+            )));
+        }
+        let b: Vec<f64> = users.iter().map(|&(_, v)| v).collect();
+        let d = paired_bootstrap(&a, &b, resamples, 0.95, seed).map_err(|e| err(e.to_string()))?;
+        out.push(Significance {
+            model: row.name.clone(),
+            delta_ndcg10: d.delta,
+            ci95: [d.lo, d.hi],
+            significant: d.significant(),
+        });
+    }
+    Ok(out)
+}
+
+/// What the composer was fitted on, for the report: the number of training pairs and
+/// users, held-out users, and the largest `at_ms - validation time` over the training
+/// pairs of evaluated users (negative: every pair lies before its user's validation).
+fn composer_training_summary(
+    dataset: &Dataset,
+    split: &Split,
+    pairs: &ReferencePairs,
+) -> serde_json::Value {
+    let held_back = held_back_from(dataset, split);
+    let mut users: Vec<u32> = pairs.train.iter().map(|p| p.user.0).collect();
+    users.dedup();
+    let closest = pairs
+        .train
+        .iter()
+        .filter_map(|p| held_back[p.user.index()].map(|v| p.at_ms - v))
+        .max();
+    serde_json::json!({
+        "protocol": "training pairs end before each evaluated user's validation time",
+        "train_pairs": pairs.train.len(),
+        "train_users": users.len(),
+        "heldout_users": pairs.heldout.len(),
+        "latest_pair_minus_validation_ms": closest,
+    })
 }
 
 fn queries<'d>(dataset: &'d Dataset, targets: &[Target]) -> Vec<Query<'d>> {
@@ -673,6 +874,14 @@ pub struct BaselineSettings {
     pub vbpr: VbprConfig,
     /// The shallow concatenation model.
     pub concat: ConcatConfig,
+    /// The repeat-then-popularity rule (its weights are chosen on validation).
+    pub repeatpop: RepeatPopConfig,
+    /// SASRec with the repeat-consumption signal.
+    pub sasrec: SasRecConfig,
+    /// LightGCN (ids only).
+    pub lightgcn: LightGcnConfig,
+    /// FREEDOM (ids and every modality's features).
+    pub freedom: FreedomConfig,
 }
 
 /// A fitted baseline with its training time and curve.
@@ -682,7 +891,8 @@ struct FittedBaseline {
     curve: Vec<EpochReport>,
 }
 
-/// Fits MostPop, BPR-MF, VBPR, Concat and the oracle, in that order.
+/// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN, FREEDOM and the
+/// oracle, in that order.
 fn fit_baselines(
     settings: &BaselineSettings,
     dataset: &Dataset,
@@ -696,6 +906,12 @@ fn fit_baselines(
     let t = Instant::now();
     out.push(FittedBaseline {
         recommender: Box::new(MostPop::fit(dataset, split)),
+        seconds: t.elapsed().as_secs_f64(),
+        curve: Vec::new(),
+    });
+    let t = Instant::now();
+    out.push(FittedBaseline {
+        recommender: Box::new(RepeatPop::fit(dataset, split, &settings.repeatpop)?),
         seconds: t.elapsed().as_secs_f64(),
         curve: Vec::new(),
     });
@@ -726,6 +942,37 @@ fn fit_baselines(
     })?;
     out.push(FittedBaseline {
         recommender: Box::new(concat),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    let epochs = settings.sasrec.train.epochs;
+    let (sasrec, curve) = SasRec::fit(dataset, split, &settings.sasrec, device, |r| {
+        progress("SASRec", epochs, r)
+    })?;
+    out.push(FittedBaseline {
+        recommender: Box::new(sasrec),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    let epochs = settings.lightgcn.train.epochs;
+    let (lightgcn, curve) = LightGcn::fit(dataset, split, &settings.lightgcn, device, |r| {
+        progress("LightGCN", epochs, r)
+    })?;
+    out.push(FittedBaseline {
+        recommender: Box::new(lightgcn),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    });
+    let t = Instant::now();
+    let epochs = settings.freedom.train.epochs;
+    let (freedom, curve) =
+        Freedom::fit(dataset, split, features, &settings.freedom, device, |r| {
+            progress("FREEDOM", epochs, r)
+        })?;
+    out.push(FittedBaseline {
+        recommender: Box::new(freedom),
         seconds: t.elapsed().as_secs_f64(),
         curve,
     });
@@ -811,8 +1058,8 @@ impl TrainedModels {
             text_encoder: text_encoder.as_ref(),
         };
         let schema = PreferenceSchema::synthetic_world();
-        let pairs =
-            reference_pairs(dataset, &truth, &config.pairs).map_err(stage_err("compose"))?;
+        let pairs = reference_pairs(dataset, &truth, &split, &config.pairs)
+            .map_err(stage_err("compose"))?;
         log(&format!(
             "training the composer on {} pairs",
             pairs.train.len()

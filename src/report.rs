@@ -67,6 +67,20 @@ pub struct ModelRow {
 }
 
 impl ModelRow {
+    /// The value of one of [`SUMMARY_METRICS`] (0 for an unknown name).
+    pub fn metric(&self, key: &str) -> f64 {
+        match key {
+            "recall@10" => self.recall10,
+            "ndcg@10" => self.ndcg10,
+            "recall@20" => self.recall20,
+            "ndcg@20" => self.ndcg20,
+            "new ndcg@10" => self.new.ndcg10,
+            "repeat ndcg@10" => self.repeat.ndcg10,
+            "discovery recall@10" => self.new_authors_protocol.recall10,
+            _ => 0.0,
+        }
+    }
+
     /// A row from the two protocol reports.
     pub fn new(
         name: &str,
@@ -102,6 +116,111 @@ pub struct TextRow {
     pub field_f1: f64,
 }
 
+/// MSPA against one other model: the paired difference of test NDCG@10 over the same
+/// test users with its 95% bootstrap interval.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Significance {
+    /// The other model.
+    pub model: String,
+    /// MSPA's mean NDCG@10 minus the other model's.
+    #[serde(rename = "delta_ndcg@10")]
+    pub delta_ndcg10: f64,
+    /// The 95% percentile-bootstrap interval of the difference (users resampled).
+    pub ci95: [f64; 2],
+    /// Whether the interval excludes zero.
+    pub significant: bool,
+}
+
+/// One seed's results in a several-seed report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    /// The seed (of the world and of every model).
+    pub seed: u64,
+    /// One row per model, as in [`Report::models`].
+    pub models: Vec<ModelRow>,
+    /// MSPA against every other model, as in [`Report::significance`].
+    pub significance: Vec<Significance>,
+}
+
+/// Mean and (sample) standard deviation of a metric across seeds.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct MeanStd {
+    /// The mean.
+    pub mean: f64,
+    /// The sample standard deviation (0 for a single seed).
+    pub std: f64,
+}
+
+impl MeanStd {
+    /// Mean and sample standard deviation of `values` (zeros when empty).
+    pub fn of(values: &[f64]) -> MeanStd {
+        let n = values.len();
+        if n == 0 {
+            return MeanStd::default();
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let std = if n > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        MeanStd { mean, std }
+    }
+}
+
+/// The names of the metrics a [`SeedSummary`] holds, in table order.
+pub const SUMMARY_METRICS: [&str; 7] = [
+    "recall@10",
+    "ndcg@10",
+    "recall@20",
+    "ndcg@20",
+    "new ndcg@10",
+    "repeat ndcg@10",
+    "discovery recall@10",
+];
+
+/// One model's metrics across seeds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SeedSummary {
+    /// The model.
+    pub model: String,
+    /// The number of seeds it was run on.
+    pub seeds: usize,
+    /// Mean and standard deviation per metric (keys: [`SUMMARY_METRICS`]).
+    pub metrics: BTreeMap<String, MeanStd>,
+}
+
+impl SeedSummary {
+    /// The summary of every model over `seeds`, in the first seed's model order.
+    pub fn of(seeds: &[SeedResult]) -> Vec<SeedSummary> {
+        let Some(first) = seeds.first() else {
+            return Vec::new();
+        };
+        first
+            .models
+            .iter()
+            .map(|m| {
+                let rows: Vec<&ModelRow> = seeds
+                    .iter()
+                    .filter_map(|s| s.models.iter().find(|r| r.name == m.name))
+                    .collect();
+                let metrics = SUMMARY_METRICS
+                    .iter()
+                    .map(|&key| {
+                        let values: Vec<f64> = rows.iter().map(|r| r.metric(key)).collect();
+                        (key.to_string(), MeanStd::of(&values))
+                    })
+                    .collect();
+                SeedSummary {
+                    model: m.name.clone(),
+                    seeds: rows.len(),
+                    metrics,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Training curve of one model.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Curve {
@@ -124,6 +243,18 @@ pub struct Report {
     pub protocol: String,
     /// One row per model, MSPA first, the oracle last.
     pub models: Vec<ModelRow>,
+    /// MSPA against every other model (paired bootstrap over the test users).
+    pub significance: Vec<Significance>,
+    /// How the composer was trained: pairs, users and the leak-free cut (every training
+    /// pair of an evaluated user lies before its validation time).
+    pub composer_training: serde_json::Value,
+    /// Every seed's models and significance, when the job ran several seeds (the first
+    /// seed's are also the top-level `models` and `significance`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<SeedResult>,
+    /// Mean and standard deviation across `seeds` per model and metric.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seed_summary: Vec<SeedSummary>,
     /// MSPA's test NDCG@10 at each correction step (step 0 first).
     pub steps: Vec<f64>,
     /// Text metrics of MSPA's composer (`learned`).
@@ -166,6 +297,73 @@ impl Report {
                 m.train_seconds
             ));
         }
+        if !self.significance.is_empty() {
+            md.push_str("\n## MSPA against each model\n\nPaired difference of test NDCG@10 (MSPA minus the model) over the same test users, with its 95% bootstrap interval (users resampled).\n\n| model | delta NDCG@10 | 95% CI | significant |\n|---|---|---|---|\n");
+            for s in &self.significance {
+                md.push_str(&format!(
+                    "| {} | {:+.4} | [{:+.4}, {:+.4}] | {} |\n",
+                    s.model,
+                    s.delta_ndcg10,
+                    s.ci95[0],
+                    s.ci95[1],
+                    if s.significant { "yes" } else { "no" }
+                ));
+            }
+        }
+        if !self.seed_summary.is_empty() {
+            let seeds: Vec<String> = self.seeds.iter().map(|s| s.seed.to_string()).collect();
+            md.push_str(&format!(
+                "\n## Across seeds ({})\n\nMean ± standard deviation over the seeds.\n\n| model |",
+                seeds.join(", ")
+            ));
+            for key in SUMMARY_METRICS {
+                md.push_str(&format!(" {key} |"));
+            }
+            md.push_str(&format!(
+                "\n|---|{}\n",
+                "---|".repeat(SUMMARY_METRICS.len())
+            ));
+            for row in &self.seed_summary {
+                md.push_str(&format!("| {} |", row.model));
+                for key in SUMMARY_METRICS {
+                    let m = row.metrics.get(key).copied().unwrap_or_default();
+                    md.push_str(&format!(" {:.4} ± {:.4} |", m.mean, m.std));
+                }
+                md.push('\n');
+            }
+            md.push_str(
+                "\nMSPA against each model, per seed (delta NDCG@10 [95% CI]):\n\n| model |",
+            );
+            for s in &self.seeds {
+                md.push_str(&format!(" seed {} |", s.seed));
+            }
+            md.push_str(&format!("\n|---|{}\n", "---|".repeat(self.seeds.len())));
+            for s0 in self
+                .seeds
+                .first()
+                .map(|s| s.significance.as_slice())
+                .unwrap_or(&[])
+            {
+                md.push_str(&format!("| {} |", s0.model));
+                for seed in &self.seeds {
+                    match seed.significance.iter().find(|s| s.model == s0.model) {
+                        Some(s) => md.push_str(&format!(
+                            " {:+.4} [{:+.4}, {:+.4}]{} |",
+                            s.delta_ndcg10,
+                            s.ci95[0],
+                            s.ci95[1],
+                            if s.significant { "" } else { " (n.s.)" }
+                        )),
+                        None => md.push_str(" - |"),
+                    }
+                }
+                md.push('\n');
+            }
+        }
+        md.push_str(&format!(
+            "\n## Composer training\n\n{}\n",
+            self.composer_training
+        ));
         md.push_str("\n## Self-correction\n\nTest NDCG@10 of MSPA at each correction step: ");
         let steps: Vec<String> = self
             .steps

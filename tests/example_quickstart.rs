@@ -1,19 +1,24 @@
-//! Runs the main job (`quickstart`) on a tiny world with one epoch per model: it must
-//! finish, print the table, and write report.json (with every required key and model),
-//! report.md and the plots.
+//! Runs the main job (`quickstart`) on a tiny world with one epoch per model, for two
+//! seeds: it must finish, print the table, and write report.json (with every required
+//! key and model, significance against every model, every seed and the summary across
+//! seeds), report.md and the plots.
 
 mod common;
 
 use serde_json::Value;
 
-const MODELS: [&str; 8] = [
+const MODELS: [&str; 12] = [
     "MSPA",
     "MSPA (T=0)",
     "MSPA (no text)",
     "MostPop",
+    "RepeatPop",
     "BPR-MF",
     "VBPR",
     "Concat",
+    "SASRec",
+    "LightGCN",
+    "FREEDOM",
     "Oracle",
 ];
 
@@ -28,8 +33,8 @@ fn quickstart_writes_a_complete_report() {
             "40",
             "--authors",
             "12",
-            "--seed",
-            "3",
+            "--seeds",
+            "3,4",
             "--epochs",
             "1",
             "--composer-epochs",
@@ -68,6 +73,65 @@ fn quickstart_writes_a_complete_report() {
             );
         }
     }
+    // MSPA against every other model, with an interval around the difference.
+    let significance = report["significance"].as_array().unwrap();
+    for name in &MODELS[1..] {
+        let s = significance
+            .iter()
+            .find(|s| s["model"] == *name)
+            .unwrap_or_else(|| panic!("{name} missing from significance"));
+        let d = s["delta_ndcg@10"].as_f64().unwrap();
+        let ci: Vec<f64> = s["ci95"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(
+            ci.len() == 2 && ci[0] <= d + 1e-12 && d <= ci[1] + 1e-12,
+            "{s}"
+        );
+    }
+    // Both seeds, each with its models and significance, and the summary.
+    let seeds = report["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2);
+    assert_eq!(
+        (seeds[0]["seed"].as_u64(), seeds[1]["seed"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(seeds[0]["models"], report["models"]);
+    for seed in seeds {
+        assert_eq!(seed["models"].as_array().unwrap().len(), models.len());
+        assert_eq!(
+            seed["significance"].as_array().unwrap().len(),
+            models.len() - 1
+        );
+    }
+    let summary = report["seed_summary"].as_array().unwrap();
+    let mspa = summary.iter().find(|r| r["model"] == "MSPA").unwrap();
+    assert_eq!(mspa["seeds"], 2);
+    let mean = mspa["metrics"]["ndcg@10"]["mean"].as_f64().unwrap();
+    let both: Vec<f64> = seeds
+        .iter()
+        .map(|s| s["models"][0]["ndcg@10"].as_f64().unwrap())
+        .collect();
+    assert!((mean - (both[0] + both[1]) / 2.0).abs() < 1e-12);
+    assert!(mspa["metrics"]["ndcg@10"]["std"].as_f64().unwrap() >= 0.0);
+    // The composer never trained on an evaluated user at or after its validation time.
+    let composer = &report["composer_training"];
+    assert!(composer["train_pairs"].as_u64().unwrap() > 0, "{composer}");
+    assert!(
+        composer["latest_pair_minus_validation_ms"]
+            .as_i64()
+            .unwrap()
+            < 0,
+        "{composer}"
+    );
+    // Each seed's own report folder.
+    for seed in ["seed-3", "seed-4"] {
+        assert!(out_dir.join(seed).join("report.json").is_file(), "{seed}");
+    }
+
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 3, "T = 2 gives three steps");
     for key in ["bleu4", "rouge_l"] {
@@ -82,6 +146,8 @@ fn quickstart_writes_a_complete_report() {
     }
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(md.contains("| MSPA |"), "{md}");
+    assert!(md.contains("## MSPA against each model"), "{md}");
+    assert!(md.contains("## Across seeds (3, 4)"), "{md}");
     for plot in [
         "training.svg",
         "validation.svg",

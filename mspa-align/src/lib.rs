@@ -6,8 +6,8 @@
 //! * [`data`]: training examples (history prefix, positive) and negative batches.
 //! * [`train`]: the shared trainer (AdamW, schedule, clipping, early stopping on
 //!   validation NDCG@10, checkpoints, NaN guard).
-//! * [`baselines`]: MostPop, BPR-MF, VBPR, the shallow multimodal concatenation model,
-//!   the oracle.
+//! * [`baselines`]: MostPop, RepeatPop, BPR-MF, VBPR, LightGCN, FREEDOM, the shallow
+//!   multimodal concatenation model, SASRec with repeat terms, the oracle.
 //! * [`model`]: MSPA itself (preference-conditioned cross-modal attention with T
 //!   self-correction steps); [`mspa`]: fitting it and the [`mspa::MspaRecommender`] with
 //!   explanations.

@@ -7,10 +7,11 @@
 //!   (MiniLM through [`BertEmbedder`]) and the field scores of texts; a hypothesis that
 //!   does not parse counts as all-wrong fields.
 //! * [`reference_pairs`]: the held-out split of users and the training cut points over a
-//!   synthetic world (whose truth renders the reference text at any time).
+//!   synthetic world (whose truth renders the reference text at any time), never at or
+//!   after the time a user's evaluation targets begin.
 
-use mspa_core::Dataset;
 use mspa_core::synth::Truth;
+use mspa_core::{Dataset, Split};
 use mspa_metrics::{BertScoreConfig, bert_score, corpus_bleu, corpus_rouge_l};
 use mspa_modal::text::BertEmbedder;
 use serde::{Deserialize, Serialize};
@@ -280,8 +281,8 @@ pub struct PairConfig {
     /// Share of users held out (default 0.2), chosen by a seeded hash of the user's
     /// external id, so the choice does not depend on the order or number of users.
     pub heldout_fraction: f64,
-    /// Pairs per training user (default 3): its last-tip pair plus up to
-    /// `cuts_per_user - 1` earlier cut points.
+    /// Pairs per training user (default 3): its anchor pair (its latest training tip)
+    /// plus up to `cuts_per_user - 1` earlier cut points.
     pub cuts_per_user: usize,
     /// Seed of the held-out hash and of the cut points (default 0).
     pub seed: u64,
@@ -335,23 +336,44 @@ pub fn is_heldout(user: &str, config: &PairConfig) -> bool {
     unit(mix64(fnv1a(user) ^ mix64(config.seed))) < config.heldout_fraction
 }
 
-/// The held-out protocol over a synthetic world (`dataset` loaded from the world's
-/// directory, `truth` its [`Truth`]):
+/// The time from which a user's tips are held back from every model: its earliest
+/// validation or test target in `split`, indexed by [`mspa_core::UserId`] (`None` for a
+/// user without targets, whose tips are all training tips).
+pub fn held_back_from(dataset: &Dataset, split: &Split) -> Vec<Option<i64>> {
+    let mut from: Vec<Option<i64>> = vec![None; dataset.n_users()];
+    for t in split.valid.iter().chain(&split.test) {
+        if let Some(slot) = from.get_mut(t.user.index()) {
+            *slot = Some(slot.map_or(t.timestamp_ms, |v| v.min(t.timestamp_ms)));
+        }
+    }
+    from
+}
+
+/// The leak-free held-out protocol over a synthetic world (`dataset` loaded from the
+/// world's directory, `truth` its [`Truth`], `split` the split the recommenders are
+/// evaluated on):
 ///
-/// * users are held out by a seeded hash of their external id ([`is_heldout`]);
+/// * users are held out by a seeded hash of their external id ([`is_heldout`]); the
+///   composer never trains on them;
 /// * a held-out user gives one pair: its tips strictly before its split time (the time of
 ///   its last tip, the test time) and `truth.split_reference(user)`; a user whose only
 ///   tip is the last one is kept with an empty history (a cold user);
-/// * a training user gives its last-tip pair and up to `cuts_per_user - 1` earlier cut
-///   points, chosen at random (seeded) among its earlier tips: the tips strictly before
-///   tip `i` and `truth.reference_text(user, t_i)`; cut points with no tip before them
-///   are skipped.
+/// * a training user gives pairs only *before the time its tips are held back from*
+///   ([`held_back_from`]: its earliest validation or test target; the end of its tips for
+///   a user without targets): its anchor pair at its latest tip before that time, plus up
+///   to `cuts_per_user - 1` earlier cut points chosen at random (seeded) among its earlier
+///   tips; a pair holds the tips strictly before tip `i` and
+///   `truth.reference_text(user, t_i)`; cut points with no tip before them are skipped.
 ///
-/// Histories are always strictly before the pair's `at_ms`. Errors when a dataset user
-/// is missing from the truth or the config is out of range.
+/// So no training pair carries a user's preference at or after its validation time: a
+/// composer fitted on `train` cannot pass the latent preference at the validation or
+/// test tip on to the recommender that reads its compositions. Histories are always
+/// strictly before the pair's `at_ms`. Errors when a dataset user is missing from the
+/// truth or the config is out of range.
 pub fn reference_pairs(
     dataset: &Dataset,
     truth: &Truth,
+    split: &Split,
     config: &PairConfig,
 ) -> Result<ReferencePairs> {
     if !(0.0..=1.0).contains(&config.heldout_fraction) {
@@ -363,32 +385,39 @@ pub fn reference_pairs(
     if config.cuts_per_user == 0 {
         return Err(ComposerError::config("cuts_per_user", "must be at least 1"));
     }
+    let held_back = held_back_from(dataset, split);
     let mut train = Vec::new();
     let mut heldout = Vec::new();
     for user in dataset.users() {
         let ext = dataset.user_external(user).to_string();
         let missing = || ComposerError::data(format!("user {ext} is not in the world's truth"));
         let split_ms = truth.split_time_ms(&ext).ok_or_else(missing)?;
-        let reference = truth.split_reference(&ext).ok_or_else(missing)?.to_string();
         let range = dataset.user_range(user);
         let events = dataset.user_events(user);
         let before = |t: i64| events.partition_point(|e| e.timestamp_ms < t);
-        let last_pair = TrainingPair {
-            user,
-            tips: range.start..range.start + before(split_ms),
-            at_ms: split_ms,
-            reference,
-        };
         if is_heldout(&ext, config) {
-            heldout.push(last_pair);
+            heldout.push(TrainingPair {
+                user,
+                tips: range.start..range.start + before(split_ms),
+                at_ms: split_ms,
+                reference: truth.split_reference(&ext).ok_or_else(missing)?.to_string(),
+            });
             continue;
         }
-        // Earlier cut points: tips before the split time with at least one tip before.
+        // Cut points: tips with at least one tip before them, before the held-back time
+        // (a user without targets may use every tip, its last one included).
+        let limit = held_back[user.index()];
         let mut candidates: Vec<usize> = (1..events.len())
-            .filter(|&i| events[i].timestamp_ms < split_ms && before(events[i].timestamp_ms) > 0)
+            .filter(|&i| {
+                let t = events[i].timestamp_ms;
+                limit.is_none_or(|l| t < l) && t <= split_ms && before(t) > 0
+            })
             .collect();
         // Dedupe cut times (ties in time give the same history).
         candidates.dedup_by_key(|i| events[*i].timestamp_ms);
+        let Some(anchor) = candidates.pop() else {
+            continue;
+        };
         let want = (config.cuts_per_user - 1).min(candidates.len());
         // Seeded partial Fisher-Yates.
         let mut state = mix64(fnv1a(&ext) ^ mix64(config.seed ^ 0x5EED_C075));
@@ -399,6 +428,7 @@ pub fn reference_pairs(
         }
         let mut cuts: Vec<usize> = candidates[..want].to_vec();
         cuts.sort_unstable();
+        cuts.push(anchor);
         for i in cuts {
             let t = events[i].timestamp_ms;
             let reference = truth.reference_text(&ext, t).ok_or_else(missing)?;
@@ -408,9 +438,6 @@ pub fn reference_pairs(
                 at_ms: t,
                 reference,
             });
-        }
-        if !last_pair.tips.is_empty() {
-            train.push(last_pair);
         }
     }
     Ok(ReferencePairs { train, heldout })

@@ -1,13 +1,15 @@
 //! Field scores on hand-made cases, text evaluation, and the held-out protocol on a tiny
 //! synthetic world.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use mspa_composer::ComposerError;
 use mspa_composer::eval::{
-    PairConfig, evaluate_texts, field_scores, field_scores_opt, is_heldout, reference_pairs,
+    PairConfig, evaluate_texts, field_scores, field_scores_opt, held_back_from, is_heldout,
+    reference_pairs,
 };
 use mspa_composer::schema::{FieldSpec, PreferenceFields, PreferenceSchema};
+use mspa_core::Split;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
 
 fn small_schema() -> PreferenceSchema {
@@ -180,7 +182,9 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         seed: 9,
         ..Default::default()
     };
-    let pairs = reference_pairs(&ds, &truth, &config).unwrap();
+    let split = Split::leave_last_out(&ds);
+    let pairs = reference_pairs(&ds, &truth, &split, &config).unwrap();
+    let held_back = held_back_from(&ds, &split);
     let schema = PreferenceSchema::synthetic_world();
 
     let held_users: HashSet<_> = pairs.heldout.iter().map(|p| p.user).collect();
@@ -229,17 +233,28 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         assert_eq!(p.tips.len(), ds.user_events(p.user).len() - 1);
     }
     // Training users: at most cuts_per_user pairs, never an empty history, the last one
-    // at the split time, cut times distinct and increasing.
+    // at the latest tip before the user's held-back time (the split time for users
+    // without targets), cut times distinct and increasing.
     for u in &train_users {
         let mine: Vec<_> = pairs.train.iter().filter(|p| p.user == *u).collect();
         assert!(!mine.is_empty() && mine.len() <= 3);
         assert!(mine.iter().all(|p| !p.tips.is_empty()));
         assert!(mine.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
         let ext = ds.user_external(*u).to_string();
-        assert_eq!(
-            mine.last().unwrap().at_ms,
-            truth.split_time_ms(&ext).unwrap()
-        );
+        let last = mine.last().unwrap().at_ms;
+        match held_back[u.index()] {
+            None => assert_eq!(last, truth.split_time_ms(&ext).unwrap()),
+            Some(limit) => {
+                let latest = ds
+                    .user_events(*u)
+                    .iter()
+                    .map(|e| e.timestamp_ms)
+                    .filter(|&t| t < limit)
+                    .max()
+                    .unwrap();
+                assert_eq!(last, latest, "{ext}");
+            }
+        }
     }
     // Users with a single tip give no training pair.
     for u in ds.users() {
@@ -255,10 +270,14 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     assert!(with_three > train_users.len() / 2, "{with_three}");
 
     // Deterministic; another seed holds out other users; the fraction's extremes.
-    assert_eq!(reference_pairs(&ds, &truth, &config).unwrap(), pairs);
+    assert_eq!(
+        reference_pairs(&ds, &truth, &split, &config).unwrap(),
+        pairs
+    );
     let other = reference_pairs(
         &ds,
         &truth,
+        &split,
         &PairConfig {
             seed: 10,
             ..Default::default()
@@ -270,6 +289,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     let none = reference_pairs(
         &ds,
         &truth,
+        &split,
         &PairConfig {
             heldout_fraction: 0.0,
             cuts_per_user: 1,
@@ -280,11 +300,15 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     assert!(none.heldout.is_empty());
     assert!(none.train.iter().all(|p| {
         let ext = ds.user_external(p.user).to_string();
-        p.at_ms == truth.split_time_ms(&ext).unwrap()
+        match held_back[p.user.index()] {
+            None => p.at_ms == truth.split_time_ms(&ext).unwrap(),
+            Some(limit) => p.at_ms < limit,
+        }
     }));
     let all = reference_pairs(
         &ds,
         &truth,
+        &split,
         &PairConfig {
             heldout_fraction: 1.0,
             ..Default::default()
@@ -306,7 +330,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         },
     ] {
         assert!(matches!(
-            reference_pairs(&ds, &truth, &bad),
+            reference_pairs(&ds, &truth, &split, &bad),
             Err(ComposerError::Config { .. })
         ));
     }
@@ -316,9 +340,59 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
 fn composer_eval_reference_pairs_reject_a_foreign_truth() {
     let (_a, ds, _) = tiny_world(1, 40);
     let (_b, _, small_truth) = tiny_world(2, 10);
-    let err = reference_pairs(&ds, &small_truth, &PairConfig::default()).unwrap_err();
+    let split = Split::leave_last_out(&ds);
+    let err = reference_pairs(&ds, &small_truth, &split, &PairConfig::default()).unwrap_err();
     assert!(
         err.to_string().contains("not in the world's truth"),
         "{err}"
     );
+}
+
+/// The leak-free protocol: no training pair of a user that the recommenders evaluate on
+/// carries its preference at or after its validation time (its earliest held-back tip),
+/// whatever the seed or the number of cut points; held-out users keep their test-time
+/// pair (the composer never trains on them).
+#[test]
+fn composer_eval_training_pairs_end_before_validation() {
+    let (_dir, ds, truth) = tiny_world(8, 150);
+    let split = Split::leave_last_out(&ds);
+    let valid_time: HashMap<_, _> = split
+        .valid
+        .iter()
+        .map(|t| (t.user, t.timestamp_ms))
+        .collect();
+    let test_time: HashMap<_, _> = split
+        .test
+        .iter()
+        .map(|t| (t.user, t.timestamp_ms))
+        .collect();
+    assert!(valid_time.len() > 100);
+    for (seed, cuts) in [(0, 3), (1, 12), (2, 50)] {
+        let config = PairConfig {
+            seed,
+            cuts_per_user: cuts,
+            ..Default::default()
+        };
+        let pairs = reference_pairs(&ds, &truth, &split, &config).unwrap();
+        assert!(!pairs.train.is_empty());
+        for p in &pairs.train {
+            if let Some(&v) = valid_time.get(&p.user) {
+                assert!(p.at_ms < v, "pair at {} >= validation {v}", p.at_ms);
+                // Its history holds no validation or test tip either.
+                assert!(p.query(&ds).tips.iter().all(|e| e.timestamp_ms < v));
+            }
+        }
+        for p in &pairs.heldout {
+            if let Some(&t) = test_time.get(&p.user) {
+                assert_eq!(p.at_ms, t);
+            }
+        }
+        // Most evaluated users still teach the composer something.
+        let taught: HashSet<_> = pairs.train.iter().map(|p| p.user).collect();
+        let evaluated_and_taught = valid_time.keys().filter(|u| taught.contains(u)).count();
+        assert!(
+            evaluated_and_taught > valid_time.len() / 2,
+            "{evaluated_and_taught}"
+        );
+    }
 }

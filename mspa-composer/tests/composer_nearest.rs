@@ -308,7 +308,13 @@ fn composer_nearest_on_a_tiny_world() {
     generate(&config, dir.path()).unwrap();
     let ds = mspa_core::load_native(dir.path()).unwrap();
     let truth = Truth::load(dir.path()).unwrap();
-    let pairs = reference_pairs(&ds, &truth, &PairConfig::default()).unwrap();
+    let pairs = reference_pairs(
+        &ds,
+        &truth,
+        &mspa_core::Split::leave_last_out(&ds),
+        &PairConfig::default(),
+    )
+    .unwrap();
     let schema = PreferenceSchema::synthetic_world();
     // Stand-in features for the test: one-hot latent attributes per modality, as a
     // perfect encoder would give (the composer itself never sees the truth).

@@ -327,7 +327,13 @@ fn composer_template_beats_the_constant_baseline_on_a_tiny_world() {
     generate(&config, dir.path()).unwrap();
     let ds = mspa_core::load_native(dir.path()).unwrap();
     let truth = Truth::load(dir.path()).unwrap();
-    let pairs = reference_pairs(&ds, &truth, &PairConfig::default()).unwrap();
+    let pairs = reference_pairs(
+        &ds,
+        &truth,
+        &mspa_core::Split::leave_last_out(&ds),
+        &PairConfig::default(),
+    )
+    .unwrap();
     let schema = PreferenceSchema::synthetic_world();
     let refs: Vec<PreferenceFields> = pairs
         .train

@@ -78,6 +78,7 @@ fn trains_and_beats_a_constant_baseline() {
     let pairs = reference_pairs(
         &dataset,
         &truth,
+        &mspa_core::Split::leave_last_out(&dataset),
         &PairConfig {
             heldout_fraction: 0.25,
             cuts_per_user: 12,

@@ -35,7 +35,7 @@ pub mod synth;
 pub use author::Author;
 pub use dataset::{Dataset, DatasetBuilder};
 pub use error::{CoreError, DataErrorKind, Result};
-pub use event::TipEvent;
+pub use event::{DAY_MS, TipEvent};
 pub use ids::{AuthorId, ExternalId, Interner, UserId};
 pub use loaders::{Format, LoadProgress, load_kuailive, load_native, load_twitch};
 pub use negative::NegativeSampler;

@@ -111,6 +111,10 @@ pub enum MetricsError {
     /// The embedder itself failed.
     #[error("token embedder failed: {0}")]
     Embedder(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// Input to a statistical procedure is out of its domain (the message says which).
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 /// Shorthand for results of this crate.

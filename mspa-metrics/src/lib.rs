@@ -7,6 +7,8 @@
 //!   ([`FullRankingEvaluator`]) with top-K partial selection ([`top_k`]).
 //! * Text: [`corpus_bleu`] / [`sentence_bleu`] (with [`tokenize_13a`]), [`rouge_l`] /
 //!   [`rouge_n`] / [`corpus_rouge_l`], and [`bert_score`] over any [`TokenEmbedder`].
+//! * Significance: [`paired_bootstrap`], the percentile bootstrap interval of the paired
+//!   difference of two models' per-user metrics.
 //!
 //! ```
 //! use mspa_metrics::{corpus_bleu, list_metrics, rouge_l};
@@ -25,6 +27,7 @@
 
 mod bertscore;
 mod bleu;
+mod bootstrap;
 mod error;
 mod evaluator;
 mod ranking;
@@ -41,6 +44,7 @@ pub use bleu::{
     Bleu, BleuConfig, BleuScore, BleuTokenizer, MAX_NGRAM_ORDER, SACREBLEU_VERSION, Smoothing,
     corpus_bleu, sentence_bleu,
 };
+pub use bootstrap::{PairedDifference, paired_bootstrap};
 pub use error::{MetricsError, Result};
 pub use evaluator::{
     EvalUser, FullRankingEvaluator, MeanAtK, MeanMetrics, Protocol, RankingReport, UserResult,

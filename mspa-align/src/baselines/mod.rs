@@ -1,17 +1,25 @@
-//! Baselines: popularity, id-based matrix factorisation, visual BPR, the shallow
-//! multimodal concatenation model, and the oracle of the synthetic world.
+//! Baselines: popularity, repeat-aware popularity, id-based matrix factorisation, visual
+//! BPR, graph collaborative filtering (LightGCN) and its multimodal successor (FREEDOM),
+//! the shallow multimodal concatenation model, a repeat-aware sequential model (SASRec)
+//! and the oracle of the synthetic world.
 //!
 //! | model | signal | training |
 //! |---|---|---|
 //! | [`MostPop`] | training tip counts | counting |
+//! | [`RepeatPop`] | the user's own authors by recency- and amount-weighted tips, then popularity | grid search of two weights on validation |
 //! | [`BprMf`] | user and author id embeddings + author bias | BPR loss, sampled negatives |
 //! | [`Vbpr`] | BPR-MF + visual features through a learned projection (He & McAuley 2016) | BPR loss |
+//! | [`LightGcn`] | user and author id embeddings smoothed over the normalised training user–author graph (He et al. 2020) | BPR loss + L2 on layer-0 embeddings |
+//! | [`Freedom`] | LightGCN on a per-epoch degree-pruned user–author graph + author embeddings over a frozen multimodal kNN author graph (Zhou & Shen 2023) | BPR loss + modality BPR terms |
 //! | [`Concat`] | amount-weighted mean of the history authors' `[visual, audio, text]` features through an MLP, dotted with each author's features through another MLP | sampled softmax |
+//! | [`SasRec`] | self-attention over the last tips (Kang & McAuley 2018) + LiveRec repeat terms (count and recency buckets, user repeat propensity) | full softmax over all authors |
 //! | [`Oracle`] | the world's exact next-tip probabilities | none |
 //!
-//! Every model implements [`crate::recommender::Recommender`]. Trained models keep their
-//! parameters as plain `Vec<f32>` (extracted from the Burn modules after training), so
-//! scoring is pure Rust, thread-safe and independent of the training device.
+//! Every model implements [`crate::recommender::Recommender`]. Trained models other than
+//! SASRec keep their parameters as plain `Vec<f32>` (extracted from the Burn modules
+//! after training), so scoring is pure Rust, thread-safe and independent of the training
+//! device; SASRec keeps its module and scores batches of queries on its device, as MSPA
+//! does.
 //!
 //! Author features come as `&[AuthorFeatures]` indexed by [`mspa_core::AuthorId`]; a
 //! [`FeatureMatrix`] standardises each feature dimension over the authors that have the
@@ -20,14 +28,26 @@
 
 pub mod bprmf;
 pub mod concat;
+pub mod freedom;
+pub mod lightgcn;
 pub mod mostpop;
 pub mod oracle;
+pub mod repeatpop;
+pub mod sasrec;
 pub mod vbpr;
 
 pub use bprmf::{BprMf, BprMfConfig, BprMfModule};
 pub use concat::{Concat, ConcatConfig, ConcatModule};
+pub use freedom::{
+    Freedom, FreedomConfig, FreedomModule, author_knn_graph, modality_knn_graph, prune_edges,
+};
+pub use lightgcn::{
+    EdgeGraph, GraphTensors, LightGcn, LightGcnConfig, LightGcnModule, UserAuthorGraph,
+};
 pub use mostpop::MostPop;
 pub use oracle::{Oracle, OracleMode};
+pub use repeatpop::{RepeatPop, RepeatPopConfig, RepeatWeighting};
+pub use sasrec::{SasRec, SasRecConfig, SasRecModule};
 pub use vbpr::{Vbpr, VbprConfig, VbprModule};
 
 use burn::module::{Module, Param};
@@ -334,6 +354,21 @@ pub(crate) struct FactorScorer {
 }
 
 impl FactorScorer {
+    /// A scorer without author biases from final user `[n_users, k]` and author
+    /// `[n_authors, k]` embeddings (copied to the CPU).
+    pub fn from_embeddings(users: Tensor<2>, authors: Tensor<2>, known: Vec<bool>) -> Result<Self> {
+        let k = users.dims()[1];
+        let n_authors = authors.dims()[0];
+        Ok(FactorScorer {
+            k,
+            n_authors,
+            users: to_vec2(users)?,
+            known,
+            authors: to_vec2(authors)?,
+            bias: vec![0.0; n_authors],
+        })
+    }
+
     pub fn score(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
         use rayon::prelude::*;
         check_out_len(queries.len(), out.len(), self.n_authors)?;

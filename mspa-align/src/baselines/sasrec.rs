@@ -1,0 +1,655 @@
+//! SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018) with
+//! the repeat-consumption terms of LiveRec (Rappaz et al., "Recommendation on Live-Streaming
+//! Platforms: Dynamic Availability and Repeat Consumption", RecSys 2021).
+//!
+//! A user's most recent `max_len` tips (oldest first, left-padded to `max_len`) become
+//! tokens `x_i = E[a_i] + P[i] + W_f f_i`: the tipped author's embedding (the same table
+//! `E` that scores the candidates, as in the paper), a learned positional embedding (the
+//! latest tip always sits at the last position) and, with `tip_features`, a projection of
+//! the tip's `[ln(1 + amount) - c, log2(1 + hours before now) / 10]` (`c` is the mean
+//! training log-amount, "now" the query time). After dropout, `layers` pre-norm blocks
+//! apply causal multi-head self-attention and a point-wise two-layer ReLU feed-forward
+//! network, each as `x + Dropout(g(LayerNorm(x)))` (the paper's Eq. 4); padding
+//! positions are never attended to and are zeroed after every block. A final layer norm
+//! gives the sequence states; the user representation `h` is the state at the last
+//! position. A user with no tips gets a learned vector `h_empty` instead.
+//!
+//! The score of candidate author `a` is
+//!
+//! ```text
+//! s(a) = <h, E[a]> + b[a] + R(a)
+//! R(a) = C[count bucket of a] + T[recency bucket of a] + g(h) * 1[a in history]
+//! ```
+//!
+//! with a learned author bias `b`, and the repeat terms (with `repeat_features`, the
+//! default): learned scalars `C` per bucket of the number of earlier tips to `a`
+//! (0, 1, 2-3, 4-7, ...; bucket 0 = never tipped), learned scalars `T` per bucket of
+//! `log2(1 + hours since the user's last tip to a)` (bucket 0 = never tipped), and a
+//! user-dependent repeat propensity `g(h) = w·h + w0`. The repeat terms read the whole
+//! history, not only the last `max_len` tips, and only events up to the query time.
+//!
+//! Training is next-tip prediction with a full softmax over all authors (the trainer's
+//! sampled negatives are not used): the cross-entropy of the tipped author among all
+//! authors, over every training example (a leak-free history prefix). Dropout masks are
+//! drawn from a [`SplitMix64`] stream seeded by the training seed and the batch, so one
+//! seed gives one model whatever else runs on the device.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use mspa_core::{Dataset, Split, TipEvent};
+use mspa_metrics::Protocol;
+
+use super::{SeededInit, fit_baseline};
+use crate::data::{Example, SplitMix64, training_examples};
+use crate::error::{AlignError, Result};
+use crate::recommender::{Query, Recommender, check_out_len};
+use crate::train::{EpochReport, TrainConfig};
+
+/// Per-tip input features (log-amount, log-age).
+const TIP_FEATURES: usize = 2;
+/// Milliseconds per hour.
+const HOUR_MS: f64 = 3_600_000.0;
+/// Queries per forward pass at inference.
+const SCORE_BATCH: usize = 256;
+
+/// Hyper-parameters of [`SasRec`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SasRecConfig {
+    /// Hidden size (embeddings, attention, feed-forward). Default 64.
+    pub dim: usize,
+    /// Self-attention blocks. Default 2.
+    pub layers: usize,
+    /// Attention heads (must divide `dim`). Default 1 (the paper's single head).
+    pub heads: usize,
+    /// Most recent tips read by the attention (the repeat terms read the whole history).
+    /// Default 50.
+    pub max_len: usize,
+    /// Dropout rate on the embeddings and on every residual branch while training, in
+    /// `[0, 1)`. Default 0.2.
+    pub dropout: f64,
+    /// Add each tip's log-amount and log-age (relative to the query time) to its token.
+    /// Default true.
+    pub tip_features: bool,
+    /// Add the LiveRec repeat terms (earlier-tip count, recency, user repeat propensity)
+    /// to the scores. Default true.
+    pub repeat_features: bool,
+    /// Buckets of the number of earlier tips to an author, bucket 0 being "never" (at
+    /// least 2). Default 6 (0, 1, 2-3, 4-7, 8-15, 16+).
+    pub count_buckets: usize,
+    /// Buckets of `log2(1 + hours since the last tip to an author)`, bucket 0 being
+    /// "never" (at least 2). Default 14 (the last bucket starts at about a year).
+    pub time_buckets: usize,
+    /// Standard deviation of the initial author and position embeddings; `None` uses
+    /// `1 / sqrt(dim)`. Default `None`.
+    pub init_std: Option<f64>,
+    /// Protocol of the validation NDCG@10. Default repeats allowed.
+    pub protocol: Protocol,
+    /// Keep at most this many (most recent) training examples per user. Default all.
+    pub max_examples_per_user: Option<usize>,
+    /// The trainer (defaults: 20 epochs, batch 128, learning rate 1e-3, weight decay
+    /// 1e-4, patience 3; `negatives` is ignored, the loss is a full softmax). Its `seed`
+    /// also seeds the parameters and the dropout masks.
+    pub train: TrainConfig,
+}
+
+impl Default for SasRecConfig {
+    fn default() -> Self {
+        SasRecConfig {
+            dim: 64,
+            layers: 2,
+            heads: 1,
+            max_len: 50,
+            dropout: 0.2,
+            tip_features: true,
+            repeat_features: true,
+            count_buckets: 6,
+            time_buckets: 14,
+            init_std: None,
+            protocol: Protocol::RepeatsAllowed,
+            max_examples_per_user: None,
+            train: TrainConfig {
+                epochs: 20,
+                batch_size: 128,
+                learning_rate: 1e-3,
+                weight_decay: 1e-4,
+                patience: 3,
+                negatives: 0,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+impl SasRecConfig {
+    /// Checks every model field (and the trainer's), naming the first one out of its
+    /// domain.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |f: &str, m: String| Err(AlignError::config(f, m));
+        if self.dim == 0 {
+            return bad("dim", "must be at least 1".into());
+        }
+        if self.layers == 0 {
+            return bad("layers", "must be at least 1".into());
+        }
+        if self.heads == 0 {
+            return bad("heads", "must be at least 1".into());
+        }
+        if self.dim % self.heads != 0 {
+            return bad(
+                "heads",
+                format!("dim {} is not divisible by {} heads", self.dim, self.heads),
+            );
+        }
+        if self.max_len == 0 {
+            return bad("max_len", "must be at least 1".into());
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return bad(
+                "dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
+            );
+        }
+        if self.count_buckets < 2 {
+            return bad(
+                "count_buckets",
+                format!("must be at least 2, got {}", self.count_buckets),
+            );
+        }
+        if self.time_buckets < 2 {
+            return bad(
+                "time_buckets",
+                format!("must be at least 2, got {}", self.time_buckets),
+            );
+        }
+        if let Some(s) = self.init_std {
+            if !(s.is_finite() && s > 0.0) {
+                return bad("init_std", format!("must be finite and > 0, got {s}"));
+            }
+        }
+        self.train.validate()
+    }
+}
+
+/// One pre-norm self-attention block: `x + Drop(MHA(LN(x)))`, then `x + Drop(FFN(LN(x)))`.
+#[derive(Module, Debug)]
+pub struct SasRecBlock {
+    /// Layer norm before the attention.
+    pub attention_norm: LayerNorm,
+    /// Query projection `[dim, dim]`.
+    pub query: Linear,
+    /// Key projection `[dim, dim]`.
+    pub key: Linear,
+    /// Value projection `[dim, dim]`.
+    pub value: Linear,
+    /// Output projection of the concatenated heads `[dim, dim]`.
+    pub output: Linear,
+    /// Layer norm before the feed-forward network.
+    pub ffn_norm: LayerNorm,
+    /// Feed-forward, first layer (ReLU after it).
+    pub ffn1: Linear,
+    /// Feed-forward, second layer.
+    pub ffn2: Linear,
+}
+
+/// The trainable SASRec network. See the module docs for the equations.
+#[derive(Module, Debug)]
+pub struct SasRecModule {
+    /// Author embeddings `E`, `[n_authors, dim]`: the input tokens and the candidates.
+    pub author: Param<Tensor<2>>,
+    /// Learned positional embeddings `P`, `[max_len, dim]` (the latest tip is last).
+    pub position: Param<Tensor<2>>,
+    /// Projection of the per-tip features onto the token.
+    pub tip: Linear,
+    /// The self-attention blocks.
+    pub blocks: Vec<SasRecBlock>,
+    /// Layer norm of the last block's output.
+    pub final_norm: LayerNorm,
+    /// The representation of a user without tips, `[1, dim]`.
+    pub empty: Param<Tensor<2>>,
+    /// Author bias `b`, `[n_authors]`.
+    pub bias: Param<Tensor<1>>,
+    /// Repeat term per earlier-tip-count bucket, `[count_buckets]`.
+    pub count_bias: Param<Tensor<1>>,
+    /// Repeat term per recency bucket, `[time_buckets]`.
+    pub time_bias: Param<Tensor<1>>,
+    /// The user's repeat propensity `g(h)`, `[dim] -> [1]`.
+    pub repeat_gate: Linear,
+    #[module(skip)]
+    dim: usize,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    max_len: usize,
+    #[module(skip)]
+    n_authors: usize,
+    #[module(skip)]
+    dropout: f64,
+    #[module(skip)]
+    tip_features: bool,
+    #[module(skip)]
+    repeat_features: bool,
+    #[module(skip)]
+    count_buckets: usize,
+    #[module(skip)]
+    time_buckets: usize,
+    /// Mean training `ln(1 + amount)`, subtracted from the tips' log-amounts.
+    #[module(skip)]
+    amount_center: f32,
+}
+
+/// The network input of a batch of queries (built on the CPU by [`SasRecModule::batch`]).
+#[derive(Clone, Debug)]
+pub struct SasRecBatch {
+    /// Authors of the last `max_len` tips, left-padded with author 0, `[B, L]`.
+    pub tokens: Tensor<2, Int>,
+    /// 1.0 at real tips, 0.0 at padding, `[B, L]`.
+    pub mask: Tensor<2>,
+    /// Per-tip features, `[B, L, 2]` (zeros at padding).
+    pub features: Tensor<3>,
+    /// 1.0 where the user has at least one tip, `[B, 1]`.
+    pub has_history: Tensor<2>,
+    /// Earlier-tip-count bucket of every (query, author), `[B * A]`.
+    pub count_bucket: Tensor<1, Int>,
+    /// Recency bucket of every (query, author), `[B * A]`.
+    pub time_bucket: Tensor<1, Int>,
+    /// 1.0 where the author is in the query's history, `[B, A]`.
+    pub in_history: Tensor<2>,
+    /// Allowed attention (causal and not padding), 1.0 / 0.0, `[B, 1, L, L]`.
+    pub attend: Tensor<4>,
+}
+
+/// Inverted-dropout masks drawn from a seeded stream.
+struct Masks {
+    rng: SplitMix64,
+    keep: f64,
+}
+
+impl Masks {
+    /// A `[b, l, d]` mask of `0` or `1 / keep`.
+    fn draw(&mut self, shape: [usize; 3], device: &Device) -> Tensor<3> {
+        let n = shape.iter().product::<usize>();
+        let scale = (1.0 / self.keep) as f32;
+        let threshold = (self.keep * 65_536.0) as u64;
+        let mut data = Vec::with_capacity(n);
+        while data.len() < n {
+            let bits = self.rng.next_u64();
+            for k in 0..4 {
+                if data.len() == n {
+                    break;
+                }
+                let u = (bits >> (16 * k)) & 0xFFFF;
+                data.push(if u < threshold { scale } else { 0.0 });
+            }
+        }
+        Tensor::from_data(TensorData::new(data, shape), device)
+    }
+}
+
+/// Bucket of a count of earlier tips: 0 for none, then `1 + floor(log2(count))`, capped.
+fn count_bucket(count: u32, buckets: usize) -> usize {
+    if count == 0 {
+        0
+    } else {
+        (1 + count.ilog2() as usize).min(buckets - 1)
+    }
+}
+
+/// Bucket of the time since the last tip: `1 + floor(log2(1 + hours))`, capped.
+fn time_bucket(hours: f64, buckets: usize) -> usize {
+    let b = (1.0 + hours.max(0.0)).log2().floor();
+    let b = if b.is_finite() { b as usize } else { 0 };
+    (1 + b).min(buckets - 1)
+}
+
+impl SasRecModule {
+    /// The network for `n_authors` authors, drawn with `config.train.seed`;
+    /// `amount_center` is the mean training `ln(1 + amount)`.
+    pub fn new(
+        config: &SasRecConfig,
+        n_authors: usize,
+        amount_center: f32,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        if n_authors == 0 {
+            return Err(AlignError::data("SASRec needs at least one author"));
+        }
+        let d = config.dim;
+        let std = config.init_std.unwrap_or(1.0 / (d as f64).sqrt());
+        let mut init = SeededInit::new(config.train.seed ^ 0x5A5_4EC0);
+        let author = init.normal(n_authors, d, std, device);
+        let position = init.normal(config.max_len, d, std, device);
+        let tip = init.linear(TIP_FEATURES, d, false, 0.1, device);
+        let blocks = (0..config.layers)
+            .map(|_| SasRecBlock {
+                attention_norm: LayerNormConfig::new(d).init(device),
+                query: init.linear(d, d, true, 1.0, device),
+                key: init.linear(d, d, true, 1.0, device),
+                value: init.linear(d, d, true, 1.0, device),
+                output: init.linear(d, d, true, 1.0, device),
+                ffn_norm: LayerNormConfig::new(d).init(device),
+                ffn1: init.linear(d, d, true, 1.0, device),
+                ffn2: init.linear(d, d, true, 1.0, device),
+            })
+            .collect();
+        let empty = init.normal(1, d, 0.1, device);
+        let zeros = |n: usize| Param::from_data(TensorData::new(vec![0f32; n], [n]), device);
+        Ok(SasRecModule {
+            author,
+            position,
+            tip,
+            blocks,
+            final_norm: LayerNormConfig::new(d).init(device),
+            empty,
+            bias: zeros(n_authors),
+            count_bias: zeros(config.count_buckets),
+            time_bias: zeros(config.time_buckets),
+            repeat_gate: init.linear(d, 1, true, 0.0, device),
+            dim: d,
+            heads: config.heads,
+            max_len: config.max_len,
+            n_authors,
+            dropout: config.dropout,
+            tip_features: config.tip_features,
+            repeat_features: config.repeat_features,
+            count_buckets: config.count_buckets,
+            time_buckets: config.time_buckets,
+            amount_center,
+        })
+    }
+
+    /// Number of authors scored.
+    pub fn n_authors(&self) -> usize {
+        self.n_authors
+    }
+
+    /// Builds the input of some queries: `(history oldest first, now in ms)` each. Only
+    /// events at or before "now" are read (later ones are ignored).
+    pub fn batch(&self, queries: &[(&[TipEvent], i64)], device: &Device) -> SasRecBatch {
+        let b = queries.len();
+        let l = self.max_len;
+        let a_n = self.n_authors;
+        let mut tokens = vec![0i64; b * l];
+        let mut mask = vec![0f32; b * l];
+        let mut features = vec![0f32; b * l * TIP_FEATURES];
+        let mut has = vec![0f32; b];
+        let mut count_b = vec![0i64; b * a_n];
+        let mut time_b = vec![0i64; b * a_n];
+        let mut in_hist = vec![0f32; b * a_n];
+        let mut attend = vec![0f32; b * l * l];
+        let mut counts = vec![0u32; a_n];
+        let mut last = vec![i64::MIN; a_n];
+        for (q, &(history, now)) in queries.iter().enumerate() {
+            let past: Vec<&TipEvent> = history
+                .iter()
+                .filter(|e| e.timestamp_ms <= now && e.author.index() < a_n)
+                .collect();
+            let recent = &past[past.len().saturating_sub(l)..];
+            let offset = l - recent.len();
+            for (k, e) in recent.iter().enumerate() {
+                let i = q * l + offset + k;
+                tokens[i] = i64::from(e.author.0);
+                mask[i] = 1.0;
+                if self.tip_features {
+                    let hours = (now - e.timestamp_ms).max(0) as f64 / HOUR_MS;
+                    let log_amount = (1.0 + e.amount.max(0.0)).ln() as f32;
+                    features[i * TIP_FEATURES] = log_amount - self.amount_center;
+                    features[i * TIP_FEATURES + 1] = ((1.0 + hours).log2() / 10.0) as f32;
+                }
+            }
+            // Query i attends to keys j <= i that are real tips; a padding query with no
+            // real key attends to everything (uniform, harmless: it is masked later).
+            for i in 0..l {
+                let row = &mut attend[(q * l + i) * l..(q * l + i + 1) * l];
+                for (j, v) in row.iter_mut().enumerate().take(i + 1) {
+                    *v = mask[q * l + j];
+                }
+                if i < offset {
+                    row.fill(1.0);
+                }
+            }
+            has[q] = if past.is_empty() { 0.0 } else { 1.0 };
+            counts.fill(0);
+            last.fill(i64::MIN);
+            for e in &past {
+                counts[e.author.index()] += 1;
+                last[e.author.index()] = last[e.author.index()].max(e.timestamp_ms);
+            }
+            for a in 0..a_n {
+                if counts[a] == 0 {
+                    continue;
+                }
+                let i = q * a_n + a;
+                in_hist[i] = 1.0;
+                count_b[i] = count_bucket(counts[a], self.count_buckets) as i64;
+                let hours = (now - last[a]).max(0) as f64 / HOUR_MS;
+                time_b[i] = time_bucket(hours, self.time_buckets) as i64;
+            }
+        }
+        SasRecBatch {
+            tokens: Tensor::from_data(TensorData::new(tokens, [b, l]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
+            features: Tensor::from_data(TensorData::new(features, [b, l, TIP_FEATURES]), device),
+            has_history: Tensor::from_data(TensorData::new(has, [b, 1]), device),
+            count_bucket: Tensor::from_data(TensorData::new(count_b, [b * a_n]), device),
+            time_bucket: Tensor::from_data(TensorData::new(time_b, [b * a_n]), device),
+            in_history: Tensor::from_data(TensorData::new(in_hist, [b, a_n]), device),
+            attend: Tensor::from_data(TensorData::new(attend, [b, 1, l, l]), device),
+        }
+    }
+
+    /// Applies a dropout mask when training.
+    fn drop(&self, x: Tensor<3>, masks: &mut Option<Masks>) -> Tensor<3> {
+        match masks {
+            Some(m) => {
+                let mask = m.draw(x.dims(), &x.device());
+                x * mask
+            }
+            None => x,
+        }
+    }
+
+    /// The user representations `h` (state at the last position, or `h_empty`).
+    ///
+    /// # Shapes
+    /// - input: a [`SasRecBatch`] of `B` queries with sequences of length `L = max_len`
+    /// - output: `[B, dim]`
+    fn users(&self, input: &SasRecBatch, masks: &mut Option<Masks>) -> Tensor<2> {
+        let [b, l] = input.tokens.dims();
+        let d = self.dim;
+        let h_n = self.heads;
+        let dh = d / h_n;
+        let mask3 = input.mask.clone().reshape([b, l, 1]);
+        let tokens = self
+            .author
+            .val()
+            .select(0, input.tokens.clone().reshape([b * l]))
+            .reshape([b, l, d]);
+        let mut x = tokens + self.position.val().reshape([1, l, d]);
+        if self.tip_features {
+            x = x + self.tip.forward(input.features.clone());
+        }
+        let mut x = self.drop(x * mask3.clone(), masks);
+        let blocked = input.attend.clone().equal_elem(0.0).expand([b, h_n, l, l]);
+        let scale = 1.0 / (dh as f64).sqrt();
+        for block in &self.blocks {
+            let y = block.attention_norm.forward(x.clone());
+            let heads = |t: Tensor<3>| t.reshape([b, l, h_n, dh]).swap_dims(1, 2);
+            let q = heads(block.query.forward(y.clone()));
+            let k = heads(block.key.forward(y.clone()));
+            let v = heads(block.value.forward(y));
+            let logits = q.matmul(k.swap_dims(2, 3)) * scale;
+            let weights = softmax(logits.mask_fill(blocked.clone(), -1e9), 3);
+            let context = weights.matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+            let attended = block.output.forward(context);
+            x = x + self.drop(attended, masks);
+            let y = block.ffn_norm.forward(x.clone());
+            let f = block.ffn2.forward(relu(block.ffn1.forward(y)));
+            x = (x + self.drop(f, masks)) * mask3.clone();
+        }
+        let x = self.final_norm.forward(x);
+        let last = x.slice([0..b, l - 1..l, 0..d]).reshape([b, d]);
+        let has = input.has_history.clone();
+        last * has.clone() + self.empty.val() * (has.neg() + 1.0)
+    }
+
+    /// Scores of every author for each query: `<h, E[a]> + b[a] + R(a)` (see the module
+    /// docs).
+    ///
+    /// # Shapes
+    /// - input: a [`SasRecBatch`] of `B` queries
+    /// - output: `[B, n_authors]`
+    pub fn forward(&self, input: &SasRecBatch) -> Tensor<2> {
+        self.scores(input, &mut None)
+    }
+
+    fn scores(&self, input: &SasRecBatch, masks: &mut Option<Masks>) -> Tensor<2> {
+        let h = self.users(input, masks);
+        let [b, _] = h.dims();
+        let a_n = self.n_authors;
+        let mut s =
+            h.clone().matmul(self.author.val().transpose()) + self.bias.val().reshape([1, a_n]);
+        if self.repeat_features {
+            let count = self
+                .count_bias
+                .val()
+                .select(0, input.count_bucket.clone())
+                .reshape([b, a_n]);
+            let time = self
+                .time_bias
+                .val()
+                .select(0, input.time_bucket.clone())
+                .reshape([b, a_n]);
+            let gate = self.repeat_gate.forward(h); // [B, 1]
+            s = s + count + time + input.in_history.clone() * gate;
+        }
+        s
+    }
+
+    /// The mean full-softmax cross-entropy of the batch's positives, with dropout masks
+    /// seeded by `seed` and the batch.
+    pub fn loss(
+        &self,
+        dataset: &Dataset,
+        batch: &[&Example],
+        seed: u64,
+        device: &Device,
+    ) -> Tensor<1> {
+        let queries: Vec<(&[TipEvent], i64)> = batch
+            .iter()
+            .map(|e| (e.history(dataset), e.at_ms))
+            .collect();
+        let input = self.batch(&queries, device);
+        let mut masks = (self.dropout > 0.0).then(|| {
+            let mut rng = SplitMix64::new(seed);
+            for e in batch {
+                rng.state ^= (u64::from(e.user.0) << 32) ^ (e.at_ms as u64);
+                rng.next_u64();
+            }
+            Masks {
+                rng,
+                keep: 1.0 - self.dropout,
+            }
+        });
+        let logits = self.scores(&input, &mut masks);
+        let b = batch.len();
+        let positives = crate::data::positives_tensor(batch, device).reshape([b, 1]);
+        log_softmax(logits, 1).gather(1, positives).mean().neg()
+    }
+}
+
+/// A trained SASRec: the network (on its device) scores batches of queries.
+#[derive(Clone, Debug)]
+pub struct SasRec {
+    model: SasRecModule,
+    device: Device,
+}
+
+impl SasRec {
+    /// Trains on the training events of `split` (full softmax over all authors),
+    /// validating NDCG@10 on `split.valid` after every epoch and keeping the best model.
+    pub fn fit(
+        dataset: &Dataset,
+        split: &Split,
+        config: &SasRecConfig,
+        device: &Device,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(SasRec, Vec<EpochReport>)> {
+        config.validate()?;
+        let examples = training_examples(dataset, split, config.max_examples_per_user);
+        if examples.is_empty() {
+            return Err(AlignError::data(
+                "no training examples (every user has a single tip?)",
+            ));
+        }
+        let (sum, n) = split
+            .train
+            .iter()
+            .filter_map(|&i| dataset.events().get(i))
+            .fold((0.0, 0usize), |(s, n), e| {
+                (s + (1.0 + e.amount.max(0.0)).ln(), n + 1)
+            });
+        let center = if n > 0 { (sum / n as f64) as f32 } else { 0.0 };
+        let model = SasRecModule::new(config, dataset.n_authors(), center, device)?;
+        let train = TrainConfig {
+            negatives: 0,
+            ..config.train.clone()
+        };
+        let seed = config.train.seed;
+        fit_baseline(
+            model,
+            &train,
+            device,
+            dataset,
+            split,
+            config.protocol,
+            &examples,
+            |m: &SasRecModule, batch, _negs, dev| m.loss(dataset, batch, seed, dev),
+            |m: &SasRecModule| Ok(SasRec::from_module(m.clone(), device)),
+            progress,
+        )
+    }
+
+    /// Wraps a (plain, non-autodiff) network that lives on `device`.
+    pub fn from_module(model: SasRecModule, device: &Device) -> SasRec {
+        SasRec {
+            model,
+            device: device.clone(),
+        }
+    }
+
+    /// The network.
+    pub fn module(&self) -> &SasRecModule {
+        &self.model
+    }
+}
+
+impl Recommender for SasRec {
+    fn name(&self) -> &str {
+        "SASRec"
+    }
+
+    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
+        let n = self.model.n_authors;
+        check_out_len(queries.len(), out.len(), n)?;
+        for (chunk, rows) in queries
+            .chunks(SCORE_BATCH)
+            .zip(out.chunks_mut(SCORE_BATCH * n))
+        {
+            let pairs: Vec<(&[TipEvent], i64)> =
+                chunk.iter().map(|q| (q.history, q.at_ms)).collect();
+            let input = self.model.batch(&pairs, &self.device);
+            let v = super::to_vec2(self.model.forward(&input))?;
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(AlignError::data("SASRec: non-finite scores"));
+            }
+            rows.copy_from_slice(&v);
+        }
+        Ok(())
+    }
+}
