@@ -63,9 +63,6 @@ pub enum AlignError {
     /// An error of the media / feature layer.
     #[error(transparent)]
     Modal(#[from] mspa_modal::ModalError),
-    /// An error of the preference composer.
-    #[error(transparent)]
-    Composer(#[from] mspa_composer::ComposerError),
 }
 
 impl AlignError {

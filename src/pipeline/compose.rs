@@ -1,0 +1,178 @@
+//! The composer stage: fitting the composers on the leak-free pairs, composing every
+//! user's preference at the times the models read it, and what the report says of it.
+
+use burn::tensor::Device;
+use mspa_align::mspa::{ComposedText, TextPreferences};
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
+use mspa_composer::eval::{ReferencePairs, held_back_from, reference_pairs};
+use mspa_composer::learned::LearnedComposer;
+use mspa_composer::nearest::NearestComposer;
+use mspa_composer::schema::PreferenceSchema;
+use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
+use mspa_core::synth::Truth;
+use mspa_core::{Dataset, Split};
+
+use super::{PipelineConfig, PipelineError, stage_err};
+
+/// The three composers and the pairs they were fitted on.
+pub struct ComposerStage {
+    /// The leak-free training pairs (see [`reference_pairs`]) and the held-out users.
+    pub pairs: ReferencePairs,
+    /// The learned composer (MSPA reads its compositions).
+    pub learned: LearnedComposer,
+    /// The keyword template composer.
+    pub template: TemplateComposer,
+    /// The nearest-training-user composer.
+    pub nearest: NearestComposer,
+}
+
+/// Fits the learned, template and nearest composers on exactly the leak-free training
+/// pairs of `reference_pairs(dataset, truth, split, config.pairs)`: no pair of a user the
+/// recommenders evaluate on lies at or after that user's validation time.
+pub fn fit_composers(
+    config: &PipelineConfig,
+    ctx: &ComposeContext<'_>,
+    truth: &Truth,
+    split: &Split,
+    device: &Device,
+    note: &mut impl FnMut(&str, usize, usize, String),
+) -> Result<ComposerStage, PipelineError> {
+    let schema = PreferenceSchema::synthetic_world();
+    let pairs =
+        reference_pairs(ctx.dataset, truth, split, &config.pairs).map_err(stage_err("compose"))?;
+    note(
+        "compose",
+        0,
+        3,
+        format!(
+            "{} training pairs, {} held-out users",
+            pairs.train.len(),
+            pairs.heldout.len()
+        ),
+    );
+    let train_fields: Vec<_> = pairs
+        .train
+        .iter()
+        .filter_map(|p| schema.parse(&p.reference).ok())
+        .collect();
+    let template = TemplateComposer::fit(
+        &schema,
+        &KeywordLexicon::synthetic_world(),
+        &train_fields,
+        TemplateConfig::default(),
+    )
+    .map_err(stage_err("compose"))?;
+    let nearest = NearestComposer::fit(ctx, &pairs.train).map_err(stage_err("compose"))?;
+    let learned = LearnedComposer::fit(
+        config.composer.clone(),
+        &schema,
+        ctx,
+        &pairs.train,
+        device,
+        |epoch, loss| {
+            note(
+                "compose",
+                epoch + 1,
+                config.composer.epochs,
+                format!("learned composer loss {loss:.4}"),
+            )
+        },
+    )
+    .map_err(stage_err("compose"))?;
+    Ok(ComposerStage {
+        pairs,
+        learned,
+        template,
+        nearest,
+    })
+}
+
+/// Composes (with `composer`) every user's preference at a few times, each from the tips
+/// before it: the midpoint of the user's training tips, the validation time and the test
+/// time. Training examples read the latest composition before them, so no example sees
+/// a preference composed from its own future. Texts are embedded with MiniLM when
+/// `text_encoder` is given (each distinct text once), else as the schema's multi-hot.
+pub(crate) fn compose_preferences(
+    composer: &dyn Composer,
+    ctx: &ComposeContext<'_>,
+    schema: &PreferenceSchema,
+    split: &Split,
+) -> Result<TextPreferences, PipelineError> {
+    let dataset = ctx.dataset;
+    let err = stage_err::<mspa_composer::ComposerError>;
+    let mut requests: Vec<(mspa_core::UserId, std::ops::Range<usize>, i64)> = Vec::new();
+    let mut train_len = vec![0usize; dataset.n_users()];
+    for &i in &split.train {
+        let user = dataset.events()[i].user;
+        train_len[user.index()] += 1;
+    }
+    for user in dataset.users() {
+        let range = dataset.user_range(user);
+        let m = train_len[user.index()] / 2;
+        if m >= 1 && m < train_len[user.index()] {
+            let at = dataset.events()[range.start + m].timestamp_ms;
+            requests.push((user, range.start..range.start + m, at));
+        }
+    }
+    for t in split.valid.iter().chain(&split.test) {
+        requests.push((t.user, t.history.clone(), t.timestamp_ms));
+    }
+    let queries: Vec<HistoryQuery<'_>> = requests
+        .iter()
+        .map(|(_, r, at)| HistoryQuery {
+            tips: &dataset.events()[r.clone()],
+            at_ms: *at,
+        })
+        .collect();
+    // Compose without the text encoder (the composer would embed every text, many of
+    // them identical), then embed each distinct text once.
+    let bare = ComposeContext {
+        text_encoder: None,
+        ..*ctx
+    };
+    let composed = composer
+        .compose_batch(&bare, &queries)
+        .map_err(err("compose"))?;
+    let (texts, fields): (Vec<String>, Vec<_>) =
+        composed.into_iter().map(|p| (p.text, p.fields)).unzip();
+    let embeddings =
+        embed_preferences(ctx.text_encoder, schema, &texts, &fields).map_err(err("compose"))?;
+    let dim = embeddings.first().map(Vec::len).unwrap_or(0);
+    let mut prefs = TextPreferences::new(dataset.n_users(), dim);
+    for (((user, _, at_ms), text), embedding) in requests.into_iter().zip(texts).zip(embeddings) {
+        prefs.insert(
+            user,
+            ComposedText {
+                at_ms,
+                embedding,
+                text,
+            },
+        );
+    }
+    Ok(prefs)
+}
+
+/// What the composer was fitted on, for the report: the number of training pairs and
+/// users, held-out users, and the largest `at_ms - validation time` over the training
+/// pairs of evaluated users (negative: every pair lies before its user's validation).
+pub(crate) fn composer_training_summary(
+    dataset: &Dataset,
+    split: &Split,
+    pairs: &ReferencePairs,
+) -> serde_json::Value {
+    let held_back = held_back_from(dataset, split);
+    let mut users: Vec<u32> = pairs.train.iter().map(|p| p.user.0).collect();
+    users.dedup();
+    let closest = pairs
+        .train
+        .iter()
+        .filter_map(|p| held_back[p.user.index()].map(|v| p.at_ms - v))
+        .max();
+    serde_json::json!({
+        "protocol": "training pairs end before each evaluated user's validation time",
+        "train_pairs": pairs.train.len(),
+        "train_users": users.len(),
+        "heldout_users": pairs.heldout.len(),
+        "latest_pair_minus_validation_ms": closest,
+    })
+}

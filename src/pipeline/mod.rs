@@ -1,0 +1,465 @@
+//! The end-to-end job behind `examples/quickstart.rs`: synthetic world → features →
+//! composed preferences → MSPA and every baseline → one evaluation → a report directory.
+//!
+//! Every stage reports progress through a callback; the library never prints.
+//!
+//! [`run`] is one job, [`run_seeds`] one job per seed with a combined report. The stages
+//! live in their own files: `compose.rs` (the composers on leak-free pairs and every
+//! user's compositions), `baselines.rs` (the baselines' settings and fitting),
+//! `evaluate.rs` (both protocols, significance, per-step NDCG, explanations), `write.rs`
+//! (the report directory) and `serve.rs` ([`TrainedModels`], serving one user).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use mspa_align::mspa::{MspaSettings, fit_mspa};
+use mspa_align::train::EpochReport;
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::eval::{PairConfig, evaluate_texts};
+use mspa_composer::learned::LearnedComposerConfig;
+use mspa_composer::schema::PreferenceSchema;
+use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
+use mspa_core::{Dataset, Split};
+use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor};
+use mspa_modal::text::BertEmbedder;
+pub use mspa_modal::text::default_minilm_dir;
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Curve, Report, SeedResult, SeedSummary, TextRow};
+
+mod baselines;
+mod compose;
+mod evaluate;
+mod serve;
+mod write;
+
+pub use baselines::BaselineSettings;
+pub use compose::{ComposerStage, fit_composers};
+pub use serve::TrainedModels;
+pub use write::write_report;
+
+use baselines::fit_baselines;
+use compose::{compose_preferences, composer_training_summary};
+use evaluate::{evaluate_row, explained_examples, mean_modality_weights, significance, step_ndcg};
+
+/// Cut-offs of every evaluation.
+pub(crate) const KS: [usize; 2] = [10, 20];
+
+/// Errors of the pipeline: the stage that failed and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {message}")]
+pub struct PipelineError {
+    /// The stage (`world`, `features`, `compose`, `train MSPA`, ...).
+    pub stage: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+pub(crate) fn stage_err<E: std::fmt::Display>(stage: &str) -> impl FnOnce(E) -> PipelineError + '_ {
+    move |e| PipelineError {
+        stage: stage.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Everything the job needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PipelineConfig {
+    /// The synthetic world to generate.
+    pub world: SyntheticWorldConfig,
+    /// Where the report (and the world, the features, checkpoints) go.
+    pub out_dir: PathBuf,
+    /// The Burn device name.
+    pub device: String,
+    /// The MiniLM folder (text features, text embeddings, BERTScore); `None`: no text
+    /// encoder, so authors have no text features and BERTScore is not reported.
+    pub minilm: Option<PathBuf>,
+    /// Feature extraction settings.
+    pub extractor: ExtractorConfig,
+    /// The learned composer.
+    pub composer: LearnedComposerConfig,
+    /// Held-out protocol of the composers.
+    pub pairs: PairConfig,
+    /// MSPA (the ablations derive from it).
+    pub mspa: MspaSettings,
+    /// The baselines.
+    pub baselines: BaselineSettings,
+    /// Whether to also train the single-modality ablations.
+    pub modality_ablations: bool,
+    /// Resamples of the test users in the paired bootstrap intervals of MSPA against
+    /// every other model (seeded by the world's seed).
+    pub bootstrap_resamples: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            world: SyntheticWorldConfig::default(),
+            out_dir: PathBuf::from("target/mspa-report"),
+            device: "flex".into(),
+            minilm: None,
+            extractor: ExtractorConfig::default(),
+            composer: LearnedComposerConfig::default(),
+            pairs: PairConfig::default(),
+            mspa: MspaSettings::default(),
+            baselines: BaselineSettings::default(),
+            modality_ablations: true,
+            bootstrap_resamples: 1000,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The same job with `seed` as the seed of the world, of the composer's held-out
+    /// users and training, and of every trained model.
+    pub fn with_seed(&self, seed: u64) -> PipelineConfig {
+        let mut c = self.clone();
+        c.world.seed = seed;
+        c.composer.seed = seed;
+        c.pairs.seed = seed;
+        c.mspa.train.seed = seed;
+        c.baselines.bprmf.train.seed = seed;
+        c.baselines.vbpr.train.seed = seed;
+        c.baselines.concat.train.seed = seed;
+        c.baselines.sasrec.train.seed = seed;
+        c.baselines.lightgcn.train.seed = seed;
+        c.baselines.freedom.train.seed = seed;
+        c
+    }
+}
+
+/// A progress event: the stage and a message (epoch, counts).
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The stage.
+    pub stage: String,
+    /// Done so far in this stage.
+    pub done: usize,
+    /// Total of this stage (0 when unknown).
+    pub total: usize,
+    /// A short message.
+    pub message: String,
+}
+
+/// Runs the whole job and writes `report.json`, `report.md` and `plots/` into
+/// `config.out_dir`. Returns the report.
+pub fn run(
+    config: &PipelineConfig,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, PipelineError> {
+    let started = Instant::now();
+    let mut seconds = BTreeMap::new();
+    let mut note = |stage: &str, done: usize, total: usize, message: String| {
+        progress(&Progress {
+            stage: stage.into(),
+            done,
+            total,
+            message,
+        })
+    };
+    let device = mspa_modal::device_from_name(&config.device).map_err(stage_err("device"))?;
+
+    // 1. The world.
+    let t = Instant::now();
+    let world_dir = config.out_dir.join("world");
+    note(
+        "world",
+        0,
+        1,
+        format!(
+            "generating {} users x {} authors",
+            config.world.users, config.world.authors
+        ),
+    );
+    generate(&config.world, &world_dir).map_err(stage_err("world"))?;
+    let dataset = mspa_core::load_native(&world_dir).map_err(stage_err("world"))?;
+    let truth = Truth::load(&world_dir).map_err(stage_err("world"))?;
+    let split = Split::leave_last_out(&dataset);
+    seconds.insert("world".to_string(), t.elapsed().as_secs_f64());
+    note("world", 1, 1, format!("{} tips", dataset.n_events()));
+
+    // 2. Features.
+    let t = Instant::now();
+    let text_encoder = match &config.minilm {
+        Some(dir) => {
+            Some(BertEmbedder::from_pretrained(dir, &device).map_err(stage_err("features"))?)
+        }
+        None => None,
+    };
+    let features = extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
+    seconds.insert("features".to_string(), t.elapsed().as_secs_f64());
+
+    // 3. Composers: fit on training users before their validation time, evaluate on
+    // held-out users.
+    let t = Instant::now();
+    let schema = PreferenceSchema::synthetic_world();
+    let ctx = ComposeContext {
+        dataset: &dataset,
+        features: Some(&features),
+        text_encoder: text_encoder.as_ref(),
+    };
+    let stage = fit_composers(config, &ctx, &truth, &split, &device, &mut note)?;
+    let ComposerStage {
+        pairs,
+        learned,
+        template,
+        nearest,
+    } = &stage;
+    let heldout_queries: Vec<HistoryQuery<'_>> =
+        pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
+    let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
+    let mut composers = BTreeMap::new();
+    // Only the texts are scored here: compose without embedding them.
+    let bare = ComposeContext {
+        text_encoder: None,
+        ..ctx
+    };
+    for composer in [learned as &dyn Composer, template, nearest] {
+        let composed = composer
+            .compose_batch(&bare, &heldout_queries)
+            .map_err(stage_err("compose"))?;
+        let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
+        let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref())
+            .map_err(stage_err("compose"))?;
+        composers.insert(
+            composer.name().to_string(),
+            TextRow {
+                bleu4: eval.bleu4,
+                rouge_l: eval.rouge_l,
+                bertscore_f1: eval.bertscore_f1,
+                field_f1: eval.field_f1,
+            },
+        );
+    }
+    // Every user's preference at a few times (training midpoint, validation, test).
+    note("compose", 3, 3, "composing every user's preference".into());
+    let texts = compose_preferences(learned, &ctx, &schema, &split)?;
+    seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
+    let composer_training = composer_training_summary(&dataset, &split, pairs);
+
+    // 4. Models.
+    let mut rows = Vec::new();
+    let mut per_user: Vec<Vec<(u64, f64)>> = Vec::new();
+    let mut training = BTreeMap::new();
+    let mut modality_weights = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut examples = Vec::new();
+    let t = Instant::now();
+    let mut variants = vec![config.mspa.clone()];
+    let base = &config.mspa;
+    variants.push(MspaSettings {
+        name: "MSPA (T=0)".into(),
+        correction_steps: 0,
+        ..base.clone()
+    });
+    variants.push(MspaSettings {
+        name: "MSPA (no text)".into(),
+        use_text: false,
+        ..base.clone()
+    });
+    if config.modality_ablations {
+        for (m, name) in ["visual", "audio", "text"].iter().enumerate() {
+            let mut modalities = [false; 3];
+            modalities[m] = true;
+            variants.push(MspaSettings {
+                name: format!("MSPA ({name} only)"),
+                modalities,
+                ..base.clone()
+            });
+        }
+    }
+    for (i, settings) in variants.iter().enumerate() {
+        let stage = format!("train {}", settings.name);
+        let t_model = Instant::now();
+        let epochs = settings.train.epochs;
+        let mut curve = Curve::default();
+        let (rec, _) = fit_mspa(
+            settings,
+            &dataset,
+            &split,
+            &features,
+            &texts,
+            &device,
+            |r: &EpochReport| {
+                curve.train_loss.push(r.train_loss);
+                curve.valid_ndcg10.push(r.valid_ndcg10);
+                note(&stage, r.epoch + 1, epochs, epoch_message(r));
+            },
+        )
+        .map_err(stage_err(&stage))?;
+        let train_seconds = t_model.elapsed().as_secs_f64();
+        let (row, users) = evaluate_row(&rec, &dataset, &split.test, train_seconds)
+            .map_err(stage_err("evaluate"))?;
+        rows.push(row);
+        per_user.push(users);
+        modality_weights.insert(
+            settings.name.clone(),
+            mean_modality_weights(&rec, &dataset, &split.test, 200),
+        );
+        if i == 0 {
+            steps = step_ndcg(&rec, &dataset, &split.test).map_err(stage_err("evaluate"))?;
+            examples = explained_examples(&rec, &dataset, &split.test, 3);
+        }
+        training.insert(settings.name.clone(), curve);
+    }
+    let baselines = fit_baselines(
+        &config.baselines,
+        &dataset,
+        &split,
+        &features,
+        &world_dir,
+        &device,
+        |name, epochs, r| {
+            note(
+                &format!("train {name}"),
+                r.epoch + 1,
+                epochs,
+                epoch_message(r),
+            )
+        },
+    )
+    .map_err(stage_err("baselines"))?;
+    for fitted in &baselines {
+        let (row, users) = evaluate_row(
+            fitted.recommender.as_ref(),
+            &dataset,
+            &split.test,
+            fitted.seconds,
+        )
+        .map_err(stage_err("evaluate"))?;
+        rows.push(row);
+        per_user.push(users);
+        if !fitted.curve.is_empty() {
+            training.insert(
+                fitted.recommender.name().to_string(),
+                Curve {
+                    train_loss: fitted.curve.iter().map(|r| r.train_loss).collect(),
+                    valid_ndcg10: fitted.curve.iter().map(|r| r.valid_ndcg10).collect(),
+                },
+            );
+        }
+    }
+    seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
+    let significance = significance(
+        &rows,
+        &per_user,
+        config.bootstrap_resamples,
+        config.world.seed,
+    )?;
+    seconds.insert("total".to_string(), started.elapsed().as_secs_f64());
+
+    let report = Report {
+        world: serde_json::to_value(&config.world).unwrap_or_default(),
+        device: config.device.clone(),
+        dataset: serde_json::json!({
+            "users": dataset.n_users(),
+            "authors": dataset.n_authors(),
+            "tips": dataset.n_events(),
+            "test_users": split.test.len(),
+        }),
+        protocol: "repeats_allowed".into(),
+        models: rows,
+        significance,
+        composer_training,
+        seeds: Vec::new(),
+        seed_summary: Vec::new(),
+        steps,
+        text: composers.get("learned").cloned().unwrap_or_default(),
+        composers,
+        modality_weights,
+        training,
+        seconds,
+        examples,
+    };
+    write_report(&config.out_dir, &report).map_err(stage_err("report"))?;
+    Ok(report)
+}
+
+/// Runs the job once per seed ([`PipelineConfig::with_seed`]) and writes one report.
+///
+/// With one seed this is [`run`] on `config.with_seed(seed)`. With several, each seed's
+/// job writes its own report folder `out_dir/seed-N/`, and `out_dir` gets the combined
+/// report: the first seed's report with [`Report::seeds`] (every seed's models and
+/// significance) and [`Report::seed_summary`] (mean and standard deviation across seeds)
+/// filled in, its seconds summed over the seeds.
+pub fn run_seeds(
+    config: &PipelineConfig,
+    seeds: &[u64],
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, PipelineError> {
+    match seeds {
+        [] => run(config, progress),
+        [seed] => run(&config.with_seed(*seed), progress),
+        _ => {
+            let mut reports = Vec::new();
+            for &seed in seeds {
+                let mut c = config.with_seed(seed);
+                c.out_dir = config.out_dir.join(format!("seed-{seed}"));
+                let report = run(&c, |p| {
+                    progress(&Progress {
+                        stage: format!("seed {seed}: {}", p.stage),
+                        ..p.clone()
+                    })
+                })?;
+                reports.push((seed, report));
+            }
+            let results: Vec<SeedResult> = reports
+                .iter()
+                .map(|(seed, r)| SeedResult {
+                    seed: *seed,
+                    models: r.models.clone(),
+                    significance: r.significance.clone(),
+                })
+                .collect();
+            let mut seconds = BTreeMap::new();
+            for (_, r) in &reports {
+                for (stage, s) in &r.seconds {
+                    *seconds.entry(stage.clone()).or_insert(0.0) += s;
+                }
+            }
+            let mut combined = reports.swap_remove(0).1;
+            combined.seed_summary = SeedSummary::of(&results);
+            combined.seeds = results;
+            combined.seconds = seconds;
+            write_report(&config.out_dir, &combined).map_err(stage_err("report"))?;
+            Ok(combined)
+        }
+    }
+}
+
+pub(crate) fn epoch_message(r: &EpochReport) -> String {
+    match r.valid_ndcg10 {
+        Some(v) => format!("loss {:.4}, valid NDCG@10 {v:.4}", r.train_loss),
+        None => format!("loss {:.4}", r.train_loss),
+    }
+}
+
+/// Extracts (or reuses from `out_dir/features.safetensors`) every author's features.
+pub(crate) fn extract_features(
+    config: &PipelineConfig,
+    dataset: &Dataset,
+    text: Option<BertEmbedder>,
+    device: &Device,
+    note: &mut impl FnMut(&str, usize, usize, String),
+) -> Result<Vec<AuthorFeatures>, PipelineError> {
+    let err = stage_err::<mspa_modal::ModalError>;
+    let extractor = FeatureExtractor::with_default_encoders(
+        config.extractor.clone(),
+        text,
+        config.world.seed,
+        device,
+    )
+    .map_err(err("features"))?;
+    let extraction = extractor
+        .extract_cached(
+            dataset,
+            &config.out_dir.join("features.safetensors"),
+            ExtractOptions::default(),
+            |done, total| note("features", done, total, "authors".into()),
+        )
+        .map_err(err("features"))?;
+    Ok(extraction.features)
+}
