@@ -2,10 +2,13 @@
 //! writing of the report directory.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use mspa_metrics::{MeanMetrics, RankingReport};
 use serde::Serialize;
+
+/// Writes a whole file through a temporary file and a rename (re-exported from
+/// `mspa-core`).
+pub use mspa_core::fs::write_atomic;
 
 /// Recall and NDCG at 10 and 20 of one group of targets.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -400,20 +403,4 @@ impl Report {
         );
         md
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
-/// a reader never sees a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

@@ -25,6 +25,7 @@ pub mod author;
 pub mod dataset;
 pub mod error;
 pub mod event;
+pub mod fs;
 pub mod ids;
 pub mod loaders;
 pub mod negative;

@@ -109,7 +109,7 @@ impl DatasetStats {
             first_timestamp: first,
             last_timestamp: last,
             time_span_days: match (first, last) {
-                (Some(f), Some(l)) => (l - f) as f64 / 86_400_000.0,
+                (Some(f), Some(l)) => (l - f) as f64 / crate::DAY_MS,
                 _ => 0.0,
             },
             events_per_user,

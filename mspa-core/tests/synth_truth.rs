@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use mspa_core::synth::truth::{
+use mspa_core::synth::reference::{
     FREQUENCIES, FREQUENCY_THRESHOLDS, GENEROSITIES, GENEROSITY_THRESHOLDS,
 };
 use mspa_core::synth::{Field, SynthError, SyntheticWorldConfig, Truth, generate, parse_reference};

@@ -199,7 +199,7 @@ impl SyntheticWorldConfig {
 
     /// The span length in milliseconds.
     pub fn span_ms(&self) -> i64 {
-        (self.span_days * 86_400_000.0).round() as i64
+        (self.span_days * crate::DAY_MS).round() as i64
     }
 
     /// Samples per clip.

@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::attributes::{AuthorTruth, Field, sample_author};
 use super::media::{encode_png, encode_wav, render_clip, render_frames};
+use super::reference::GRAMMAR;
 use super::sampling::{DOMAIN_AUDIO, DOMAIN_FRAMES, DOMAIN_TEXT, entity_rng};
 use super::text::author_text;
-use super::truth::{GRAMMAR, TRUTH_FORMAT};
+use super::truth::TRUTH_FORMAT;
 use super::users::{WorldModel, simulate_user};
 use super::writer::{AtomicFile, create_dir, write_atomic};
 use super::{SynthError, SyntheticWorldConfig};
@@ -147,8 +148,8 @@ fn truth_header(config: &SyntheticWorldConfig) -> String {
         .chain(std::iter::once((
             "tipping".to_string(),
             serde_json::json!({
-                "frequency": super::truth::FREQUENCIES,
-                "generosity": super::truth::GENEROSITIES,
+                "frequency": super::reference::FREQUENCIES,
+                "generosity": super::reference::GENEROSITIES,
             }),
         )))
         .collect();

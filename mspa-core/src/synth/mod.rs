@@ -93,6 +93,7 @@ mod attributes;
 mod config;
 mod generate;
 mod media;
+pub mod reference;
 mod sampling;
 mod text;
 pub mod truth;
@@ -105,9 +106,10 @@ pub use attributes::{
 };
 pub use config::SyntheticWorldConfig;
 pub use generate::{Progress, WorldSummary, generate, generate_with_progress};
+pub use reference::{FieldWeights, ParsedReference, parse_reference, render_reference};
 pub use text::{TextKeywords, text_keywords};
-pub use truth::{ParsedReference, Truth, parse_reference, render_reference};
-pub use users::{Drift, DriftKind, FieldWeights, Importance, UserTruth};
+pub use truth::Truth;
+pub use users::{Drift, DriftKind, Importance, UserTruth};
 
 /// Errors of the synthetic world.
 #[derive(Debug, thiserror::Error)]

@@ -35,93 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use super::SyntheticWorldConfig;
 use super::attributes::{AuthorTruth, Field, PRIMARY_CATEGORY_WEIGHT};
+use super::reference::{FieldWeights, render_reference};
 use super::sampling::{
     DOMAIN_USER, categorical, entity_rng, index, normal, poisson, round6, uniform, unit,
     unit_vector,
 };
-use super::truth::render_reference;
-
-/// Per-field preference weights; each list follows the field's value order and sums to 1.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FieldWeights {
-    /// Weights over [`super::CATEGORIES`].
-    pub categories: Vec<f64>,
-    /// Weights over [`super::ENERGY`].
-    pub energy: Vec<f64>,
-    /// Weights over [`super::AUDIO_STYLES`].
-    pub audio: Vec<f64>,
-    /// Weights over [`super::VISUAL_STYLES`].
-    pub visuals: Vec<f64>,
-    /// Weights over [`super::LANGUAGES`].
-    pub language: Vec<f64>,
-    /// Weights over [`super::FORMATS`].
-    pub format: Vec<f64>,
-}
-
-impl FieldWeights {
-    /// The weights of one field.
-    pub fn get(&self, field: Field) -> &[f64] {
-        match field {
-            Field::Categories => &self.categories,
-            Field::Energy => &self.energy,
-            Field::Audio => &self.audio,
-            Field::Visuals => &self.visuals,
-            Field::Language => &self.language,
-            Field::Format => &self.format,
-        }
-    }
-
-    fn get_mut(&mut self, field: Field) -> &mut Vec<f64> {
-        match field {
-            Field::Categories => &mut self.categories,
-            Field::Energy => &mut self.energy,
-            Field::Audio => &mut self.audio,
-            Field::Visuals => &mut self.visuals,
-            Field::Language => &mut self.language,
-            Field::Format => &mut self.format,
-        }
-    }
-
-    /// `(1 - w) * self + w * other`, field by field.
-    pub fn mix(&self, other: &FieldWeights, w: f64) -> FieldWeights {
-        let m = |a: &[f64], b: &[f64]| -> Vec<f64> {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (1.0 - w) * x + w * y)
-                .collect()
-        };
-        FieldWeights {
-            categories: m(&self.categories, &other.categories),
-            energy: m(&self.energy, &other.energy),
-            audio: m(&self.audio, &other.audio),
-            visuals: m(&self.visuals, &other.visuals),
-            language: m(&self.language, &other.language),
-            format: m(&self.format, &other.format),
-        }
-    }
-
-    /// The index of the strongest value of a field (ties go to the lower index).
-    pub fn top(&self, field: Field) -> usize {
-        let w = self.get(field);
-        let mut best = 0;
-        for (i, &x) in w.iter().enumerate() {
-            if x > w[best] {
-                best = i;
-            }
-        }
-        best
-    }
-
-    pub(crate) fn check(&self) -> Result<(), String> {
-        for f in Field::ALL {
-            let w = self.get(f);
-            if w.len() != f.values().len() || w.iter().any(|x| !x.is_finite() || *x < 0.0) {
-                return Err(format!("bad `{}` weights", f.name()));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// How much a user cares about each field (sums to 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -482,9 +400,9 @@ pub(crate) fn simulate_user(
     let span = config.span_ms();
     let ws = config.start_ms + (uniform(&mut rng, 0.0, 0.3) * span as f64) as i64;
     let we = config.start_ms + span - (uniform(&mut rng, 0.0, 0.3) * span as f64) as i64;
-    let window_weeks = (we - ws) as f64 / (7.0 * 86_400_000.0);
+    let window_weeks = (we - ws) as f64 / (7.0 * crate::DAY_MS);
     // Mean rate so that E[rate] * E[window] = mean tips (E[window] = 0.7 span).
-    let mean_rate = config.mean_tips_per_user / (0.7 * span as f64 / (7.0 * 86_400_000.0));
+    let mean_rate = config.mean_tips_per_user / (0.7 * span as f64 / (7.0 * crate::DAY_MS));
     let sigma = config.rate_sigma;
     let rate = round6(mean_rate * (sigma * normal(&mut rng) - 0.5 * sigma * sigma).exp());
     let generosity = round6(config.amount_median * (config.amount_sigma * normal(&mut rng)).exp());

@@ -67,11 +67,9 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Writes a whole file atomically.
+/// Writes a whole file atomically ([`crate::fs::write_atomic`]).
 pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    let mut f = AtomicFile::create(dest)?;
-    f.write(bytes)?;
-    f.commit()
+    crate::fs::write_atomic(dest, bytes).map_err(io_err(dest))
 }
 
 /// Creates a directory and its parents.
