@@ -28,6 +28,8 @@
 //! # let _ = device;
 //! ```
 
+#![warn(missing_docs)]
+
 pub use mspa_align as align;
 pub use mspa_composer as composer;
 pub use mspa_core as core;

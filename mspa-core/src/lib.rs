@@ -21,6 +21,8 @@
 //! assert_eq!((split.train.len(), split.valid.len(), split.test.len()), (1, 1, 1));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod author;
 pub mod dataset;
 pub mod error;

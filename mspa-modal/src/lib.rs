@@ -9,6 +9,8 @@
 //! * [`features`]: [`features::AuthorFeatures`], batch extraction and the feature store.
 //! * [`pretrain`]: cross-modal contrastive (InfoNCE) pretraining of the encoders.
 
+#![warn(missing_docs)]
+
 pub mod audio;
 pub mod device;
 pub mod encoders;
