@@ -363,9 +363,17 @@ impl Report {
                 md.push('\n');
             }
         }
+        md.push_str("\n## Composer training\n\n");
+        let c = &self.composer_training;
         md.push_str(&format!(
-            "\n## Composer training\n\n{}\n",
-            self.composer_training
+            "{} training pairs of {} users, {} held-out users; {}: the latest training pair of an evaluated user lies {} ms before its validation tip.\n",
+            c["train_pairs"],
+            c["train_users"],
+            c["heldout_users"],
+            c["protocol"].as_str().unwrap_or("leak-free pairs"),
+            c["latest_pair_minus_validation_ms"]
+                .as_i64()
+                .map_or("-".to_string(), |v| (-v).to_string()),
         ));
         md.push_str("\n## Self-correction\n\nTest NDCG@10 of MSPA at each correction step: ");
         let steps: Vec<String> = self
