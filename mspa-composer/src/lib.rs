@@ -1,6 +1,29 @@
 //! `mspa-composer`: turns a user's tipping history into a structured preference text
 //! and a preference embedding (the first stage of MSPA).
 //!
+//! The main entry points are a [`schema::PreferenceSchema`] (what a preference text looks
+//! like) and a [`composer::Composer`] (which writes one from a history): the
+//! [`template::TemplateComposer`] baseline, the [`learned::LearnedComposer`], or, with
+//! the `llm-http` feature, a composer backed by a chat-completions server.
+//!
+//! ```
+//! use mspa_composer::schema::{PreferenceFields, PreferenceSchema};
+//!
+//! let schema = PreferenceSchema::synthetic_world();
+//! let p = PreferenceFields::from_strs(&[
+//!     &["music", "dance"],
+//!     &["high"],
+//!     &["electronic"],
+//!     &["neon"],
+//!     &["english"],
+//!     &["solo"],
+//!     &["frequent", "generous"],
+//! ]);
+//! let text = schema.render(&p);
+//! assert!(text.starts_with("categories: music, dance | energy: high"));
+//! assert_eq!(schema.parse(&text).unwrap(), p);
+//! ```
+//!
 //! * [`schema`]: the typed preference ([`schema::PreferenceFields`]), its vocabulary as
 //!   configuration, `render`/`parse`, grammar tokens for constrained decoding.
 //! * [`composer`]: the [`composer::Composer`] trait and [`composer::Preference`].
@@ -12,6 +35,8 @@
 //! * `llm_http` (feature `llm-http`): a composer backed by an OpenAI-compatible
 //!   chat-completions server, with schema validation and repair, timeouts and retries.
 //! * [`eval`]: BLEU-4, ROUGE-L, BERTScore and per-field P/R/F1 of composed texts.
+
+#![warn(missing_docs)]
 
 pub mod composer;
 pub mod error;
