@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use mspa::composer::composer::{ComposeContext, Composer, HistoryQuery};
 use mspa::composer::eval::{PairConfig, TextEvaluation, evaluate_texts, reference_pairs};
 use mspa::composer::learned::{LearnedComposer, LearnedComposerConfig};
@@ -118,15 +119,22 @@ fn run(args: &Args) -> AnyResult<()> {
         truth.config().seed,
         &device,
     )?;
+    let bar = progress_bar("features", dataset.n_authors());
     let extraction = extractor.extract_cached(
         &dataset,
         &args.data.join("features.safetensors"),
         ExtractOptions::default(),
-        |done, total| eprint!("\rfeatures: {done}/{total} authors"),
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )?;
+    bar.finish();
     eprintln!(
-        " ({} computed, {} reused)",
-        extraction.computed, extraction.reused
+        "features: {} authors ({} computed, {} reused)",
+        dataset.n_authors(),
+        extraction.computed,
+        extraction.reused
     );
     let features = extraction.features;
 
@@ -289,4 +297,16 @@ fn run(args: &Args) -> AnyResult<()> {
         }
     }
     Ok(())
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:24} [{bar:24}] {pos}/{len} {msg}")
+            .expect("a valid progress template")
+            .progress_chars("#>-"),
+    );
+    bar.set_prefix(prefix);
+    bar
 }

@@ -4,10 +4,11 @@
 //! cargo run --release --example dataset_stats -- --format native --path DIR [--json]
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use mspa::core::DatasetStats;
 use mspa::core::loaders::{self, Format};
 
@@ -45,17 +46,26 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     mspa::modal::device_from_name(&args.device)?;
     let format: Format = args.format.parse()?;
+    // One bar per file read; `--json` keeps stderr free of progress.
     let quiet = args.json;
+    let mut current: Option<(PathBuf, ProgressBar)> = None;
     let dataset = loaders::load(format, &args.path, &mut |p| {
-        if !quiet {
-            let pct = if p.total_bytes > 0 {
-                100.0 * p.bytes as f64 / p.total_bytes as f64
-            } else {
-                0.0
-            };
-            eprint!("\r{}: {} lines ({pct:.0}%)", p.file.display(), p.lines);
+        if quiet {
+            return;
         }
+        if current.as_ref().is_none_or(|(file, _)| *file != p.file) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish();
+            }
+            current = Some((p.file.clone(), file_bar(&p.file, p.total_bytes)));
+        }
+        let (_, bar) = current.as_ref().expect("a bar for the current file");
+        bar.set_position(p.bytes);
+        bar.set_message(format!("{} lines", p.lines));
     })?;
+    if let Some((_, bar)) = current.take() {
+        bar.finish();
+    }
     let stats = DatasetStats::compute(&dataset);
     if args.json {
         println!(
@@ -64,7 +74,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
-    eprintln!();
     println!("dataset           {}", args.path.display());
     println!("users             {}", stats.users);
     println!(
@@ -96,4 +105,25 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stats.split.train, stats.split.valid, stats.split.test
     );
     Ok(())
+}
+
+/// A progress bar on stderr over the bytes of one file (a spinner when its size is
+/// unknown); indicatif hides it when stderr is not a terminal.
+fn file_bar(file: &Path, total_bytes: u64) -> ProgressBar {
+    let (bar, template) = if total_bytes > 0 {
+        (
+            ProgressBar::new(total_bytes),
+            "{prefix:24} [{bar:24}] {bytes}/{total_bytes} {msg}",
+        )
+    } else {
+        (ProgressBar::new_spinner(), "{prefix:24} {spinner} {msg}")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid progress template")
+            .progress_chars("#>-"),
+    );
+    let name = file.file_name().unwrap_or(file.as_os_str());
+    bar.set_prefix(name.to_string_lossy().into_owned());
+    bar
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 
@@ -76,7 +77,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         args.seed,
         &device,
     )?;
-    let quiet = args.json;
+    // `--json` keeps stderr free of progress.
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        progress_bar("extracting authors", dataset.n_authors())
+    };
     let extraction = extractor.extract_cached(
         &dataset,
         &args.out,
@@ -84,11 +90,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             skip_invalid: args.skip_invalid,
         },
         |done, total| {
-            if !quiet {
-                eprint!("\rextracting: {done}/{total} authors");
-            }
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
         },
     )?;
+    bar.finish();
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let report = serde_json::json!({
@@ -101,7 +107,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         });
         println!("{report}");
     } else {
-        eprintln!();
         println!(
             "{} authors: {} computed, {} reused, {} files skipped, {seconds:.1} s -> {}",
             dataset.n_authors(),
@@ -115,4 +120,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:24} [{bar:24}] {pos}/{len} {msg}")
+            .expect("a valid progress template")
+            .progress_chars("#>-"),
+    );
+    bar.set_prefix(prefix);
+    bar
 }

@@ -16,11 +16,11 @@
 //! other flags override it. The MiniLM weights for text features and BERTScore come from
 //! `--model`, `MSPA_MINILM_DIR` or `../shared/models/all-MiniLM-L6-v2`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run_seeds};
 
 /// The end-to-end MSPA job on a synthetic world.
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     match main_inner(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("\nerror: {e}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -187,38 +187,52 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A one-line progress bar on stderr.
+/// One progress bar per pipeline stage on stderr; indicatif hides it when stderr is not a
+/// terminal. A stage of unknown total (0) gets a spinner.
 #[derive(Default)]
 struct ProgressLine {
     stage: String,
+    total: usize,
+    bar: Option<ProgressBar>,
 }
 
 impl ProgressLine {
     fn update(&mut self, p: &Progress) {
-        let mut err = std::io::stderr();
-        if p.stage != self.stage {
-            if !self.stage.is_empty() {
-                let _ = writeln!(err);
-            }
+        if self.bar.is_none() || p.stage != self.stage {
+            self.finish();
+            let bar = ProgressBar::no_length();
+            bar.set_prefix(p.stage.clone());
             self.stage = p.stage.clone();
+            self.total = usize::MAX; // restyled below
+            self.bar = Some(bar);
         }
-        let bar = if p.total > 0 {
-            let filled = (p.done.min(p.total) * 24) / p.total;
-            format!(
-                "[{}{}] {}/{}",
-                "#".repeat(filled),
-                "-".repeat(24 - filled),
-                p.done,
-                p.total
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(err, "\r\x1b[2K{:<24} {bar} {}", p.stage, p.message);
-        let _ = err.flush();
+        let bar = self.bar.as_ref().expect("a bar for the current stage");
+        if p.total != self.total {
+            self.total = p.total;
+            bar.set_style(style(p.total));
+            if p.total > 0 {
+                bar.set_length(p.total as u64);
+            }
+        }
+        bar.set_message(p.message.clone());
+        bar.set_position(p.done as u64);
     }
 
     fn finish(&mut self) {
-        eprintln!();
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
     }
+}
+
+/// A bar for a known total, a spinner for an unknown one (0).
+fn style(total: usize) -> ProgressStyle {
+    let template = if total > 0 {
+        "{prefix:24} [{bar:24}] {pos}/{len} {msg}"
+    } else {
+        "{prefix:24} {spinner} {msg}"
+    };
+    ProgressStyle::with_template(template)
+        .expect("a valid progress template")
+        .progress_chars("#>-")
 }

@@ -10,11 +10,12 @@
 //! `--config` reads a JSON `SyntheticWorldConfig` (every field optional, see
 //! `mspa_core::synth::SyntheticWorldConfig`); `--seed`, `--users` and `--authors` override it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use mspa::core::synth::{Progress, SyntheticWorldConfig, generate_with_progress};
 
 /// Writes a synthetic live-stream world, deterministic by seed.
@@ -73,22 +74,32 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     config.validate()?;
 
+    // One bar per stage (authors, then users); `--quiet` shows none.
+    let stage: Mutex<Option<(&str, ProgressBar)>> = Mutex::new(None);
     let quiet = args.quiet;
-    let report = |p: Progress| {
+    let show = |name: &'static str, done: usize, total: usize, message: String| {
         if quiet {
             return;
         }
-        match p {
-            Progress::Authors { done, total } => eprint!("\rauthors {done}/{total}"),
-            Progress::Users { done, total, tips } => eprint!("\rusers {done}/{total}, {tips} tips"),
+        let mut stage = stage.lock().unwrap_or_else(|e| e.into_inner());
+        if stage.as_ref().is_none_or(|(current, _)| *current != name) {
+            if let Some((_, bar)) = stage.take() {
+                bar.finish();
+            }
+            *stage = Some((name, progress_bar(name, total)));
         }
-        if matches!(p, Progress::Authors { done, total } | Progress::Users { done, total, .. } if done == total)
-        {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
+        let (_, bar) = stage.as_ref().expect("a bar for the current stage");
+        bar.set_message(message);
+        bar.set_position(done as u64);
+    };
+    let report = |p: Progress| match p {
+        Progress::Authors { done, total } => show("authors", done, total, String::new()),
+        Progress::Users { done, total, tips } => show("users", done, total, format!("{tips} tips")),
     };
     let summary = generate_with_progress(&config, &args.out, &report)?;
+    if let Some((_, bar)) = stage.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        bar.finish();
+    }
 
     println!("synthetic world   {}", summary.out_dir.display());
     println!("seed              {}", config.seed);
@@ -100,4 +111,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("tips              {}", summary.tips);
     println!("seconds           {:.2}", summary.elapsed.as_secs_f64());
     Ok(())
+}
+
+/// A progress bar on stderr (a spinner when the total is unknown); indicatif hides it
+/// when stderr is not a terminal.
+fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
+    let (bar, template) = if total > 0 {
+        (
+            ProgressBar::new(total as u64),
+            "{prefix:24} [{bar:24}] {pos}/{len} {msg}",
+        )
+    } else {
+        (ProgressBar::new_spinner(), "{prefix:24} {spinner} {msg}")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid progress template")
+            .progress_chars("#>-"),
+    );
+    bar.set_prefix(prefix);
+    bar
 }
