@@ -425,3 +425,224 @@ pub fn users_tensor(batch: &[&Example], device: &Device) -> Tensor<1, Int> {
     let n = data.len();
     Tensor::from_data(TensorData::new(data, [n]), device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mspa_core::{Author, DatasetBuilder, ExternalId};
+
+    /// Five authors. User 0 tips authors 0, 1, 0, 2, 3, 4 at times 1..=6; user 1 tips
+    /// author 4 twice; user 2 tips author 1 once.
+    fn dataset() -> Dataset {
+        let mut b = DatasetBuilder::default();
+        let authors: Vec<AuthorId> = (0..5)
+            .map(|i| {
+                b.add_author(Author::bare(ExternalId::Int(100 + i)))
+                    .unwrap()
+            })
+            .collect();
+        let users: Vec<UserId> = (0..3).map(|i| b.user(ExternalId::Int(i))).collect();
+        for (t, a) in [0, 1, 0, 2, 3, 4].into_iter().enumerate() {
+            b.push_event(users[0], authors[a], 1.0, t as i64 + 1);
+        }
+        b.push_event(users[1], authors[4], 1.0, 1);
+        b.push_event(users[1], authors[4], 2.0, 2);
+        b.push_event(users[2], authors[1], 1.0, 1);
+        b.build(None)
+    }
+
+    #[test]
+    fn examples_have_leak_free_prefix_histories() {
+        let ds = dataset();
+        let split = Split::leave_last_out(&ds);
+        let examples = training_examples(&ds, &split, None);
+        assert_eq!(examples.len(), split.train.len());
+        let evaluated: Vec<usize> = split
+            .valid
+            .iter()
+            .chain(&split.test)
+            .map(|t| t.event)
+            .collect();
+        for ex in &examples {
+            let range = ds.user_range(ex.user);
+            // The history is the user's events strictly before the example's own tip.
+            assert_eq!(ex.history.start, range.start);
+            let own = ds.events()[ex.history.end];
+            assert_eq!((own.author, own.timestamp_ms), (ex.positive, ex.at_ms));
+            assert!(ex.history(&ds).iter().all(|e| e.timestamp_ms < ex.at_ms));
+            assert!(ex.history.clone().all(|i| !evaluated.contains(&i)));
+        }
+        // User 0's first training tip has an empty history, its fourth three tips.
+        let user0: Vec<&Example> = examples.iter().filter(|e| e.user == UserId(0)).collect();
+        assert_eq!(
+            user0.iter().map(|e| e.history.len()).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn a_history_stops_at_the_first_held_out_event() {
+        let ds = dataset();
+        // User 0's third event (index 2) is held out; the later training events must not
+        // see it.
+        let split = Split {
+            train: vec![0, 1, 3, 4],
+            ..Split::default()
+        };
+        let examples = training_examples(&ds, &split, None);
+        let histories: Vec<_> = examples.iter().map(|e| e.history.clone()).collect();
+        assert_eq!(histories, vec![0..0, 0..1, 0..2, 0..2]);
+    }
+
+    #[test]
+    fn max_per_user_keeps_the_latest_and_min_history_drops_short_ones() {
+        let ds = dataset();
+        let split = Split::leave_last_out(&ds);
+        let latest = training_examples(&ds, &split, Some(2));
+        let user0: Vec<i64> = latest
+            .iter()
+            .filter(|e| e.user == UserId(0))
+            .map(|e| e.at_ms)
+            .collect();
+        assert_eq!(user0, vec![3, 4], "the two most recent of times 1..=4");
+        assert_eq!(latest.iter().filter(|e| e.user == UserId(1)).count(), 2);
+
+        let long = training_examples_with(
+            &ds,
+            &split,
+            ExampleOptions {
+                min_history: 2,
+                max_per_user: None,
+            },
+        );
+        assert!(long.iter().all(|e| e.history.len() >= 2));
+        assert_eq!(long.len(), 2, "user 0's third and fourth tips");
+    }
+
+    #[test]
+    fn counts_and_train_authors_read_only_training_events() {
+        let ds = dataset();
+        let split = Split::leave_last_out(&ds);
+        assert_eq!(train_author_counts(&ds, &split), vec![2, 2, 1, 0, 2]);
+        let per_user = user_train_authors(&ds, &split);
+        assert_eq!(per_user[0], vec![AuthorId(0), AuthorId(1), AuthorId(2)]);
+        assert_eq!(per_user[1], vec![AuthorId(4)]);
+    }
+
+    fn example(user: u32, positive: u32) -> Example {
+        Example {
+            user: UserId(user),
+            history: 0..0,
+            positive: AuthorId(positive),
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn negatives_avoid_the_positive_and_the_users_training_authors() {
+        let ds = dataset();
+        let split = Split::leave_last_out(&ds);
+        let avoid = user_train_authors(&ds, &split);
+        let examples = [example(0, 0), example(1, 4), example(2, 1)];
+        let batch: Vec<&Example> = examples.iter().collect();
+        let mut rng = SplitMix64::new(5);
+        let counts = train_author_counts(&ds, &split);
+        for source in [
+            Negatives::uniform(5),
+            Negatives::popularity(&counts, 1.0).unwrap(),
+        ] {
+            let negs = source
+                .avoiding(avoid.clone())
+                .sample(&batch, 40, &mut rng)
+                .unwrap();
+            assert_eq!(negs.batch_size(), 3);
+            for (i, ex) in examples.iter().enumerate() {
+                let row = negs.row(i);
+                assert_eq!(row.len(), 40);
+                assert!(!row.contains(&ex.positive));
+                assert!(row.iter().all(|a| !avoid[ex.user.index()].contains(a)));
+            }
+        }
+        assert!(Negatives::popularity(&counts, -1.0).is_err());
+        assert!(Negatives::uniform(1).sample(&batch, 1, &mut rng).is_err());
+    }
+
+    #[test]
+    fn negatives_fall_back_to_any_author_but_the_positive() {
+        // The user tipped every author: avoiding them all is impossible.
+        let avoid = vec![vec![AuthorId(0), AuthorId(1), AuthorId(2)]];
+        let ex = example(0, 1);
+        let negs = Negatives::uniform(3)
+            .avoiding(avoid)
+            .sample(&[&ex], 20, &mut SplitMix64::new(1))
+            .unwrap();
+        assert_eq!(negs.authors.len(), 20);
+        assert!(!negs.authors.contains(&AuthorId(1)));
+    }
+
+    #[test]
+    fn negatives_from_examples_draw_only_authors_that_occur() {
+        let examples = [example(0, 1), example(1, 3), example(2, 3)];
+        let batch: Vec<&Example> = examples.iter().collect();
+        for exponent in [0.0, 0.75] {
+            let source = Negatives::from_examples(&examples, exponent).unwrap();
+            assert_eq!(source.n_authors(), 4);
+            let negs = source.sample(&batch, 10, &mut SplitMix64::new(2)).unwrap();
+            assert!(negs.row(0).iter().all(|&a| a == AuthorId(3)));
+            assert!(negs.row(1).iter().all(|&a| a == AuthorId(1)));
+        }
+    }
+
+    #[test]
+    fn negative_batch_tensors_are_row_major() {
+        let negs = NegativeBatch {
+            per_example: 2,
+            authors: vec![AuthorId(3), AuthorId(1), AuthorId(0), AuthorId(2)],
+        };
+        let device = Device::flex();
+        let t = negs.to_tensor(&device);
+        assert_eq!(t.dims(), [2, 2]);
+        assert_eq!(
+            t.into_data().convert::<i64>().try_to_vec::<i64>().unwrap(),
+            vec![3, 1, 0, 2]
+        );
+        assert_eq!(negs.to_flat_tensor(&device).dims(), [4]);
+        assert_eq!(negs.row(1), &[AuthorId(0), AuthorId(2)]);
+    }
+
+    #[test]
+    fn splitmix64_is_deterministic_and_pinned() {
+        let mut a = SplitMix64::new(7);
+        // The stream is part of the checkpoint format: pin its first values.
+        assert_eq!(
+            [a.next_u64(), a.next_u64(), a.next_u64()],
+            [
+                0xde18_ba9e_4bc6_ec06,
+                0x6b61_cc8a_e9ef_b8b4,
+                0xa695_629f_4e85_2e9d
+            ]
+        );
+        let (mut x, mut y) = (SplitMix64::new(3), SplitMix64::new(3));
+        let xs: Vec<u64> = (0..50).map(|_| x.next_u64()).collect();
+        let ys: Vec<u64> = (0..50).map(|_| y.next_u64()).collect();
+        assert_eq!(xs, ys);
+        let mut z = SplitMix64::new(4);
+        assert_ne!(xs[0], z.next_u64());
+
+        let mut r = SplitMix64::new(9);
+        for _ in 0..1000 {
+            let f = r.next_f64();
+            let g = r.next_f32();
+            assert!((0.0..1.0).contains(&f) && (0.0..1.0).contains(&g));
+            assert!(r.below(7) < 7);
+        }
+        let mut v: Vec<usize> = (0..20).collect();
+        SplitMix64::new(1).shuffle(&mut v);
+        let mut w: Vec<usize> = (0..20).collect();
+        SplitMix64::new(1).shuffle(&mut w);
+        assert_eq!(v, w);
+        assert_ne!(v, (0..20).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..20).collect::<Vec<_>>());
+    }
+}

@@ -1,3 +1,7 @@
+// Kept in one file (over 800 lines with its tests): the network reads top-down as one
+// unit (config, module, forward in named steps, loss), about 700 lines; the rest are its
+// unit tests. The data preparation that builds its inputs is in `model/input.rs`.
+
 //! MSPA: preference-conditioned cross-modal attention with T self-correction steps.
 //!
 //! Every author `a` with modality vectors `x_{a,m}` (visual, audio, text; some missing) is
@@ -33,29 +37,22 @@
 //! the ranking. `T = 0` is the ablation without correction. While training, dropout on
 //! the pooled history and the preference text makes the initial preference imperfect, and
 //! the correction steps learn to repair it from the evidence.
+//!
+//! The network's inputs ([`AuthorTable`], [`TipBatch`], [`pair_features`], bundled in
+//! [`MspaInput`]) are built from the dataset in the `input` submodule and re-exported
+//! here.
+
+mod input;
+
+pub use input::{AuthorTable, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh};
-use std::collections::HashMap;
-
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use mspa_core::TipEvent;
-use mspa_modal::features::AuthorFeatures;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::error::{AlignError, Result};
-
-/// Milliseconds in a day.
-const DAY_MS: f64 = 86_400_000.0;
-
-/// Number of user–author tip features (see [`pair_features`]).
-pub const PAIR_FEATURES: usize = 7;
-
-/// Per-tip context features of the history: `ln(amount)` minus the user's mean
-/// `ln(amount)` (how much more than usual the user gave), `log(1 + age in days)`,
-/// `log(1 + earlier tips of the same author)`.
-pub const TIP_FEATURES: usize = 3;
 
 /// Hyper-parameters of [`Mspa`].
 #[derive(Config, Debug)]
@@ -114,7 +111,8 @@ impl MspaConfig {
         Ok(())
     }
 
-    /// Builds the model on `device`.
+    /// Checks the hyper-parameters and builds the model on `device` (random weights from
+    /// the device's seed).
     pub fn init(&self, device: &Device) -> Result<Mspa> {
         self.validate()?;
         let d = self.d_model;
@@ -176,303 +174,68 @@ impl MspaConfig {
 /// The MSPA recommender network. See the module docs for the equations.
 #[derive(Module, Debug)]
 pub struct Mspa {
+    /// Per-tip context (`TIP_FEATURES`) into the shared space.
     tip_context: Linear,
+    /// The learned part of a tip's pooling logit.
     tip_score: Linear,
     /// Pooling weights of the relative `ln(amount)` and `log(1 + earlier tips of the
     /// author)`, and the pre-softplus daily decay.
     tip_weights: Param<Tensor<1>>,
+    /// `[1, d]` the pooled history of users without tips.
     cold: Param<Tensor<2>>,
+    /// The pooled history into the preference.
     history_proj: Linear,
+    /// The composed-preference embedding into the preference (when text is used).
     text_proj: Option<Linear>,
+    /// Layer norm of the step-0 preference.
     preference_norm: LayerNorm,
+    /// `W_m`: each modality's features into the shared space.
     modal_proj: Vec<Linear>,
+    /// Layer norm of each modality's projection.
     modal_norm: Vec<LayerNorm>,
+    /// `[3, d]` the modality embeddings `e_m`.
     modality_embedding: Param<Tensor<2>>,
+    /// `W_q` of the modality attention.
     query: Linear,
+    /// `W_k` of the modality attention.
     key: Linear,
+    /// `W_v` of the modality attention.
     value: Linear,
+    /// `[A, d]` id embeddings of authors with training tips.
     id_embedding: Param<Tensor<2>>,
+    /// `[A, 1]` popularity biases `b_a` of authors with training tips.
     author_bias: Param<Tensor<2>>,
+    /// Hidden layer of `f`, the repeat term over the user–author tip features.
     pair_hidden: Linear,
+    /// Output layer of `f`.
     pair_out: Linear,
+    /// `W_g`: the correction gate over `[p, δ, p ⊙ δ]`.
     gate: Linear,
+    /// `W_c`: the correction update over `[p, δ]`.
     correct: Linear,
+    /// Layer norm of the corrected preference.
     correction_norm: LayerNorm,
+    /// `w_π`: the repeat probability's logit.
     repeat_gate: Linear,
+    /// Dropout on the pooled history and the preference text (training only).
     dropout: Dropout,
+    /// `ln γ`, the scale of the preference score.
     log_scale: Param<Tensor<1>>,
+    /// Size of the shared space `d`.
     #[module(skip)]
     d_model: usize,
+    /// Correction steps `T`.
     #[module(skip)]
     correction_steps: usize,
+    /// Whether the composed preference text is read.
     #[module(skip)]
     use_text: bool,
+    /// Which modalities (visual, audio, text) are used.
     #[module(skip)]
     modalities: [bool; 3],
+    /// Whether id embeddings and popularity biases are used.
     #[module(skip)]
     use_id: bool,
-}
-
-/// The content of authors as tensors: one feature matrix per modality, the presence
-/// mask and whether each author had training tips (id embedding and bias apply).
-#[derive(Clone, Debug)]
-pub struct AuthorTable {
-    /// `[A, F_m]` for visual, audio, text (zeros where missing).
-    pub modal: [Tensor<2>; 3],
-    /// `[A, 3]`, 1.0 where the modality is real.
-    pub presence: Tensor<2>,
-    /// `[A, 1]`, 1.0 for authors with training tips.
-    pub has_history: Tensor<2>,
-}
-
-impl AuthorTable {
-    /// Builds the table of all authors; `train_counts[a]` is the number of training tips
-    /// of author `a` (authors with none are content-only).
-    pub fn build(
-        features: &[AuthorFeatures],
-        train_counts: &[u32],
-        device: &Device,
-    ) -> Result<Self> {
-        let n = features.len();
-        if n == 0 || train_counts.len() != n {
-            return Err(AlignError::Config {
-                field: "features".into(),
-                message: format!(
-                    "{} feature rows for {} training counts (need one per author, at least one)",
-                    n,
-                    train_counts.len()
-                ),
-            });
-        }
-        let dims = features[0].dims();
-        let mut modal_rows: [Vec<f32>; 3] = Default::default();
-        let mut presence = Vec::with_capacity(n * 3);
-        for (a, f) in features.iter().enumerate() {
-            if f.dims() != dims {
-                return Err(AlignError::Config {
-                    field: "features".into(),
-                    message: format!(
-                        "author {a} has feature sizes {:?}, author 0 {:?}",
-                        f.dims(),
-                        dims
-                    ),
-                });
-            }
-            for m in 0..3 {
-                let v: &[f32] = match m {
-                    0 => &f.visual,
-                    1 => &f.audio,
-                    _ => &f.text,
-                };
-                if dims[m] == 0 {
-                    modal_rows[m].push(0.0);
-                } else {
-                    modal_rows[m].extend_from_slice(v);
-                }
-                presence.push(if f.present[m] && dims[m] > 0 {
-                    1.0
-                } else {
-                    0.0
-                });
-            }
-        }
-        let modal = std::array::from_fn(|m| {
-            let width = dims[m].max(1);
-            Tensor::<2>::from_data(
-                TensorData::new(std::mem::take(&mut modal_rows[m]), [n, width]),
-                device,
-            )
-        });
-        let has: Vec<f32> = train_counts
-            .iter()
-            .map(|&c| if c > 0 { 1.0 } else { 0.0 })
-            .collect();
-        Ok(AuthorTable {
-            modal,
-            presence: Tensor::from_data(TensorData::new(presence, [n, 3]), device),
-            has_history: Tensor::from_data(TensorData::new(has, [n, 1]), device),
-        })
-    }
-
-    /// Number of authors.
-    pub fn len(&self) -> usize {
-        self.presence.dims()[0]
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The rows of `authors`, in that order.
-    pub fn select(&self, authors: Tensor<1, Int>) -> AuthorTable {
-        AuthorTable {
-            modal: std::array::from_fn(|m| self.modal[m].clone().select(0, authors.clone())),
-            presence: self.presence.clone().select(0, authors.clone()),
-            has_history: self.has_history.clone().select(0, authors),
-        }
-    }
-
-    /// The table on another device (e.g. the autodiff device for training).
-    pub fn to_device(&self, device: &Device) -> AuthorTable {
-        AuthorTable {
-            modal: std::array::from_fn(|m| self.modal[m].clone().to_device(device)),
-            presence: self.presence.clone().to_device(device),
-            has_history: self.has_history.clone().to_device(device),
-        }
-    }
-}
-
-/// The user–author tip features `[B, N, PAIR_FEATURES]` of each user's history against
-/// each candidate (zeros for authors the user never tipped):
-///
-/// 0. `log1p(tips to the author)`;
-/// 1. `exp(-days since the last one / 7)`;
-/// 2. the mean `ln(amount)` of the tips to the author minus the user's mean over all its
-///    tips (amounts grow with affinity, and subtracting the user's mean removes how
-///    generous the user is);
-/// 3. whether it was the user's latest tip;
-/// 4. the same relative `ln(amount)` of the latest tip to the author (a drifted taste
-///    shows there first);
-/// 5. the share of the user's tips that went to the author;
-/// 6. `exp(-days since the last one)` (short-term recency).
-pub fn pair_features(
-    histories: &[(&[TipEvent], i64)],
-    candidates: &[usize],
-    device: &Device,
-) -> Tensor<3> {
-    let n = candidates.len();
-    let mut position = std::collections::HashMap::with_capacity(n);
-    for (j, &a) in candidates.iter().enumerate() {
-        position.entry(a).or_insert(j);
-    }
-    let mut out = vec![0f32; histories.len() * n * PAIR_FEATURES];
-    let mut count = vec![0u32; n];
-    let mut log_sum = vec![0f64; n];
-    let mut last_log = vec![0f64; n];
-    let mut last = vec![i64::MIN; n];
-    for (b, (tips, at_ms)) in histories.iter().enumerate() {
-        count.iter_mut().for_each(|c| *c = 0);
-        log_sum.iter_mut().for_each(|x| *x = 0.0);
-        let mut touched = Vec::new();
-        for tip in tips.iter() {
-            let ln_amount = log_amount(tip.amount);
-            if let Some(&j) = position.get(&tip.author.index()) {
-                if count[j] == 0 {
-                    touched.push(j);
-                    last[j] = i64::MIN;
-                }
-                count[j] += 1;
-                log_sum[j] += ln_amount;
-                if tip.timestamp_ms >= last[j] {
-                    last[j] = tip.timestamp_ms;
-                    last_log[j] = ln_amount;
-                }
-            }
-        }
-        let user_mean = mean_log_amount(tips);
-        let latest = tips
-            .last()
-            .and_then(|t| position.get(&t.author.index()).copied());
-        for j in touched {
-            let row = &mut out[(b * n + j) * PAIR_FEATURES..(b * n + j + 1) * PAIR_FEATURES];
-            let age_days = ((*at_ms - last[j]) as f64 / DAY_MS).max(0.0);
-            row[0] = (count[j] as f32).ln_1p();
-            row[1] = (-age_days / 7.0).exp() as f32;
-            row[2] = (log_sum[j] / f64::from(count[j]) - user_mean) as f32;
-            row[3] = if latest == Some(j) { 1.0 } else { 0.0 };
-            row[4] = (last_log[j] - user_mean) as f32;
-            row[5] = (f64::from(count[j]) / tips.len() as f64) as f32;
-            row[6] = (-age_days).exp() as f32;
-        }
-    }
-    Tensor::from_data(
-        TensorData::new(out, [histories.len(), n, PAIR_FEATURES]),
-        device,
-    )
-}
-
-/// The mean `ln(amount)` of a user's tips (0 without tips): how generous the user is.
-fn mean_log_amount(tips: &[TipEvent]) -> f64 {
-    tips.iter().map(|t| log_amount(t.amount)).sum::<f64>() / tips.len().max(1) as f64
-}
-
-/// `ln(amount)` of a tip, with non-finite or tiny amounts read as one cent.
-fn log_amount(amount: f64) -> f64 {
-    if amount.is_finite() {
-        amount.max(0.01).ln()
-    } else {
-        0.01f64.ln()
-    }
-}
-
-/// The users' most recent tips, padded: `[B, L]` each.
-#[derive(Clone, Debug)]
-pub struct TipBatch {
-    /// The tipped authors (0 on padding).
-    pub authors: Tensor<2, Int>,
-    /// Per-tip context `[B, L, TIP_FEATURES]` (see [`TIP_FEATURES`]).
-    pub context: Tensor<3>,
-    /// 1.0 at real tips, 0.0 on padding.
-    pub mask: Tensor<2>,
-}
-
-impl TipBatch {
-    /// The last `max_len` tips (before `at_ms`) of every history.
-    pub fn build(histories: &[(&[TipEvent], i64)], max_len: usize, device: &Device) -> TipBatch {
-        let b = histories.len();
-        let l = histories
-            .iter()
-            .map(|(h, _)| h.len().min(max_len))
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut authors = vec![0i64; b * l];
-        let mut context = vec![0f32; b * l * TIP_FEATURES];
-        let mut mask = vec![0f32; b * l];
-        for (row, (tips, at_ms)) in histories.iter().enumerate() {
-            let start = tips.len().saturating_sub(max_len);
-            let user_mean = mean_log_amount(tips);
-            let mut earlier: HashMap<u32, u32> = HashMap::new();
-            for (pos, tip) in tips.iter().enumerate() {
-                let count = earlier.entry(tip.author.0).or_insert(0);
-                let before = *count;
-                *count += 1;
-                if pos < start {
-                    continue;
-                }
-                let slot = row * l + (pos - start);
-                authors[slot] = i64::from(tip.author.0);
-                mask[slot] = 1.0;
-                let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
-                let c = &mut context[slot * TIP_FEATURES..(slot + 1) * TIP_FEATURES];
-                c[0] = (log_amount(tip.amount) - user_mean) as f32;
-                c[1] = age.ln_1p() as f32;
-                c[2] = f64::from(before).ln_1p() as f32;
-            }
-        }
-        TipBatch {
-            authors: Tensor::from_data(TensorData::new(authors, [b, l]), device),
-            context: Tensor::from_data(TensorData::new(context, [b, l, TIP_FEATURES]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
-        }
-    }
-}
-
-/// One batch of users to score against one candidate list.
-#[derive(Clone, Debug)]
-pub struct MspaInput {
-    /// The users' histories.
-    pub tips: TipBatch,
-    /// Embeddings of the composed preference texts `[B, text_dim]` (ignored when the model
-    /// does not use text).
-    pub text: Option<Tensor<2>>,
-    /// The table of ALL authors (history and candidates are both read from it).
-    pub authors: AuthorTable,
-    /// The candidates' author indices `[N]`.
-    pub candidate_ids: Tensor<1, Int>,
-    /// User–author tip features `[B, N, PAIR_FEATURES]` ([`pair_features`]).
-    pub pairs: Tensor<3>,
 }
 
 /// What a forward pass returns.
@@ -504,51 +267,105 @@ impl Mspa {
 
     /// Scores the candidates for every user of the batch at every correction step.
     ///
-    /// Shapes: history `[B, L]`, text `[B, text_dim]`, candidates `N`; scores `[B, N]`.
+    /// The steps, in order: every author's modality views in the shared space
+    /// (`author_views`); the attention pool of the users' tips
+    /// (`pool_history`); the initial preference from the pool and the text
+    /// (`initial_preference`); the candidates' and the tipped authors' keys and
+    /// values (`gather_evidence`); then scoring (`score_candidates`) and,
+    /// `T` times, a correction (`correction_step`) followed by a re-scoring.
+    ///
+    /// # Shapes
+    ///
+    /// - history `input.tips`: `[B, L]` (`[B, L, TIP_FEATURES]` context)
+    /// - text `input.text`: `[B, text_dim]`
+    /// - authors `input.authors`: `A` rows; candidates `input.candidate_ids`: `[N]`
+    /// - pair features `input.pairs`: `[B, N, PAIR_FEATURES]`
+    /// - output: `T + 1` score tensors `[B, N]`, modality weights `[B, N, 3]`, `T` gates
+    ///   `[B]`, content `[N, d]`, text preference `[B, d]`
     pub fn forward(&self, input: &MspaInput) -> MspaOutput {
-        let d = self.d_model;
-        let [a_all, _] = input.authors.presence.dims();
-        let n = input.candidate_ids.dims()[0];
-        let device = input.authors.presence.device();
+        let authors = self.author_views(&input.authors);
+        let history = self.pool_history(&authors, &input.tips);
+        let (mut preference, text_preference) =
+            self.initial_preference(history.pooled, history.any, input.text.as_ref());
+        let (candidates, tipped) = self.gather_evidence(authors, input, history.attention);
 
-        // Modality views of every author, independent of the user: [A, 3, d].
+        // Everything below is matmuls over the flattened [N·3, d] views, never a
+        // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
+        let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
+        let mut gates = Vec::with_capacity(self.correction_steps);
+        let mut step = self.score_candidates(&preference, &candidates);
+        for _ in 0..self.correction_steps {
+            step_scores.push(step.scores.clone());
+            let (corrected, gate) = self.correction_step(preference, &step, &candidates, &tipped);
+            gates.push(gate);
+            preference = corrected;
+            step = self.score_candidates(&preference, &candidates);
+        }
+        step_scores.push(step.scores);
+        MspaOutput {
+            step_scores,
+            modality_weights: step.weights,
+            gates,
+            content: candidates.content,
+            text_preference,
+        }
+    }
+
+    /// Modality views of every author, independent of the user: `z_{a,m} = LN(W_m
+    /// x_{a,m}) + e_m`, zero where the modality is missing or not used.
+    fn author_views(&self, authors: &AuthorTable) -> AuthorViews {
+        let d = self.d_model;
+        let [a_all, _] = authors.presence.dims();
+        let device = authors.presence.device();
         let mask_vec: Vec<f32> = self
             .modalities
             .iter()
             .map(|&m| if m { 1.0 } else { 0.0 })
             .collect();
         let used = Tensor::<2>::from_data(TensorData::new(mask_vec, [1, 3]), &device);
-        let presence_all = input.authors.presence.clone() * used; // [A, 3]
+        let presence_all = authors.presence.clone() * used; // [A, 3]
         let views_all: Vec<Tensor<3>> = (0..3)
             .map(|m| {
                 let z = self.modal_norm[m]
-                    .forward(self.modal_proj[m].forward(input.authors.modal[m].clone()));
+                    .forward(self.modal_proj[m].forward(authors.modal[m].clone()));
                 let z = z + self.modality_embedding.val().slice([m..m + 1]);
                 let z = z * presence_all.clone().slice([0..a_all, m..m + 1]);
                 z.reshape([a_all, 1, d])
             })
             .collect();
         let views_all = Tensor::cat(views_all, 1); // [A, 3, d]
-        let has_all = input.authors.has_history.clone(); // [A, 1]
+        let has_all = authors.has_history.clone(); // [A, 1]
         let ids_all = if self.use_id {
             Some(self.id_embedding.val() * has_all.clone())
         } else {
             None
         };
+        AuthorViews {
+            views: views_all,
+            presence: presence_all,
+            has_history: has_all,
+            ids: ids_all,
+        }
+    }
 
-        // Preference at step 0: attention pool of the user's tips in the shared space.
-        let counts = presence_all.clone().sum_dim(1).clamp_min(1.0); // [A, 1]
-        let mut author_content = views_all.clone().sum_dim(1).reshape([a_all, d]) / counts;
-        if let Some(ids) = &ids_all {
+    /// The attention pool of the users' tips in the shared space (author content + id
+    /// embedding + tip context; the pooling logits weigh the amount and repeats and
+    /// decay with the tip's age).
+    fn pool_history(&self, authors: &AuthorViews, tips: &TipBatch) -> PooledHistory {
+        let d = self.d_model;
+        let [a_all, _] = authors.presence.dims();
+        let counts = authors.presence.clone().sum_dim(1).clamp_min(1.0); // [A, 1]
+        let mut author_content = authors.views.clone().sum_dim(1).reshape([a_all, d]) / counts;
+        if let Some(ids) = &authors.ids {
             author_content = author_content + ids.clone();
         }
-        let [b, l] = input.tips.authors.dims();
+        let [b, l] = tips.authors.dims();
         let tipped = author_content
-            .select(0, input.tips.authors.clone().reshape([b * l]))
+            .select(0, tips.authors.clone().reshape([b * l]))
             .reshape([b, l, d]);
-        let tokens = tipped + self.tip_context.forward(input.tips.context.clone());
+        let tokens = tipped + self.tip_context.forward(tips.context.clone());
         let w = self.tip_weights.val();
-        let context = input.tips.context.clone();
+        let context = tips.context.clone();
         let log_amount = context.clone().slice([0..b, 0..l, 0..1]).reshape([b, l]);
         let log_age = context.clone().slice([0..b, 0..l, 1..2]).reshape([b, l]);
         let repeat = context.slice([0..b, 0..l, 2..3]).reshape([b, l]);
@@ -558,17 +375,33 @@ impl Mspa {
             + log_amount * w.clone().slice([0..1]).reshape([1, 1])
             + repeat * w.slice([1..2]).reshape([1, 1])
             - age_days * decay;
-        let mask = input.tips.mask.clone();
+        let mask = tips.mask.clone();
         let logits = logits.mask_fill(mask.clone().equal_elem(0.0), -1e9);
         let tip_attention = softmax(logits, 1) * mask.clone(); // all-padding rows become 0
         let pooled = (tip_attention.clone().reshape([b, l, 1]) * tokens)
             .sum_dim(1)
             .reshape([b, d]);
         let any = mask.max_dim(1); // [B, 1]
+        PooledHistory {
+            attention: tip_attention,
+            pooled,
+            any,
+        }
+    }
+
+    /// The preference at step 0: the (dropped-out) history pool, or the learned cold
+    /// vector for users without tips, projected, plus the projected preference text when
+    /// it is used, layer-normalised. Also returns the text preference.
+    fn initial_preference(
+        &self,
+        pooled: Tensor<2>,
+        any: Tensor<2>,
+        text: Option<&Tensor<2>>,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
         let pooled = self.dropout.forward(pooled);
         let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
         let mut preference = self.history_proj.forward(pooled);
-        let text_preference = match (&self.text_proj, &input.text, self.use_text) {
+        let text_preference = match (&self.text_proj, text, self.use_text) {
             (Some(proj), Some(text), true) => {
                 let t = proj.forward(self.dropout.forward(text.clone()));
                 preference = preference + t.clone();
@@ -576,7 +409,27 @@ impl Mspa {
             }
             _ => None,
         };
-        let mut preference = self.preference_norm.forward(preference);
+        (self.preference_norm.forward(preference), text_preference)
+    }
+
+    /// Keys and values of the candidates' and the tipped authors' views, and the
+    /// preference-independent terms of the candidates' scores (id embeddings, popularity
+    /// bias, repeat features).
+    fn gather_evidence(
+        &self,
+        authors: AuthorViews,
+        input: &MspaInput,
+        tip_attention: Tensor<2>,
+    ) -> (CandidateEvidence, TippedEvidence) {
+        let d = self.d_model;
+        let n = input.candidate_ids.dims()[0];
+        let [b, l] = input.tips.authors.dims();
+        let AuthorViews {
+            views: views_all,
+            presence: presence_all,
+            has_history: has_all,
+            ids: ids_all,
+        } = authors;
 
         // The candidates.
         let presence = presence_all.clone().select(0, input.candidate_ids.clone()); // [N, 3]
@@ -637,102 +490,202 @@ impl Mspa {
             .reshape([b, n])
             .lower_equal_elem(0.0);
         let no_tips = untipped.clone().float().min_dim(1).equal_elem(1.0); // [B, 1]
+        (
+            CandidateEvidence {
+                keys,
+                values,
+                absent,
+                ids,
+                bias,
+                pair_bias,
+                scale,
+                content,
+                untipped,
+                no_tips,
+            },
+            TippedEvidence {
+                keys: history_keys,
+                values: history_values,
+                absent: history_absent,
+                ids: history_ids,
+                attention: tip_attention,
+            },
+        )
+    }
 
-        // Everything below is matmuls over the flattened [N·3, d] views, never a
-        // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
-        let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
-        let mut gates = Vec::with_capacity(self.correction_steps);
-        let mut weights;
-        let mut step = 0;
-        loop {
-            // Preference-conditioned attention over each author's modalities.
-            let q = self.query.forward(preference.clone()); // [B, d]
-            let logits = q
-                .clone()
-                .matmul(keys.clone().transpose())
-                .reshape([b, n, 3])
-                / (d as f64).sqrt();
-            let logits = logits.mask_fill(absent.clone().expand([b, n, 3]), -1e9);
-            weights = softmax(logits, 2); // [B, N, 3]
-            let per_view = preference
-                .clone()
-                .matmul(values.clone().transpose())
-                .reshape([b, n, 3]);
-            let mut dot = (weights.clone() * per_view).sum_dim(2).reshape([b, n]);
-            if let Some(ids) = &ids {
-                dot = dot + preference.clone().matmul(ids.clone().transpose());
-            }
-            let mut preference_scores = dot * scale.clone();
-            if let Some(bias) = &bias {
-                preference_scores = preference_scores + bias.clone();
-            }
-            // Repeat or explore: log(π P_rep(a) + (1 − π) P_explore(a)).
-            let explore = log_softmax(preference_scores.clone(), 1);
-            let repeat = log_softmax(
-                (preference_scores.clone() + pair_bias.clone()).mask_fill(untipped.clone(), -1e9),
-                1,
-            );
-            let repeat_logit = self.repeat_gate.forward(preference.clone()); // [B, 1]
-            let log_repeat = log_sigmoid(repeat_logit.clone()).mask_fill(no_tips.clone(), -1e9);
-            let log_explore = log_sigmoid(repeat_logit.neg()).mask_fill(no_tips.clone(), 0.0);
-            let scores = log_add_exp(repeat + log_repeat, explore.clone() + log_explore);
-            step_scores.push(scores.clone());
-            if step == self.correction_steps {
-                break;
-            }
-            // Self-correction: compare the evidence the user's own tips give under the
-            // current preference, e_h = Σ_tips w_i r_{a_i}(p), with the evidence the
-            // preference alone selects from the candidate pool, e_s = Σ_a P_explore(a)
-            // r_a(p) (their difference is the history likelihood's gradient in p); a gate
-            // decides how much of the learned update to take.
-            let attention = explore.exp(); // [B, N]
-            let joint =
-                (attention.clone().reshape([b, n, 1]) * weights.clone()).reshape([b, n * 3]);
-            let mut selected = joint.matmul(values.clone());
-            if let Some(ids) = &ids {
-                selected = selected + attention.matmul(ids.clone());
-            }
-            let history_logits = (history_keys.clone() * q.reshape([b, 1, 1, d]))
-                .sum_dim(3)
-                .reshape([b, l, 3])
-                / (d as f64).sqrt();
-            let history_weights =
-                softmax(history_logits.mask_fill(history_absent.clone(), -1e9), 2);
-            let mut history_aligned = (history_weights.reshape([b, l, 3, 1])
-                * history_values.clone())
-            .sum_dim(2)
-            .reshape([b, l, d]);
-            if let Some(ids) = &history_ids {
-                history_aligned = history_aligned + ids.clone();
-            }
-            let history_evidence = (tip_attention.clone().reshape([b, l, 1]) * history_aligned)
-                .sum_dim(1)
-                .reshape([b, d]);
-            let difference = history_evidence - selected;
-            let gate = sigmoid(self.gate.forward(Tensor::cat(
-                vec![
-                    preference.clone(),
-                    difference.clone(),
-                    preference.clone() * difference.clone(),
-                ],
-                1,
-            )));
-            let update = tanh(
-                self.correct
-                    .forward(Tensor::cat(vec![preference.clone(), difference], 1)),
-            );
-            gates.push(gate.clone().mean_dim(1).reshape([b]));
-            preference = self.correction_norm.forward(preference + gate * update);
-            step += 1;
+    /// One step's scores under `preference`: preference-conditioned attention over each
+    /// candidate's modalities, the preference score `u(p, a)`, and the log of the
+    /// repeat/explore mixture.
+    fn score_candidates(&self, preference: &Tensor<2>, c: &CandidateEvidence) -> StepScores {
+        let d = self.d_model;
+        let [b, _] = preference.dims();
+        let n = c.content.dims()[0];
+        // Preference-conditioned attention over each author's modalities.
+        let q = self.query.forward(preference.clone()); // [B, d]
+        let logits = q
+            .clone()
+            .matmul(c.keys.clone().transpose())
+            .reshape([b, n, 3])
+            / (d as f64).sqrt();
+        let logits = logits.mask_fill(c.absent.clone().expand([b, n, 3]), -1e9);
+        let weights = softmax(logits, 2); // [B, N, 3]
+        let per_view = preference
+            .clone()
+            .matmul(c.values.clone().transpose())
+            .reshape([b, n, 3]);
+        let mut dot = (weights.clone() * per_view).sum_dim(2).reshape([b, n]);
+        if let Some(ids) = &c.ids {
+            dot = dot + preference.clone().matmul(ids.clone().transpose());
         }
-        MspaOutput {
-            step_scores,
-            modality_weights: weights,
-            gates,
-            content,
-            text_preference,
+        let mut preference_scores = dot * c.scale.clone();
+        if let Some(bias) = &c.bias {
+            preference_scores = preference_scores + bias.clone();
+        }
+        // Repeat or explore: log(π P_rep(a) + (1 − π) P_explore(a)).
+        let explore = log_softmax(preference_scores.clone(), 1);
+        let repeat = log_softmax(
+            (preference_scores.clone() + c.pair_bias.clone()).mask_fill(c.untipped.clone(), -1e9),
+            1,
+        );
+        let repeat_logit = self.repeat_gate.forward(preference.clone()); // [B, 1]
+        let log_repeat = log_sigmoid(repeat_logit.clone()).mask_fill(c.no_tips.clone(), -1e9);
+        let log_explore = log_sigmoid(repeat_logit.neg()).mask_fill(c.no_tips.clone(), 0.0);
+        let scores = log_add_exp(repeat + log_repeat, explore.clone() + log_explore);
+        StepScores {
+            query: q,
+            weights,
+            explore,
+            scores,
         }
     }
+
+    /// Self-correction: compares the evidence the user's own tips give under the current
+    /// preference, `e_h = Σ_tips w_i r_{a_i}(p)`, with the evidence the preference alone
+    /// selects from the candidate pool, `e_s = Σ_a P_explore(a) r_a(p)` (their difference
+    /// is the history likelihood's gradient in `p`); a gate decides how much of the
+    /// learned update to take. Returns the corrected preference and the gate's mean
+    /// opening `[B]`.
+    fn correction_step(
+        &self,
+        preference: Tensor<2>,
+        step: &StepScores,
+        c: &CandidateEvidence,
+        tipped: &TippedEvidence,
+    ) -> (Tensor<2>, Tensor<1>) {
+        let d = self.d_model;
+        let [b, n, _] = step.weights.dims();
+        let [_, l] = tipped.attention.dims();
+        let attention = step.explore.clone().exp(); // [B, N]
+        let joint =
+            (attention.clone().reshape([b, n, 1]) * step.weights.clone()).reshape([b, n * 3]);
+        let mut selected = joint.matmul(c.values.clone());
+        if let Some(ids) = &c.ids {
+            selected = selected + attention.matmul(ids.clone());
+        }
+        let history_logits = (tipped.keys.clone() * step.query.clone().reshape([b, 1, 1, d]))
+            .sum_dim(3)
+            .reshape([b, l, 3])
+            / (d as f64).sqrt();
+        let history_weights = softmax(history_logits.mask_fill(tipped.absent.clone(), -1e9), 2);
+        let mut history_aligned = (history_weights.reshape([b, l, 3, 1]) * tipped.values.clone())
+            .sum_dim(2)
+            .reshape([b, l, d]);
+        if let Some(ids) = &tipped.ids {
+            history_aligned = history_aligned + ids.clone();
+        }
+        let history_evidence = (tipped.attention.clone().reshape([b, l, 1]) * history_aligned)
+            .sum_dim(1)
+            .reshape([b, d]);
+        let difference = history_evidence - selected;
+        let gate = sigmoid(self.gate.forward(Tensor::cat(
+            vec![
+                preference.clone(),
+                difference.clone(),
+                preference.clone() * difference.clone(),
+            ],
+            1,
+        )));
+        let update = tanh(
+            self.correct
+                .forward(Tensor::cat(vec![preference.clone(), difference], 1)),
+        );
+        let gate_mean = gate.clone().mean_dim(1).reshape([b]);
+        let corrected = self.correction_norm.forward(preference + gate * update);
+        (corrected, gate_mean)
+    }
+}
+
+/// Every author's modality views in the shared space (see `author_views`).
+struct AuthorViews {
+    /// `[A, 3, d]`, zero for missing or unused modalities.
+    views: Tensor<3>,
+    /// `[A, 3]`, 1.0 where the modality is real and used.
+    presence: Tensor<2>,
+    /// `[A, 1]`, 1.0 for authors with training tips.
+    has_history: Tensor<2>,
+    /// `[A, d]` id embeddings (zero for authors without training tips), if used.
+    ids: Option<Tensor<2>>,
+}
+
+/// The attention pool of the users' tips (see `pool_history`).
+struct PooledHistory {
+    /// `[B, L]` attention over the tips (0 on padding and for users without tips).
+    attention: Tensor<2>,
+    /// `[B, d]` the pooled tips.
+    pooled: Tensor<2>,
+    /// `[B, 1]` 1.0 for users with at least one tip.
+    any: Tensor<2>,
+}
+
+/// What scoring reads of the candidates (see `gather_evidence`).
+struct CandidateEvidence {
+    /// `[N·3, d]` keys of the candidates' views.
+    keys: Tensor<2>,
+    /// `[N·3, d]` values of the candidates' views.
+    values: Tensor<2>,
+    /// `[1, N, 3]` true where a candidate's modality is missing or unused.
+    absent: Tensor<3, Bool>,
+    /// `[N, d]` id embeddings, if used.
+    ids: Option<Tensor<2>>,
+    /// `[1, N]` popularity biases, if id embeddings are used.
+    bias: Option<Tensor<2>>,
+    /// `[B, N]` the repeat term `f(tips of a)`.
+    pair_bias: Tensor<2>,
+    /// `[1, 1]` the score scale `γ`.
+    scale: Tensor<2>,
+    /// `[N, d]` content-only representations (mean of the values).
+    content: Tensor<2>,
+    /// `[B, N]` true where the user never tipped the candidate.
+    untipped: Tensor<2, Bool>,
+    /// `[B, 1]` true for users who tipped none of the candidates.
+    no_tips: Tensor<2, Bool>,
+}
+
+/// What the correction reads of the tipped authors (see `gather_evidence`).
+struct TippedEvidence {
+    /// `[B, L, 3, d]` keys of the tipped authors' views.
+    keys: Tensor<4>,
+    /// `[B, L, 3, d]` values of the tipped authors' views.
+    values: Tensor<4>,
+    /// `[B, L, 3]` true where a tipped author's modality is missing or unused.
+    absent: Tensor<3, Bool>,
+    /// `[B, L, d]` id embeddings of the tipped authors, if used.
+    ids: Option<Tensor<3>>,
+    /// `[B, L]` the history attention `w`.
+    attention: Tensor<2>,
+}
+
+/// One step's scores and what the next correction reads of them (see
+/// `score_candidates`).
+struct StepScores {
+    /// `[B, d]` the attention query `W_q p`.
+    query: Tensor<2>,
+    /// `[B, N, 3]` the modality weights `α`.
+    weights: Tensor<3>,
+    /// `[B, N]` `log P_explore`.
+    explore: Tensor<2>,
+    /// `[B, N]` the step's scores.
+    scores: Tensor<2>,
 }
 
 /// The MSPA training loss of one batch: softmax cross-entropy of the positive among the
@@ -784,4 +737,250 @@ fn log_add_exp(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
 fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6);
     x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::SplitMix64;
+    use mspa_core::{AuthorId, TipEvent, UserId};
+    use mspa_modal::features::AuthorFeatures;
+
+    const DIMS: [usize; 3] = [4, 3, 5];
+    const TEXT_DIM: usize = 6;
+    const N_AUTHORS: usize = 6;
+    const DAY: i64 = 86_400_000;
+
+    /// Random features; author 1 has no audio, author 4 no visual.
+    fn features() -> Vec<AuthorFeatures> {
+        let mut rng = SplitMix64::new(3);
+        (0..N_AUTHORS)
+            .map(|a| {
+                let mut f = AuthorFeatures::empty(DIMS);
+                f.present = [a != 4, a != 1, true];
+                for (m, v) in [&mut f.visual, &mut f.audio, &mut f.text]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if f.present[m] {
+                        v.iter_mut().for_each(|x| *x = rng.normal() as f32);
+                    }
+                }
+                f
+            })
+            .collect()
+    }
+
+    fn tip(user: u32, author: u32, amount: f64, day: i64) -> TipEvent {
+        TipEvent {
+            user: UserId(user),
+            author: AuthorId(author),
+            amount,
+            timestamp_ms: day * DAY,
+        }
+    }
+
+    /// User 0 tipped authors 0, 2, 0; user 1 tipped author 3; user 2 is cold.
+    fn histories() -> Vec<(Vec<TipEvent>, i64)> {
+        vec![
+            (
+                vec![tip(0, 0, 5.0, 1), tip(0, 2, 1.0, 3), tip(0, 0, 20.0, 5)],
+                6 * DAY,
+            ),
+            (vec![tip(1, 3, 1.0, 2)], 4 * DAY),
+            (Vec::new(), 4 * DAY),
+        ]
+    }
+
+    fn text(device: &Device, seed: u64) -> Tensor<2> {
+        let mut rng = SplitMix64::new(seed);
+        let v: Vec<f32> = (0..3 * TEXT_DIM).map(|_| rng.normal() as f32).collect();
+        Tensor::from_data(TensorData::new(v, [3, TEXT_DIM]), device)
+    }
+
+    /// All three users against every author.
+    fn input(device: &Device, text: Option<Tensor<2>>) -> MspaInput {
+        let owned = histories();
+        let hist: Vec<(&[TipEvent], i64)> = owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+        let candidates: Vec<usize> = (0..N_AUTHORS).collect();
+        MspaInput {
+            tips: TipBatch::build(&hist, 2, device),
+            text,
+            authors: AuthorTable::build(&features(), &[2, 0, 1, 1, 0, 0], device).unwrap(),
+            candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, device),
+            pairs: pair_features(&hist, &candidates, device),
+        }
+    }
+
+    fn config() -> MspaConfig {
+        MspaConfig::new(DIMS, TEXT_DIM, N_AUTHORS).with_d_model(8)
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn forward_returns_the_documented_shapes() {
+        let device = Device::flex();
+        let model = config().with_correction_steps(2).init(&device).unwrap();
+        let out = model.forward(&input(&device, Some(text(&device, 1))));
+        assert_eq!(out.step_scores.len(), 3);
+        for s in &out.step_scores {
+            assert_eq!(s.dims(), [3, N_AUTHORS]);
+        }
+        assert_eq!(out.modality_weights.dims(), [3, N_AUTHORS, 3]);
+        assert_eq!(out.gates.len(), 2);
+        for g in &out.gates {
+            assert_eq!(g.dims(), [3]);
+        }
+        assert_eq!(out.content.dims(), [N_AUTHORS, 8]);
+        assert_eq!(out.text_preference.map(|t| t.dims()), Some([3, 8]));
+    }
+
+    #[test]
+    fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
+        let device = Device::flex();
+        let model = config().init(&device).unwrap();
+        let out = model.forward(&input(&device, Some(text(&device, 1))));
+        for s in out.step_scores {
+            for row in values(s).chunks(N_AUTHORS) {
+                let total: f32 = row.iter().map(|x| x.exp()).sum();
+                assert!((total - 1.0).abs() < 1e-4, "row sums to {total}: {row:?}");
+            }
+        }
+        let w = values(out.modality_weights);
+        for user in 0..3 {
+            let at = |a: usize, m: usize| w[(user * N_AUTHORS + a) * 3 + m];
+            assert!(at(1, 1) < 1e-6, "author 1 has no audio");
+            assert!(at(4, 0) < 1e-6, "author 4 has no visual");
+            for a in 0..N_AUTHORS {
+                assert!(((0..3).map(|m| at(a, m)).sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn correction_steps_change_the_scores() {
+        let device = Device::flex();
+        let model = config().with_correction_steps(2).init(&device).unwrap();
+        let out = model.forward(&input(&device, Some(text(&device, 1))));
+        let step0 = values(out.step_scores[0].clone());
+        let step1 = values(out.step_scores[1].clone());
+        assert!(
+            max_abs_diff(&step0, &step1) > 1e-4,
+            "the correction step left the scores unchanged"
+        );
+        for g in values(out.gates[0].clone()) {
+            assert!(g > 0.0 && g < 1.0, "gate {g}");
+        }
+    }
+
+    #[test]
+    fn zero_correction_steps_score_once() {
+        let device = Device::flex();
+        let model = config().with_correction_steps(0).init(&device).unwrap();
+        let out = model.forward(&input(&device, Some(text(&device, 1))));
+        assert_eq!(out.step_scores.len(), 1);
+        assert!(out.gates.is_empty());
+        assert_eq!(model.correction_steps(), 0);
+    }
+
+    #[test]
+    fn text_changes_the_scores_only_when_used() {
+        let device = Device::flex();
+        let with_text = config().init(&device).unwrap();
+        assert!(with_text.uses_text());
+        let a = with_text.forward(&input(&device, Some(text(&device, 1))));
+        let b = with_text.forward(&input(&device, Some(text(&device, 2))));
+        for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+            assert!(max_abs_diff(&values(sa), &values(sb)) > 1e-4);
+        }
+
+        let without = config().with_use_text(false).init(&device).unwrap();
+        assert!(!without.uses_text());
+        let a = without.forward(&input(&device, Some(text(&device, 1))));
+        let b = without.forward(&input(&device, Some(text(&device, 2))));
+        assert!(a.text_preference.is_none());
+        for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+            assert_eq!(values(sa), values(sb));
+        }
+    }
+
+    #[test]
+    fn a_cold_user_gets_finite_scores_from_the_cold_vector() {
+        let device = Device::flex();
+        let model = config().with_use_text(false).init(&device).unwrap();
+        let out = model.forward(&input(&device, None));
+        for s in out.step_scores {
+            let v = values(s);
+            assert!(v.iter().all(|x| x.is_finite()), "{v:?}");
+        }
+        // Alone in its batch, with no author having training tips.
+        let owned: Vec<(Vec<TipEvent>, i64)> = vec![(Vec::new(), DAY)];
+        let hist: Vec<(&[TipEvent], i64)> = owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+        let candidates: Vec<usize> = (0..N_AUTHORS).collect();
+        let alone = MspaInput {
+            tips: TipBatch::build(&hist, 4, &device),
+            text: None,
+            authors: AuthorTable::build(&features(), &[0; N_AUTHORS], &device).unwrap(),
+            candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, &device),
+            pairs: pair_features(&hist, &candidates, &device),
+        };
+        let out = model.forward(&alone);
+        assert!(
+            values(out.step_scores[2].clone())
+                .iter()
+                .all(|x| x.is_finite())
+        );
+    }
+
+    #[test]
+    fn the_loss_weights_later_steps_more() {
+        let device = Device::flex();
+        let n = 4;
+        let uniform = Tensor::<2>::zeros([1, n], &device);
+        let certain = Tensor::<2>::from_data(
+            TensorData::new(vec![100.0f32, 0.0, 0.0, 0.0], [1, n]),
+            &device,
+        );
+        let output = MspaOutput {
+            step_scores: vec![uniform, certain],
+            modality_weights: Tensor::zeros([1, n, 3], &device),
+            gates: Vec::new(),
+            content: Tensor::zeros([n, 2], &device),
+            text_preference: None,
+        };
+        let positives = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
+        let loss = values(mspa_loss(&output, positives, 1.0))[0];
+        // Step 0 (weight 1/3) costs ln 4, step 1 (weight 2/3) nothing.
+        let expected = (n as f32).ln() / 3.0;
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn config_validation_names_the_field() {
+        let field = |c: MspaConfig| match c.validate() {
+            Err(AlignError::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert_eq!(field(config().with_d_model(0)), "d_model");
+        assert_eq!(field(config().with_modalities([false; 3])), "modalities");
+        assert_eq!(field(config().with_dropout(1.0)), "dropout");
+        assert_eq!(field(MspaConfig::new(DIMS, 0, N_AUTHORS)), "text_dim");
+        assert!(
+            MspaConfig::new(DIMS, 0, N_AUTHORS)
+                .with_use_text(false)
+                .validate()
+                .is_ok()
+        );
+    }
 }

@@ -541,3 +541,238 @@ fn write_checkpoint<M: Module>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    use super::*;
+    use mspa_core::{AuthorId, UserId};
+
+    /// The smallest trainable module: one weight vector.
+    #[derive(Module, Debug)]
+    struct Toy {
+        w: Param<Tensor<1>>,
+    }
+
+    fn toy(values: [f32; 2], device: &Device) -> Toy {
+        Toy {
+            w: Param::from_tensor(Tensor::<1>::from_floats(values, device)),
+        }
+    }
+
+    fn weights(m: &Toy) -> Vec<f32> {
+        m.w.val().into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Four examples over two authors (so negatives can be drawn).
+    fn examples() -> Vec<Example> {
+        (0..4)
+            .map(|i| Example {
+                user: UserId(i),
+                history: 0..0,
+                positive: AuthorId(i % 2),
+                at_ms: 0,
+            })
+            .collect()
+    }
+
+    fn quiet() -> TrainConfig {
+        TrainConfig {
+            epochs: 3,
+            batch_size: 1,
+            learning_rate: 0.1,
+            negatives: 1,
+            grad_clip_norm: None,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn lr_warms_up_linearly_then_decays_to_the_floor() {
+        let config = TrainConfig {
+            learning_rate: 1.0,
+            warmup_fraction: 0.1,
+            min_lr_fraction: 0.2,
+            ..TrainConfig::default()
+        };
+        let at = |step| lr_at(&config, step, 100);
+        assert!((at(0) - 0.1).abs() < 1e-12, "first warm-up step");
+        assert!((at(4) - 0.5).abs() < 1e-12);
+        assert!((at(9) - 1.0).abs() < 1e-12, "warm-up ends at the peak");
+        assert!((at(10) - 1.0).abs() < 1e-12, "cosine starts at the peak");
+        assert!(at(50) < at(30) && at(30) < at(10));
+        assert!((at(99) - 0.2).abs() < 1e-12, "last step at the floor");
+        let no_warmup = TrainConfig {
+            warmup_fraction: 0.0,
+            ..config
+        };
+        assert!((lr_at(&no_warmup, 0, 100) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clipping_scales_the_global_norm_to_the_maximum() {
+        let device = Device::flex().autodiff();
+        let model = toy([1.0, 1.0], &device);
+        let coefficients = Tensor::<1>::from_floats([3.0, 4.0], &device);
+        let loss = (model.w.val() * coefficients).sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        assert!((global_grad_norm(&model, &grads) - 5.0).abs() < 1e-5);
+
+        let before = clip_global_norm(&model, &mut grads, 10.0);
+        assert!((before - 5.0).abs() < 1e-5);
+        assert!(
+            (global_grad_norm(&model, &grads) - 5.0).abs() < 1e-5,
+            "under the max"
+        );
+
+        let before = clip_global_norm(&model, &mut grads, 1.0);
+        assert!((before - 5.0).abs() < 1e-5);
+        assert!((global_grad_norm(&model, &grads) - 1.0).abs() < 1e-5);
+        let g = grads
+            .get::<1>(model.w.id)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(
+            (g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5,
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn a_nan_loss_names_its_epoch_and_batch() {
+        let device = Device::flex();
+        let calls = Cell::new(0usize);
+        // 4 batches per epoch: the 7th call is epoch 1, batch 2.
+        let loss = |m: &Toy, _: &[&Example], _: &NegativeBatch, _: &Device| {
+            calls.set(calls.get() + 1);
+            let l = m.w.val().sum();
+            if calls.get() == 7 { l * f64::NAN } else { l }
+        };
+        let err = fit(
+            toy([1.0, 1.0], &device),
+            &quiet(),
+            &device,
+            &examples(),
+            loss,
+            |_| Ok(0.0),
+            |_| {},
+        )
+        .unwrap_err();
+        match err {
+            AlignError::NonFinite {
+                epoch,
+                batch,
+                value,
+            } => {
+                assert_eq!((epoch, batch), (1, 2));
+                assert!(value.is_nan());
+            }
+            other => panic!("expected NonFinite, got {other}"),
+        }
+    }
+
+    #[test]
+    fn early_stopping_honours_patience_and_returns_the_best_model() {
+        let device = Device::flex();
+        let scores = [0.5, 0.7, 0.6, 0.65, 0.9, 0.95];
+        let evals = Cell::new(0usize);
+        let best_weights = RefCell::new(Vec::new());
+        let config = TrainConfig {
+            epochs: scores.len(),
+            patience: 2,
+            ..quiet()
+        };
+        let (model, reports) = fit(
+            toy([1.0, -1.0], &device),
+            &config,
+            &device,
+            &examples(),
+            |m: &Toy, _: &[&Example], _: &NegativeBatch, _: &Device| m.w.val().sum(),
+            |m: &Toy| {
+                let score = scores[evals.get()];
+                if evals.get() == 1 {
+                    *best_weights.borrow_mut() = weights(m);
+                }
+                evals.set(evals.get() + 1);
+                Ok(score)
+            },
+            |_| {},
+        )
+        .unwrap();
+        // Epoch 1 is the best; epochs 2 and 3 do not beat it: stop after epoch 3.
+        assert_eq!(reports.len(), 4);
+        assert_eq!(
+            reports.iter().map(|r| r.valid_ndcg10).collect::<Vec<_>>(),
+            vec![Some(0.5), Some(0.7), Some(0.6), Some(0.65)]
+        );
+        assert_eq!(weights(&model), *best_weights.borrow());
+        assert!(reports.iter().all(|r| r.train_loss.is_finite()));
+    }
+
+    #[test]
+    fn validation_off_returns_the_last_model_after_every_epoch() {
+        let device = Device::flex();
+        let config = TrainConfig {
+            eval_every: 0,
+            ..quiet()
+        };
+        let (model, reports) = fit(
+            toy([1.0, 1.0], &device),
+            &config,
+            &device,
+            &examples(),
+            |m: &Toy, _: &[&Example], _: &NegativeBatch, _: &Device| m.w.val().sum(),
+            |_| panic!("validation is off"),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(reports.len(), 3);
+        assert!(reports.iter().all(|r| r.valid_ndcg10.is_none()));
+        // Minimising the sum moves both weights down.
+        assert!(weights(&model).iter().all(|&w| w < 1.0));
+    }
+
+    #[test]
+    fn config_validation_and_defaults() {
+        assert!(TrainConfig::default().validate().is_ok());
+        let field = |c: TrainConfig| match c.validate() {
+            Err(AlignError::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let d = TrainConfig::default;
+        assert_eq!(
+            field(TrainConfig {
+                batch_size: 0,
+                ..d()
+            }),
+            "batch_size"
+        );
+        assert_eq!(
+            field(TrainConfig {
+                learning_rate: f64::NAN,
+                ..d()
+            }),
+            "learning_rate"
+        );
+        assert_eq!(
+            field(TrainConfig {
+                warmup_fraction: 1.5,
+                ..d()
+            }),
+            "warmup_fraction"
+        );
+        assert_eq!(
+            field(TrainConfig {
+                grad_clip_norm: Some(0.0),
+                ..d()
+            }),
+            "grad_clip_norm"
+        );
+        let parsed: TrainConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(parsed, TrainConfig { epochs: 3, ..d() });
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch": 3}"#).is_err());
+    }
+}
