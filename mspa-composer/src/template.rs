@@ -137,7 +137,7 @@ pub struct TippingRule {
 
 impl Default for TippingRule {
     fn default() -> Self {
-        use mspa_core::synth::truth::{FREQUENCY_THRESHOLDS, GENEROSITY_THRESHOLDS};
+        use mspa_core::synth::reference::{FREQUENCY_THRESHOLDS, GENEROSITY_THRESHOLDS};
         TippingRule {
             field: "tipping".into(),
             frequency_thresholds: FREQUENCY_THRESHOLDS.to_vec(),

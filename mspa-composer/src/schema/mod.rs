@@ -18,7 +18,7 @@
 //! reports every grammar violation with the byte offset where it starts.
 //!
 //! [`PreferenceSchema::synthetic_world`] is exactly the grammar of the synthetic world's
-//! reference texts (`mspa_core::synth::truth`):
+//! reference texts (`mspa_core::synth::reference`):
 //! `categories: music, dance | energy: high | audio: electronic | visuals: neon |
 //! language: english | format: solo | tipping: frequent, generous`.
 //!
@@ -305,7 +305,7 @@ impl PreferenceSchema {
     /// the world's order) and `tipping` (a tuple: frequency, generosity).
     pub fn synthetic_world() -> Self {
         use mspa_core::synth::Field;
-        use mspa_core::synth::truth::{FREQUENCIES, GENEROSITIES};
+        use mspa_core::synth::reference::{FREQUENCIES, GENEROSITIES};
         let mut fields: Vec<FieldSpec> = Field::ALL
             .iter()
             .map(|f| FieldSpec::list(f.name(), f.values(), 2))

@@ -1,5 +1,5 @@
 //! The world's truth: `truth.json` + `truth_users.jsonl`, the reference texts and the
-//! oracle (the grammar of the reference texts is in `reference.rs`).
+//! oracle (the grammar of the reference texts is in [`super::reference`]).
 //!
 //! The reference is derived from the latent truth only, never from sampled tips. The
 //! stored `reference` of a user is the text at its split time, the time of its last tip
@@ -20,11 +20,6 @@ use serde::Deserialize;
 
 use super::attributes::{AuthorTruth, check_author};
 use super::reference::FieldWeights;
-// The grammar's constants, at their former path for the crates that name them there.
-pub use super::reference::{
-    FREQUENCIES, FREQUENCY_THRESHOLDS, GENEROSITIES, GENEROSITY_THRESHOLDS, GRAMMAR,
-    ParsedReference, SECOND_VALUE_MIN, listed_values, parse_reference,
-};
 use super::users::{UserTruth, WorldModel};
 use super::{SynthError, SyntheticWorldConfig};
 
