@@ -23,7 +23,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use mspa::composer::composer::{ComposeContext, Composer, HistoryQuery};
 use mspa::composer::eval::{PairConfig, TextEvaluation, evaluate_texts, reference_pairs};
 use mspa::composer::learned::{LearnedComposer, LearnedComposerConfig};
@@ -34,6 +33,9 @@ use mspa::core::synth::Truth;
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 use serde_json::{Value, json};
+
+#[path = "support/progress.rs"]
+mod progress;
 
 /// Composer comparison on the held-out users of a synthetic world.
 #[derive(Parser)]
@@ -119,7 +121,7 @@ fn run(args: &Args) -> AnyResult<()> {
         truth.config().seed,
         &device,
     )?;
-    let bar = progress_bar("features", dataset.n_authors());
+    let bar = progress::bar("features", dataset.n_authors() as u64, false);
     let extraction = extractor.extract_cached(
         &dataset,
         &args.data.join("features.safetensors"),
@@ -297,16 +299,4 @@ fn run(args: &Args) -> AnyResult<()> {
         }
     }
     Ok(())
-}
-
-/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
-fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:24} [{bar:24}] {pos}/{len} {msg}")
-            .expect("a valid progress template")
-            .progress_chars("#>-"),
-    );
-    bar.set_prefix(prefix);
-    bar
 }

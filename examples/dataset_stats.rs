@@ -4,13 +4,16 @@
 //! cargo run --release --example dataset_stats -- --format native --path DIR [--json]
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use mspa::core::DatasetStats;
 use mspa::core::loaders::{self, Format};
+
+#[path = "support/progress.rs"]
+mod progress;
 
 /// Dataset statistics: users, authors, events, time span, per-user counts, amounts and
 /// the leave-last-out split sizes.
@@ -57,7 +60,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             if let Some((_, bar)) = current.take() {
                 bar.finish();
             }
-            current = Some((p.file.clone(), file_bar(&p.file, p.total_bytes)));
+            current = Some((
+                p.file.clone(),
+                progress::bar(
+                    p.file
+                        .file_name()
+                        .unwrap_or(p.file.as_os_str())
+                        .to_string_lossy()
+                        .into_owned(),
+                    p.total_bytes,
+                    true,
+                ),
+            ));
         }
         let (_, bar) = current.as_ref().expect("a bar for the current file");
         bar.set_position(p.bytes);
@@ -105,25 +119,4 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stats.split.train, stats.split.valid, stats.split.test
     );
     Ok(())
-}
-
-/// A progress bar on stderr over the bytes of one file (a spinner when its size is
-/// unknown); indicatif hides it when stderr is not a terminal.
-fn file_bar(file: &Path, total_bytes: u64) -> ProgressBar {
-    let (bar, template) = if total_bytes > 0 {
-        (
-            ProgressBar::new(total_bytes),
-            "{prefix:24} [{bar:24}] {bytes}/{total_bytes} {msg}",
-        )
-    } else {
-        (ProgressBar::new_spinner(), "{prefix:24} {spinner} {msg}")
-    };
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("a valid progress template")
-            .progress_chars("#>-"),
-    );
-    let name = file.file_name().unwrap_or(file.as_os_str());
-    bar.set_prefix(name.to_string_lossy().into_owned());
-    bar
 }

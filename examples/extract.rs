@@ -16,9 +16,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa::modal::text::{BertEmbedder, default_minilm_dir};
+
+#[path = "support/progress.rs"]
+mod progress;
 
 /// Feature extraction over a native-format dataset.
 #[derive(Parser)]
@@ -81,7 +84,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
-        progress_bar("extracting authors", dataset.n_authors())
+        progress::bar("extracting authors", dataset.n_authors() as u64, false)
     };
     let extraction = extractor.extract_cached(
         &dataset,
@@ -120,16 +123,4 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
-fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:24} [{bar:24}] {pos}/{len} {msg}")
-            .expect("a valid progress template")
-            .progress_chars("#>-"),
-    );
-    bar.set_prefix(prefix);
-    bar
 }

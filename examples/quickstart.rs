@@ -20,8 +20,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run_seeds};
+
+#[path = "support/progress.rs"]
+mod progress;
 
 /// The end-to-end MSPA job on a synthetic world.
 #[derive(Parser)]
@@ -209,7 +212,7 @@ impl ProgressLine {
         let bar = self.bar.as_ref().expect("a bar for the current stage");
         if p.total != self.total {
             self.total = p.total;
-            bar.set_style(style(p.total));
+            bar.set_style(progress::style(p.total as u64, false));
             if p.total > 0 {
                 bar.set_length(p.total as u64);
             }
@@ -223,16 +226,4 @@ impl ProgressLine {
             bar.finish();
         }
     }
-}
-
-/// A bar for a known total, a spinner for an unknown one (0).
-fn style(total: usize) -> ProgressStyle {
-    let template = if total > 0 {
-        "{prefix:24} [{bar:24}] {pos}/{len} {msg}"
-    } else {
-        "{prefix:24} {spinner} {msg}"
-    };
-    ProgressStyle::with_template(template)
-        .expect("a valid progress template")
-        .progress_chars("#>-")
 }

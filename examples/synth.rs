@@ -15,8 +15,11 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use mspa::core::synth::{Progress, SyntheticWorldConfig, generate_with_progress};
+
+#[path = "support/progress.rs"]
+mod progress;
 
 /// Writes a synthetic live-stream world, deterministic by seed.
 #[derive(Parser)]
@@ -86,7 +89,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             if let Some((_, bar)) = stage.take() {
                 bar.finish();
             }
-            *stage = Some((name, progress_bar(name, total)));
+            *stage = Some((name, progress::bar(name, total as u64, false)));
         }
         let (_, bar) = stage.as_ref().expect("a bar for the current stage");
         bar.set_message(message);
@@ -111,24 +114,4 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("tips              {}", summary.tips);
     println!("seconds           {:.2}", summary.elapsed.as_secs_f64());
     Ok(())
-}
-
-/// A progress bar on stderr (a spinner when the total is unknown); indicatif hides it
-/// when stderr is not a terminal.
-fn progress_bar(prefix: &'static str, total: usize) -> ProgressBar {
-    let (bar, template) = if total > 0 {
-        (
-            ProgressBar::new(total as u64),
-            "{prefix:24} [{bar:24}] {pos}/{len} {msg}",
-        )
-    } else {
-        (ProgressBar::new_spinner(), "{prefix:24} {spinner} {msg}")
-    };
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("a valid progress template")
-            .progress_chars("#>-"),
-    );
-    bar.set_prefix(prefix);
-    bar
 }
