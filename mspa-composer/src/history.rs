@@ -315,7 +315,7 @@ impl Attention {
     }
 
     /// Attends from `query` to `memory`; `bias` is added to the scores (0 for allowed keys,
-    /// [`MASKED`] for masked ones) and must broadcast to `[B, heads, Tq, Tk]`.
+    /// `MASKED` for masked ones) and must broadcast to `[B, heads, Tq, Tk]`.
     ///
     /// # Shapes
     /// - `query`: `[B, Tq, d]`, `memory`: `[B, Tk, d]`

@@ -9,10 +9,10 @@ use crate::error::{ComposerError, Result};
 use crate::generator::{DecodeStrategy, GeneratorConfig};
 use crate::history::HistoryEncoderConfig;
 
-/// Hyper-parameters of the [`LearnedComposer`] (serde, every field optional in JSON/TOML).
+/// Hyper-parameters of the [`LearnedComposer`](super::LearnedComposer) (serde, every field optional in JSON/TOML).
 ///
 /// `encoder.feature_dims`, `generator.vocab_size` and `generator.d_memory` are filled in
-/// by [`LearnedComposer::fit`] from the features, the schema and `encoder.d_model`;
+/// by [`LearnedComposer::fit`](super::LearnedComposer::fit) from the features, the schema and `encoder.d_model`;
 /// `generator.max_len` is raised to the longest sentence of the schema's grammar.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]

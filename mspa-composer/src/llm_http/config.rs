@@ -14,7 +14,7 @@ their tipping history: the streamers they tipped (stream titles, descriptions an
 how often, how much and how recently. Weigh streamers by the number and size of tips and \
 by recency.";
 
-/// Settings of the [`LlmHttpComposer`] (JSON: every field optional).
+/// Settings of the [`LlmHttpComposer`](super::LlmHttpComposer) (JSON: every field optional).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmHttpConfig {
@@ -67,7 +67,7 @@ pub struct LlmHttpConfig {
     pub max_edit_distance: usize,
     /// At most this many supporting tips per value in the evidence (default 5).
     pub max_evidence: usize,
-    /// Requests in flight at once in [`Composer::compose_batch`] (default 4).
+    /// Requests in flight at once in [`Composer::compose_batch`](crate::composer::Composer::compose_batch) (default 4).
     pub concurrency: usize,
     /// Answers larger than this many bytes are refused (default 8 MiB).
     pub max_response_bytes: usize,
