@@ -27,11 +27,11 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Li
 use burn::tensor::activation::{gelu, softmax, softplus};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::composer::HistoryQuery;
+use mspa_core::DAY_MS;
 use mspa_modal::features::AuthorFeatures;
 
-/// Milliseconds in a day.
-const DAY_MS: f64 = 86_400_000.0;
+use crate::composer::HistoryQuery;
+
 /// Logit given to padding keys: low enough for an exact zero after softmax, finite so an
 /// all-padding row stays defined.
 pub(crate) const MASKED: f32 = -1.0e9;

@@ -21,6 +21,7 @@
 //!
 //! It never reads the world's truth: only the dataset's texts and the history's tips.
 
+use mspa_core::DAY_MS;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -77,7 +78,7 @@ impl KeywordLexicon {
 }
 
 /// Lowercased words of a text: runs of alphanumerics, `'` and `-`.
-fn words(text: &str) -> Vec<String> {
+pub(crate) fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
         .filter(|w| !w.is_empty())
         .map(|w| w.to_lowercase())
@@ -184,7 +185,6 @@ struct Tipping {
     rule: TippingRule,
 }
 
-const DAY_MS: f64 = 86_400_000.0;
 const WEEK_MS: f64 = 7.0 * DAY_MS;
 
 /// Index of the bucket of `x` between ascending `thresholds`.

@@ -7,13 +7,10 @@
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mspa_core::TipEvent;
+use mspa_core::{DAY_MS, TipEvent};
 use mspa_modal::features::AuthorFeatures;
 
 use crate::error::{AlignError, Result};
-
-/// Milliseconds in a day.
-const DAY_MS: f64 = 86_400_000.0;
 
 /// Number of user–author tip features (see [`pair_features`]).
 pub const PAIR_FEATURES: usize = 7;

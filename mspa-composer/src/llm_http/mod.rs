@@ -86,6 +86,7 @@ use serde_json::{Map, Value};
 use crate::composer::{ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference};
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
+use crate::template::words;
 
 pub use config::{DEFAULT_INSTRUCTIONS, LlmHttpConfig};
 pub use images::base64_encode;
@@ -197,14 +198,6 @@ fn cut(s: &str, max: usize) -> String {
         out.push_str("...");
         out
     }
-}
-
-/// Lowercased words (alphanumerics, `'`, `-`).
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
 }
 
 /// Whether the word sequence `needle` occurs in `hay`.

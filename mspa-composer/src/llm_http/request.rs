@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mspa_core::{AuthorId, Dataset};
+use mspa_core::{AuthorId, DAY_MS, Dataset};
 use serde_json::{Map, Value, json};
 
 use super::images::{base64_encode, image_mime};
@@ -12,8 +12,6 @@ use super::{LlmHttpComposer, cut};
 use crate::composer::HistoryQuery;
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceSchema};
-
-const DAY_MS: f64 = 86_400_000.0;
 
 /// One history's request, as built.
 pub(super) struct BuiltRequest {
