@@ -366,7 +366,7 @@ impl Report {
         md.push_str("\n## Composer training\n\n");
         let c = &self.composer_training;
         md.push_str(&format!(
-            "{} training pairs of {} users, {} held-out users; {}: the latest training pair of an evaluated user lies {} ms before its validation tip.\n",
+            "{} training pairs of {} users, {} held-out users; {}: the training pair closest to an evaluated user's validation tip lies {} ms before it.\n",
             c["train_pairs"],
             c["train_users"],
             c["heldout_users"],
