@@ -153,7 +153,7 @@ fn run(args: &Args) -> AnyResult<()> {
     };
     let pairs = reference_pairs(
         &dataset,
-        &truth,
+        &truth.references(),
         &mspa::core::Split::leave_last_out(&dataset),
         &pair_config,
     )?;

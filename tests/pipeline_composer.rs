@@ -50,7 +50,7 @@ fn pipeline_composers_fit_on_the_leak_free_pairs_only() {
     let stage =
         fit_composers(&config, &ctx, &truth, &split, &device, &mut |_, _, _, _| {}).unwrap();
 
-    let expected = reference_pairs(&dataset, &truth, &split, &config.pairs).unwrap();
+    let expected = reference_pairs(&dataset, &truth.references(), &split, &config.pairs).unwrap();
     assert_eq!(stage.pairs, expected);
     assert!(!stage.pairs.train.is_empty());
     assert_eq!(stage.nearest.len(), stage.pairs.train.len());

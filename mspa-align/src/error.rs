@@ -57,9 +57,6 @@ pub enum AlignError {
     /// An error of the data layer.
     #[error(transparent)]
     Core(#[from] mspa_core::CoreError),
-    /// An error of the synthetic world (loading the truth for the oracle).
-    #[error(transparent)]
-    Synth(#[from] mspa_core::synth::SynthError),
     /// An error of the media / feature layer.
     #[error(transparent)]
     Modal(#[from] mspa_modal::ModalError),

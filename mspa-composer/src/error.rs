@@ -60,9 +60,6 @@ pub enum ComposerError {
     /// Loading or indexing a dataset failed.
     #[error(transparent)]
     Core(#[from] mspa_core::CoreError),
-    /// The synthetic world's truth could not be used (reading it, unknown user).
-    #[error("synthetic world: {0}")]
-    Synth(#[from] mspa_core::synth::SynthError),
     /// A model checkpoint could not be written or read (a missing or mismatched file, a
     /// wrong format, parameters of other shapes).
     #[error("checkpoint {}: {message}", path.display())]

@@ -7,10 +7,10 @@
 //!   (MiniLM through [`BertEmbedder`]) and the field scores of texts; a hypothesis that
 //!   does not parse counts as all-wrong fields.
 //! * [`reference_pairs`]: the held-out split of users and the training cut points over a
-//!   synthetic world (whose truth renders the reference text at any time), never at or
-//!   after the time a user's evaluation targets begin.
+//!   dataset whose reference texts a function renders at any time (a teacher, or the
+//!   synthetic world's truth handed in by the caller), never at or after the time a
+//!   user's evaluation targets begin.
 
-use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 use mspa_metrics::{BertScoreConfig, bert_score, corpus_bleu, corpus_rouge_l};
 use mspa_modal::text::BertEmbedder;
@@ -349,30 +349,31 @@ pub fn held_back_from(dataset: &Dataset, split: &Split) -> Vec<Option<i64>> {
     from
 }
 
-/// The leak-free held-out protocol over a synthetic world (`dataset` loaded from the
-/// world's directory, `truth` its [`Truth`], `split` the split the recommenders are
-/// evaluated on):
+/// The leak-free held-out protocol over a dataset and a source of reference texts:
+/// `reference(user, t)` is the reference preference text of the user with external id
+/// `user` at time `t` (an error message when there is none), `split` the split the
+/// recommenders are evaluated on.
 ///
 /// * users are held out by a seeded hash of their external id ([`is_heldout`]); the
 ///   composer never trains on them;
-/// * a held-out user gives one pair: its tips strictly before its split time (the time of
-///   its last tip, the test time) and `truth.split_reference(user)`; a user whose only
-///   tip is the last one is kept with an empty history (a cold user);
+/// * a held-out user gives one pair: its tips strictly before its last tip (the test
+///   time) and its reference at that time; a user whose only tip is the last one is kept
+///   with an empty history (a cold user);
 /// * a training user gives pairs only *before the time its tips are held back from*
 ///   ([`held_back_from`]: its earliest validation or test target; the end of its tips for
 ///   a user without targets): its anchor pair at its latest tip before that time, plus up
 ///   to `cuts_per_user - 1` earlier cut points chosen at random (seeded) among its earlier
-///   tips; a pair holds the tips strictly before tip `i` and
-///   `truth.reference_text(user, t_i)`; cut points with no tip before them are skipped.
+///   tips; a pair holds the tips strictly before tip `i` and the reference at `t_i`; cut
+///   points with no tip before them are skipped.
 ///
 /// So no training pair carries a user's preference at or after its validation time: a
 /// composer fitted on `train` cannot pass the latent preference at the validation or
 /// test tip on to the recommender that reads its compositions. Histories are always
-/// strictly before the pair's `at_ms`. Errors when a dataset user is missing from the
-/// truth or the config is out of range.
+/// strictly before the pair's `at_ms`. Errors when `reference` fails for a user or the
+/// config is out of range.
 pub fn reference_pairs(
     dataset: &Dataset,
-    truth: &Truth,
+    reference: &dyn Fn(&str, i64) -> std::result::Result<String, String>,
     split: &Split,
     config: &PairConfig,
 ) -> Result<ReferencePairs> {
@@ -390,17 +391,20 @@ pub fn reference_pairs(
     let mut heldout = Vec::new();
     for user in dataset.users() {
         let ext = dataset.user_external(user).to_string();
-        let missing = || ComposerError::data(format!("user {ext} is not in the world's truth"));
-        let split_ms = truth.split_time_ms(&ext).ok_or_else(missing)?;
+        let text = |t: i64| reference(&ext, t).map_err(ComposerError::data);
         let range = dataset.user_range(user);
         let events = dataset.user_events(user);
+        let Some(last) = events.last() else {
+            continue;
+        };
+        let split_ms = last.timestamp_ms;
         let before = |t: i64| events.partition_point(|e| e.timestamp_ms < t);
         if is_heldout(&ext, config) {
             heldout.push(TrainingPair {
                 user,
                 tips: range.start..range.start + before(split_ms),
                 at_ms: split_ms,
-                reference: truth.split_reference(&ext).ok_or_else(missing)?.to_string(),
+                reference: text(split_ms)?,
             });
             continue;
         }
@@ -410,7 +414,7 @@ pub fn reference_pairs(
         let mut candidates: Vec<usize> = (1..events.len())
             .filter(|&i| {
                 let t = events[i].timestamp_ms;
-                limit.is_none_or(|l| t < l) && t <= split_ms && before(t) > 0
+                limit.is_none_or(|l| t < l) && before(t) > 0
             })
             .collect();
         // Dedupe cut times (ties in time give the same history).
@@ -431,7 +435,7 @@ pub fn reference_pairs(
         cuts.push(anchor);
         for i in cuts {
             let t = events[i].timestamp_ms;
-            let reference = truth.reference_text(&ext, t).ok_or_else(missing)?;
+            let reference = text(t)?;
             train.push(TrainingPair {
                 user,
                 tips: range.start..range.start + before(t),

@@ -183,7 +183,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         ..Default::default()
     };
     let split = Split::leave_last_out(&ds);
-    let pairs = reference_pairs(&ds, &truth, &split, &config).unwrap();
+    let pairs = reference_pairs(&ds, &truth.references(), &split, &config).unwrap();
     let held_back = held_back_from(&ds, &split);
     let schema = PreferenceSchema::synthetic_world();
 
@@ -271,12 +271,12 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
 
     // Deterministic; another seed holds out other users; the fraction's extremes.
     assert_eq!(
-        reference_pairs(&ds, &truth, &split, &config).unwrap(),
+        reference_pairs(&ds, &truth.references(), &split, &config).unwrap(),
         pairs
     );
     let other = reference_pairs(
         &ds,
-        &truth,
+        &truth.references(),
         &split,
         &PairConfig {
             seed: 10,
@@ -288,7 +288,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     assert_ne!(other_held, held_users);
     let none = reference_pairs(
         &ds,
-        &truth,
+        &truth.references(),
         &split,
         &PairConfig {
             heldout_fraction: 0.0,
@@ -307,7 +307,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     }));
     let all = reference_pairs(
         &ds,
-        &truth,
+        &truth.references(),
         &split,
         &PairConfig {
             heldout_fraction: 1.0,
@@ -330,7 +330,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
         },
     ] {
         assert!(matches!(
-            reference_pairs(&ds, &truth, &split, &bad),
+            reference_pairs(&ds, &truth.references(), &split, &bad),
             Err(ComposerError::Config { .. })
         ));
     }
@@ -341,7 +341,13 @@ fn composer_eval_reference_pairs_reject_a_foreign_truth() {
     let (_a, ds, _) = tiny_world(1, 40);
     let (_b, _, small_truth) = tiny_world(2, 10);
     let split = Split::leave_last_out(&ds);
-    let err = reference_pairs(&ds, &small_truth, &split, &PairConfig::default()).unwrap_err();
+    let err = reference_pairs(
+        &ds,
+        &small_truth.references(),
+        &split,
+        &PairConfig::default(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("not in the world's truth"),
         "{err}"
@@ -373,7 +379,7 @@ fn composer_eval_training_pairs_end_before_validation() {
             cuts_per_user: cuts,
             ..Default::default()
         };
-        let pairs = reference_pairs(&ds, &truth, &split, &config).unwrap();
+        let pairs = reference_pairs(&ds, &truth.references(), &split, &config).unwrap();
         assert!(!pairs.train.is_empty());
         for p in &pairs.train {
             if let Some(&v) = valid_time.get(&p.user) {

@@ -329,7 +329,7 @@ fn composer_template_beats_the_constant_baseline_on_a_tiny_world() {
     let truth = Truth::load(dir.path()).unwrap();
     let pairs = reference_pairs(
         &ds,
-        &truth,
+        &truth.references(),
         &mspa_core::Split::leave_last_out(&ds),
         &PairConfig::default(),
     )

@@ -77,7 +77,7 @@ fn trains_and_beats_a_constant_baseline() {
     let schema = PreferenceSchema::synthetic_world();
     let pairs = reference_pairs(
         &dataset,
-        &truth,
+        &truth.references(),
         &mspa_core::Split::leave_last_out(&dataset),
         &PairConfig {
             heldout_fraction: 0.25,

@@ -27,8 +27,9 @@ pub struct ComposerStage {
 }
 
 /// Fits the learned, template and nearest composers on exactly the leak-free training
-/// pairs of `reference_pairs(dataset, truth, split, config.pairs)`: no pair of a user the
-/// recommenders evaluate on lies at or after that user's validation time.
+/// pairs of `reference_pairs(dataset, &truth.references(), split, config.pairs)` (the
+/// world's reference texts reach the composer library as a plain function): no pair of a
+/// user the recommenders evaluate on lies at or after that user's validation time.
 pub fn fit_composers(
     config: &PipelineConfig,
     ctx: &ComposeContext<'_>,
@@ -38,8 +39,8 @@ pub fn fit_composers(
     note: &mut impl FnMut(&str, usize, usize, String),
 ) -> Result<ComposerStage, PipelineError> {
     let schema = PreferenceSchema::synthetic_world();
-    let pairs =
-        reference_pairs(ctx.dataset, truth, split, &config.pairs).map_err(stage_err("compose"))?;
+    let pairs = reference_pairs(ctx.dataset, &truth.references(), split, &config.pairs)
+        .map_err(stage_err("compose"))?;
     note(
         "compose",
         0,

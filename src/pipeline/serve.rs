@@ -90,7 +90,7 @@ impl TrainedModels {
             text_encoder: text_encoder.as_ref(),
         };
         let schema = PreferenceSchema::synthetic_world();
-        let pairs = reference_pairs(dataset, &truth, &split, &config.pairs)
+        let pairs = reference_pairs(dataset, &truth.references(), &split, &config.pairs)
             .map_err(stage_err("compose"))?;
         log(&format!(
             "training the composer on {} pairs",

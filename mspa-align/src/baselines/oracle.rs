@@ -81,7 +81,8 @@ impl Oracle {
 
     /// Loads the truth of the world in `dir` (`truth.json`) and wraps it.
     pub fn load(dir: &Path, dataset: &Dataset) -> Result<Oracle> {
-        Oracle::fit(Truth::load(dir)?, dataset)
+        let truth = Truth::load(dir).map_err(|e| AlignError::data(format!("oracle: {e}")))?;
+        Oracle::fit(truth, dataset)
     }
 
     /// Switches what the oracle ranks by.

@@ -198,6 +198,15 @@ impl Truth {
         Some(self.user(user)?.reference_at(t_ms))
     }
 
+    /// The reference texts as a plain function of (user, time), for code that must not
+    /// know the world (the composers' pairs): an unknown user is an error message.
+    pub fn references(&self) -> impl Fn(&str, i64) -> Result<String, String> + '_ {
+        move |user, t_ms| {
+            self.reference_text(user, t_ms)
+                .ok_or_else(|| format!("user {user} is not in the world's truth"))
+        }
+    }
+
     /// The user's split time: the time of its last tip.
     pub fn split_time_ms(&self, user: &str) -> Option<i64> {
         Some(self.user(user)?.split_time_ms)
