@@ -27,7 +27,6 @@ use mspa::composer::composer::{ComposeContext, Composer, HistoryQuery};
 use mspa::composer::eval::{PairConfig, TextEvaluation, evaluate_texts, reference_pairs};
 use mspa::composer::learned::{LearnedComposer, LearnedComposerConfig};
 use mspa::composer::nearest::NearestComposer;
-use mspa::composer::schema::PreferenceSchema;
 use mspa::composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
 use mspa::core::synth::Truth;
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
@@ -141,7 +140,7 @@ fn run(args: &Args) -> AnyResult<()> {
     let features = extraction.features;
 
     // Pairs and composers.
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = mspa::pipeline::world_schema();
     let ctx = ComposeContext {
         dataset: &dataset,
         features: Some(&features),
@@ -185,7 +184,7 @@ fn run(args: &Args) -> AnyResult<()> {
     )?;
     let template_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let nearest = NearestComposer::fit(&ctx, &pairs.train)?;
+    let nearest = NearestComposer::fit(&schema, &ctx, &pairs.train)?;
     let nearest_seconds = t.elapsed().as_secs_f64();
 
     let mut config = match &args.config {

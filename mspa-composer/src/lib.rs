@@ -7,18 +7,15 @@
 //! the `llm-http` feature, a composer backed by a chat-completions server.
 //!
 //! ```
-//! use mspa_composer::schema::{PreferenceFields, PreferenceSchema};
+//! use mspa_composer::schema::{FieldSpec, PreferenceFields, PreferenceSchema};
 //!
-//! let schema = PreferenceSchema::synthetic_world();
-//! let p = PreferenceFields::from_strs(&[
-//!     &["music", "dance"],
-//!     &["high"],
-//!     &["electronic"],
-//!     &["neon"],
-//!     &["english"],
-//!     &["solo"],
-//!     &["frequent", "generous"],
-//! ]);
+//! let schema = PreferenceSchema::new(vec![
+//!     FieldSpec::list("categories", &["music", "dance", "talk"], 2),
+//!     FieldSpec::list("energy", &["low", "high"], 1),
+//!     FieldSpec::tuple("tipping", &[&["rare", "frequent"], &["modest", "generous"]]),
+//! ])
+//! .unwrap();
+//! let p = PreferenceFields::from_strs(&[&["music", "dance"], &["high"], &["frequent", "generous"]]);
 //! let text = schema.render(&p);
 //! assert!(text.starts_with("categories: music, dance | energy: high"));
 //! assert_eq!(schema.parse(&text).unwrap(), p);

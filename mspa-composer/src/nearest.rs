@@ -122,15 +122,13 @@ pub struct NearestComposer {
 }
 
 impl NearestComposer {
-    /// [`NearestComposer::fit_with`] with the synthetic world's schema and the default
-    /// config.
-    pub fn fit(ctx: &ComposeContext<'_>, train: &[TrainingPair]) -> Result<Self> {
-        Self::fit_with(
-            &PreferenceSchema::synthetic_world(),
-            ctx,
-            train,
-            NearestConfig::default(),
-        )
+    /// [`NearestComposer::fit_with`] with the default config.
+    pub fn fit(
+        schema: &PreferenceSchema,
+        ctx: &ComposeContext<'_>,
+        train: &[TrainingPair],
+    ) -> Result<Self> {
+        Self::fit_with(schema, ctx, train, NearestConfig::default())
     }
 
     /// Represents every training history (features when `ctx.features` is given, else

@@ -114,7 +114,7 @@ fn composer_eval_field_scores_on_hand_made_cases() {
 
 #[test]
 fn composer_eval_texts_bleu_rouge_and_fields() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let refs = vec![
         "categories: music, dance | energy: high | audio: electronic | visuals: neon | language: english | format: solo | tipping: frequent, generous".to_string(),
         "categories: gaming | energy: low | audio: rock | visuals: dark | language: french | format: collab | tipping: rare, modest".to_string(),
@@ -185,7 +185,7 @@ fn composer_eval_reference_pairs_follow_the_protocol() {
     let split = Split::leave_last_out(&ds);
     let pairs = reference_pairs(&ds, &truth.references(), &split, &config).unwrap();
     let held_back = held_back_from(&ds, &split);
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
 
     let held_users: HashSet<_> = pairs.heldout.iter().map(|p| p.user).collect();
     assert_eq!(
@@ -401,4 +401,9 @@ fn composer_eval_training_pairs_end_before_validation() {
             "{evaluated_and_taught}"
         );
     }
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

@@ -54,7 +54,7 @@ fn composer_minilm_embeds_composed_texts() {
     b.push_event(u, a0, 1.0, 0);
     b.push_event(u, a1, 1.0, 10);
     let ds = b.build(None);
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let t = TemplateComposer::fit(
         &schema,
         &KeywordLexicon::synthetic_world(),
@@ -103,7 +103,7 @@ fn composer_minilm_embeds_composed_texts() {
 #[test]
 fn composer_minilm_bertscore_in_text_evaluation() {
     let Some(bert) = embedder() else { return };
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let refs = vec![
         "categories: music, dance | energy: high | audio: electronic | visuals: neon | language: english | format: solo | tipping: frequent, generous".to_string(),
         "categories: gaming | energy: low | audio: rock | visuals: dark | language: french | format: collab | tipping: rare, modest".to_string(),
@@ -116,4 +116,9 @@ fn composer_minilm_bertscore_in_text_evaluation() {
     let f1s = swapped.bertscore_f1.unwrap();
     assert!(f1s < f1 && f1s > 0.5, "{f1s}");
     eprintln!("BERTScore F1: identical {f1:.4}, swapped {f1s:.4}");
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

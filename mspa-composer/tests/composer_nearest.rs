@@ -73,7 +73,7 @@ fn composer_nearest_copies_the_most_similar_history() {
         pair(&ds, 2, reference("gaming")),
         pair(&ds, 0, reference("dance")),
     ];
-    let n = NearestComposer::fit(&ctx, &train).unwrap();
+    let n = NearestComposer::fit(&world_schema(), &ctx, &train).unwrap();
     assert_eq!(n.name(), "nearest");
     assert_eq!(n.representation(), Representation::AuthorIds);
     assert_eq!(n.len(), 4);
@@ -89,7 +89,7 @@ fn composer_nearest_copies_the_most_similar_history() {
     assert!((s - 1.0).abs() < 1e-6);
     let p = n.compose(&ctx, q).unwrap();
     assert_eq!(p.text, reference("music"));
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     assert_eq!(p.fields, schema.parse(&p.text).unwrap());
     assert_eq!(p.embedding, schema.multi_hot(&p.fields));
     assert!(p.evidence.iter().all(|e| e.tips == [0]));
@@ -196,7 +196,7 @@ fn composer_nearest_uses_features_when_given() {
         pair(&ds, 0, reference("music")),
         pair(&ds, 2, reference("gaming")),
     ];
-    let n = NearestComposer::fit(&ctx, &train).unwrap();
+    let n = NearestComposer::fit(&world_schema(), &ctx, &train).unwrap();
     assert_eq!(n.representation(), Representation::Features([2, 2, 2]));
     // a1 was never tipped in training, but its features match a0's.
     let q_tips = [tip(1, 1.0, DAY)];
@@ -222,7 +222,7 @@ fn composer_nearest_uses_features_when_given() {
         features: None,
         text_encoder: None,
     };
-    let by_id = NearestComposer::fit(&ids, &train).unwrap();
+    let by_id = NearestComposer::fit(&world_schema(), &ids, &train).unwrap();
     let q_tips = [tip(1, 1.0, DAY)];
     let q = HistoryQuery {
         tips: &q_tips,
@@ -240,7 +240,7 @@ fn composer_nearest_uses_features_when_given() {
         features: Some(short),
         text_encoder: None,
     };
-    assert!(NearestComposer::fit(&bad, &train).is_err());
+    assert!(NearestComposer::fit(&world_schema(), &bad, &train).is_err());
     assert!(n.compose(&bad, q).is_err());
     let mut mixed = feats.clone();
     mixed[2].text = vec![0.0; 5];
@@ -249,7 +249,7 @@ fn composer_nearest_uses_features_when_given() {
         features: Some(&mixed),
         text_encoder: None,
     };
-    assert!(NearestComposer::fit(&bad, &train).is_err());
+    assert!(NearestComposer::fit(&world_schema(), &bad, &train).is_err());
 }
 
 #[test]
@@ -261,27 +261,27 @@ fn composer_nearest_rejects_bad_training_data() {
         text_encoder: None,
     };
     assert!(matches!(
-        NearestComposer::fit(&ctx, &[]),
+        NearestComposer::fit(&world_schema(), &ctx, &[]),
         Err(ComposerError::Data { .. })
     ));
     let bad_ref = vec![pair(&ds, 0, "categories: music".into())];
-    let err = NearestComposer::fit(&ctx, &bad_ref).unwrap_err();
+    let err = NearestComposer::fit(&world_schema(), &ctx, &bad_ref).unwrap_err();
     assert!(err.to_string().contains("training pair 0"), "{err}");
     let mut out_of_range = pair(&ds, 0, reference("music"));
     out_of_range.tips = 3..99;
-    assert!(NearestComposer::fit(&ctx, &[out_of_range]).is_err());
+    assert!(NearestComposer::fit(&world_schema(), &ctx, &[out_of_range]).is_err());
     let bad_config = NearestConfig {
         half_life_days: -1.0,
         ..Default::default()
     };
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let train = [pair(&ds, 0, reference("music"))];
     assert!(matches!(
         NearestComposer::fit_with(&schema, &ctx, &train, bad_config),
         Err(ComposerError::Config { .. })
     ));
     // A tip naming an author the dataset does not have.
-    let n = NearestComposer::fit(&ctx, &train).unwrap();
+    let n = NearestComposer::fit(&world_schema(), &ctx, &train).unwrap();
     let q_tips = [tip(77, 1.0, DAY)];
     let q = HistoryQuery {
         tips: &q_tips,
@@ -315,7 +315,7 @@ fn composer_nearest_on_a_tiny_world() {
         &PairConfig::default(),
     )
     .unwrap();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     // Stand-in features for the test: one-hot latent attributes per modality, as a
     // perfect encoder would give (the composer itself never sees the truth).
     let feats: Vec<AuthorFeatures> = ds
@@ -355,7 +355,7 @@ fn composer_nearest_on_a_tiny_world() {
             features,
             text_encoder: None,
         };
-        let n = NearestComposer::fit(&ctx, &pairs.train).unwrap();
+        let n = NearestComposer::fit(&world_schema(), &ctx, &pairs.train).unwrap();
         // A training history finds itself (or an identical one).
         for (i, p) in pairs.train.iter().enumerate() {
             let (j, s) = n.nearest(&ctx, &p.query(&ds)).unwrap().unwrap();
@@ -393,4 +393,9 @@ fn composer_nearest_on_a_tiny_world() {
         );
         assert_eq!(n.compose_batch(&ctx, &queries).unwrap(), composed);
     }
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

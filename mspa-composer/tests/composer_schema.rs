@@ -97,7 +97,7 @@ fn other_schema() -> PreferenceSchema {
 
 #[test]
 fn composer_schema_matches_the_synthetic_world_grammar() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
@@ -142,10 +142,7 @@ fn composer_schema_matches_the_synthetic_world_grammar() {
 
 #[test]
 fn composer_schema_round_trips_random_preferences() {
-    for (seed, schema) in [
-        (1u64, PreferenceSchema::synthetic_world()),
-        (2, other_schema()),
-    ] {
+    for (seed, schema) in [(1u64, world_schema()), (2, other_schema())] {
         let mut rng = Rng(seed);
         for case in 0..3000 {
             let unknown = if case % 2 == 0 { 0.0 } else { 0.3 };
@@ -187,7 +184,7 @@ fn composer_schema_round_trips_random_preferences() {
 
 #[test]
 fn composer_schema_keeps_unknown_values() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let text = "categories: jazz, music | energy: very high | audio: electronic | visuals: neon | \
                 language: klingon | format: solo | tipping: sometimes, generous";
     let p = schema.parse(text).unwrap();
@@ -217,7 +214,7 @@ fn composer_schema_keeps_unknown_values() {
 
 #[test]
 fn composer_schema_parse_errors_say_where_and_why() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let good = "categories: music | energy: high | audio: rock | visuals: neon | language: english | format: solo | tipping: rare, modest";
     assert!(schema.parse(good).is_ok());
     let at = |needle: &str| good.find(needle).unwrap();
@@ -324,7 +321,7 @@ fn composer_schema_parse_errors_say_where_and_why() {
 
 #[test]
 fn composer_schema_tokens_are_field_scoped() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     // 3 specials; lists: values + unk + end; tipping: 2 slots of 3 values + unk.
     assert_eq!(
         schema.vocab_size(),
@@ -459,10 +456,10 @@ fn random_walks(schema: &PreferenceSchema, seed: u64, walks: usize) {
 
 #[test]
 fn composer_schema_grammar_walks_always_parse() {
-    random_walks(&PreferenceSchema::synthetic_world(), 11, 3000);
+    random_walks(&world_schema(), 11, 3000);
     random_walks(&other_schema(), 12, 3000);
     // The start state allows exactly the first field's values.
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let start = schema.grammar().allowed(&schema);
     assert_eq!(start, (3..11).collect::<Vec<u32>>());
     assert!(!start.contains(&schema.unk_token(0, 0)));
@@ -480,7 +477,7 @@ fn composer_schema_reads_json_config_and_rejects_bad_ones() {
     // serde directly, too.
     let via_serde: PreferenceSchema = serde_json::from_str(&schema.to_json()).unwrap();
     assert_eq!(via_serde, schema);
-    let json = serde_json::to_string(&PreferenceSchema::synthetic_world()).unwrap();
+    let json = serde_json::to_string(&world_schema()).unwrap();
     assert!(json.contains(r#""type":"list""#), "{json}");
 
     let bad = [
@@ -521,4 +518,9 @@ fn composer_schema_reads_json_config_and_rejects_bad_ones() {
     }
     let missing = PreferenceSchema::from_json_file(dir.path().join("nope.json")).unwrap_err();
     assert!(matches!(missing, ComposerError::Io { .. }), "{missing:?}");
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

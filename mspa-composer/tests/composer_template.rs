@@ -59,7 +59,7 @@ fn train_refs(schema: &PreferenceSchema) -> Vec<PreferenceFields> {
 #[test]
 fn composer_template_reads_keywords_amounts_and_recency() {
     let ds = hand_made();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let lexicon = KeywordLexicon::synthetic_world();
     let refs = train_refs(&schema);
     let t = TemplateComposer::fit(&schema, &lexicon, &refs, TemplateConfig::default()).unwrap();
@@ -193,7 +193,7 @@ fn composer_template_reads_keywords_amounts_and_recency() {
 
 #[test]
 fn composer_template_checks_its_config() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let refs = train_refs(&schema);
     let mut lexicon = KeywordLexicon::default();
     lexicon
@@ -334,7 +334,7 @@ fn composer_template_beats_the_constant_baseline_on_a_tiny_world() {
         &PairConfig::default(),
     )
     .unwrap();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let refs: Vec<PreferenceFields> = pairs
         .train
         .iter()
@@ -403,4 +403,9 @@ fn composer_template_beats_the_constant_baseline_on_a_tiny_world() {
         "held-out ({} users): BLEU-4 {:.2}  ROUGE-L {:.3}  field F1 {:.3}",
         e1.n, e1.bleu4, e1.rouge_l, e1.field_f1
     );
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

@@ -20,7 +20,7 @@ use learned_support::{attribute_features, prefix_pairs, split_pairs, tiny_world}
 /// A randomly initialised one-layer BERT with a word-level vocabulary of the schema's
 /// words (stands in for MiniLM, whose weights the tests do not download).
 fn tiny_text_encoder(dir: &std::path::Path) -> BertEmbedder {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "|", ":", ","]
         .iter()
         .map(|s| s.to_string())
@@ -74,7 +74,7 @@ fn trains_and_beats_a_constant_baseline() {
         features: Some(&features),
         text_encoder: None,
     };
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let pairs = reference_pairs(
         &dataset,
         &truth.references(),
@@ -190,7 +190,7 @@ fn save_load_and_resume() {
         features: Some(&features),
         text_encoder: None,
     };
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let users: Vec<usize> = (0..12).collect();
     let train = prefix_pairs(&dataset, &truth, &users);
     let device = Device::flex();
@@ -297,7 +297,7 @@ fn errors_name_the_problem() {
         features: Some(&features),
         text_encoder: None,
     };
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let device = Device::flex();
     let train = split_pairs(&dataset, &truth);
     let fit = |config: LearnedComposerConfig, ctx: &ComposeContext<'_>, pairs: &[TrainingPair]| {
@@ -342,4 +342,9 @@ fn config_reads_partial_json() {
         serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     assert_eq!(back.encoder.d_model, 16);
     assert_eq!(back.generator.layers, c.generator.layers);
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

@@ -183,7 +183,7 @@ fn cold_users_get_the_learned_cold_vector() {
     assert_eq!(&pooled[16..32], cold.as_slice());
     assert!(values(out.weights).iter().all(|&x| x == 0.0));
     // A cold user also decodes (the pooled slot of the memory is always attendable).
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let gen_ = generator(&schema, &device);
     let batch = HistoryBatch::build(&feats, &queries, 16, &device);
     let mem = gen_.memory(&enc.forward(&batch), &batch.mask);
@@ -200,7 +200,7 @@ fn cold_users_get_the_learned_cold_vector() {
 fn constrained_decoding_always_parses_untrained() {
     let device = Device::flex();
     let feats = features(12);
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let histories: Vec<Vec<TipEvent>> = (0..6)
         .map(|u| {
             tips(
@@ -254,7 +254,7 @@ fn constrained_decoding_always_parses_untrained() {
 fn beam_scores_match_teacher_forcing_and_beat_greedy() {
     let device = Device::flex();
     let feats = features(12);
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let histories: Vec<Vec<TipEvent>> = (0..8)
         .map(|u| {
             tips(
@@ -355,4 +355,9 @@ fn a_strong_decay_puts_the_weight_on_recent_tips() {
         .init(&device);
     let w = values(weak.forward(&batch).weights);
     assert!(w[5] < 0.5, "without decay the weight spreads: {w:?}");
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

@@ -305,7 +305,7 @@ fn b64_decode(s: &str) -> Vec<u8> {
 #[test]
 fn llm_http_valid_answer_and_request_contents() {
     let (_dir, ds) = world();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let (answer, expected_text) = valid_answer(&schema);
     let server = Server::start(vec![ok(&answer)]);
     let cfg = LlmHttpConfig {
@@ -463,7 +463,7 @@ fn llm_http_valid_answer_and_request_contents() {
 #[test]
 fn llm_http_repairs_a_sloppy_answer() {
     let (_dir, ds) = world();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let sloppy = "Sure! Here is the viewer's preference:\n```json\n{\n  \"Categories \": [\"MUSIC\", \" Dance\", \"cooking\", \"music\"],\n  \"energy\": \"High\",\n  \"audio\": [\"electronica\"],\n  \"visuals\": [\"glitter\"],\n  \"language\": [\"englsh\"],\n  \"mood\": [\"happy\"],\n  \"tipping\": [\"Frequent\", \"generous\", \"extra\"]\n}\n```\nHope this helps {not json}.";
     let server = Server::start(vec![ok(sloppy)]);
     let mut cfg = config(&server);
@@ -605,7 +605,7 @@ fn llm_http_repairs_a_sloppy_answer() {
 #[test]
 fn llm_http_retries_429_with_retry_after_and_5xx_with_backoff() {
     let (_dir, ds) = world();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let (answer, text) = valid_answer(&schema);
     let (_, query) = busiest(&ds);
 
@@ -720,7 +720,7 @@ fn llm_http_silent_server_times_out_without_hanging() {
         backoff_base_s: 0.01,
         ..config(&server)
     };
-    let composer = LlmHttpComposer::new(cfg, PreferenceSchema::synthetic_world()).unwrap();
+    let composer = LlmHttpComposer::new(cfg, world_schema()).unwrap();
     let t = Instant::now();
     let err = composer.compose(&ctx(&ds), query).unwrap_err();
     let took = t.elapsed();
@@ -754,7 +754,7 @@ fn llm_http_silent_server_times_out_without_hanging() {
         timeout_s: 1.0,
         ..LlmHttpConfig::default()
     };
-    let composer = LlmHttpComposer::new(cfg, PreferenceSchema::synthetic_world()).unwrap();
+    let composer = LlmHttpComposer::new(cfg, world_schema()).unwrap();
     let t = Instant::now();
     let err = composer.compose(&ctx(&ds), query).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(3));
@@ -785,7 +785,7 @@ fn llm_http_401_fails_at_once() {
         max_retries: 3,
         ..config(&server)
     };
-    let composer = LlmHttpComposer::new(cfg, PreferenceSchema::synthetic_world()).unwrap();
+    let composer = LlmHttpComposer::new(cfg, world_schema()).unwrap();
     let err = composer.compose(&ctx(&ds), query).unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -810,7 +810,7 @@ fn llm_http_401_fails_at_once() {
 #[test]
 fn llm_http_reads_chunked_answers_and_batches() {
     let (_dir, ds) = world();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let (answer, text) = valid_answer(&schema);
     let (_, query) = busiest(&ds);
     let server = Server::start(vec![ok_chunked(&answer)]);
@@ -863,7 +863,7 @@ fn llm_http_reads_chunked_answers_and_batches() {
 
 #[test]
 fn llm_http_config_errors() {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let bad = |cfg: LlmHttpConfig, field: &str| match LlmHttpComposer::new(cfg, schema.clone()) {
         Err(ComposerError::Config { field: f, message }) => {
             assert_eq!(f, field, "{message}");
@@ -916,4 +916,9 @@ fn llm_http_config_errors() {
     let partial: LlmHttpConfig = serde_json::from_str("{\"model\": \"llama3\"}").unwrap();
     assert_eq!(partial.model, "llama3");
     assert_eq!(partial.max_retries, LlmHttpConfig::default().max_retries);
+}
+
+/// The synthetic world's reference grammar as a schema (the world publishes it as JSON).
+fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json()).unwrap()
 }

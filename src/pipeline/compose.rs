@@ -12,7 +12,7 @@ use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
 use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 
-use super::{PipelineConfig, PipelineError, stage_err};
+use super::{PipelineConfig, PipelineError, stage_err, world_schema};
 
 /// The three composers and the pairs they were fitted on.
 pub struct ComposerStage {
@@ -38,7 +38,7 @@ pub fn fit_composers(
     device: &Device,
     note: &mut impl FnMut(&str, usize, usize, String),
 ) -> Result<ComposerStage, PipelineError> {
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let pairs = reference_pairs(ctx.dataset, &truth.references(), split, &config.pairs)
         .map_err(stage_err("compose"))?;
     note(
@@ -63,7 +63,7 @@ pub fn fit_composers(
         TemplateConfig::default(),
     )
     .map_err(stage_err("compose"))?;
-    let nearest = NearestComposer::fit(ctx, &pairs.train).map_err(stage_err("compose"))?;
+    let nearest = NearestComposer::fit(&schema, ctx, &pairs.train).map_err(stage_err("compose"))?;
     let learned = LearnedComposer::fit(
         config.composer.clone(),
         &schema,

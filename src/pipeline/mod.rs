@@ -195,7 +195,7 @@ pub fn run(
     // 3. Composers: fit on training users before their validation time, evaluate on
     // held-out users.
     let t = Instant::now();
-    let schema = PreferenceSchema::synthetic_world();
+    let schema = world_schema();
     let ctx = ComposeContext {
         dataset: &dataset,
         features: Some(&features),
@@ -428,6 +428,13 @@ pub fn run_seeds(
             Ok(combined)
         }
     }
+}
+
+/// The preference schema of the synthetic world's reference texts, from the grammar the
+/// world publishes ([`mspa_core::synth::reference::schema_json`]).
+pub fn world_schema() -> PreferenceSchema {
+    PreferenceSchema::from_json(&mspa_core::synth::reference::schema_json())
+        .expect("the world's grammar is a valid schema")
 }
 
 pub(crate) fn epoch_message(r: &EpochReport) -> String {

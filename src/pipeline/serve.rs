@@ -7,7 +7,6 @@ use mspa_align::mspa::{ComposedText, MspaRecommender, TextPreferences, fit_mspa}
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
 use mspa_composer::eval::reference_pairs;
 use mspa_composer::learned::LearnedComposer;
-use mspa_composer::schema::PreferenceSchema;
 use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::AuthorFeatures;
@@ -15,6 +14,7 @@ use mspa_modal::text::BertEmbedder;
 
 use super::{
     PipelineConfig, PipelineError, compose_preferences, epoch_message, extract_features, stage_err,
+    world_schema,
 };
 
 /// A trained learned composer and MSPA, with what they need to serve one user: the
@@ -89,7 +89,7 @@ impl TrainedModels {
             features: Some(&features),
             text_encoder: text_encoder.as_ref(),
         };
-        let schema = PreferenceSchema::synthetic_world();
+        let schema = world_schema();
         let pairs = reference_pairs(dataset, &truth.references(), &split, &config.pairs)
             .map_err(stage_err("compose"))?;
         log(&format!(

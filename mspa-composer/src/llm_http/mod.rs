@@ -47,13 +47,14 @@
 //!
 //! ```no_run
 //! use mspa_composer::llm_http::{LlmHttpComposer, LlmHttpConfig};
-//! use mspa_composer::schema::PreferenceSchema;
+//! use mspa_composer::schema::{FieldSpec, PreferenceSchema};
 //! let config = LlmHttpConfig {
 //!     base_url: "http://127.0.0.1:8000/v1".into(),
 //!     model: "Qwen/Qwen2.5-VL-7B-Instruct".into(),
 //!     ..LlmHttpConfig::default()
 //! };
-//! let composer = LlmHttpComposer::new(config, PreferenceSchema::synthetic_world()).unwrap();
+//! let schema = PreferenceSchema::new(vec![FieldSpec::list("categories", &["music", "talk"], 2)]).unwrap();
+//! let composer = LlmHttpComposer::new(config, schema).unwrap();
 //! # let _ = composer;
 //! ```
 //!

@@ -17,8 +17,9 @@
 //! (a generator or an external MLLM may invent them; scoring counts them as wrong), and
 //! reports every grammar violation with the byte offset where it starts.
 //!
-//! [`PreferenceSchema::synthetic_world`] is exactly the grammar of the synthetic world's
-//! reference texts (`mspa_core::synth::reference`):
+//! The schema is configuration: a JSON spec ([`PreferenceSchema::from_json`]), a file,
+//! or fields built in code. A synthetic world publishes the grammar of its reference
+//! texts in that form, for example
 //! `categories: music, dance | energy: high | audio: electronic | visuals: neon |
 //! language: english | format: solo | tipping: frequent, generous`.
 //!
@@ -35,15 +36,20 @@
 //!
 //! ```
 //! use mspa_composer::schema::PreferenceSchema;
-//! let schema = PreferenceSchema::synthetic_world();
-//! let text = "categories: music, dance | energy: high | audio: electronic | visuals: neon | \
-//!             language: english | format: solo | tipping: frequent, generous";
+//! let schema = PreferenceSchema::from_json(
+//!     r#"{"fields": [
+//!         {"name": "categories", "kind": {"type": "list", "values": ["music", "dance", "talk"], "max": 2}},
+//!         {"name": "tipping", "kind": {"type": "tuple", "slots": [["rare", "frequent"], ["modest", "generous"]]}}
+//!     ]}"#,
+//! )
+//! .unwrap();
+//! let text = "categories: music, dance | tipping: frequent, generous";
 //! let p = schema.parse(text).unwrap();
 //! assert_eq!(schema.render(&p), text);
 //! let tokens = schema.encode(&p);
 //! assert_eq!(schema.decode(&tokens).unwrap(), p);
-//! let err = schema.parse("categories: music | energy high").unwrap_err();
-//! assert!(err.to_string().contains("byte 26"), "{err}");
+//! let err = schema.parse("categories: music | tipping frequent").unwrap_err();
+//! assert!(err.to_string().contains("byte 27"), "{err}");
 //! ```
 //!
 //! # Files
@@ -112,7 +118,7 @@ impl PreferenceFields {
 
 /// The preference schema: fields, vocabularies, text grammar and token vocabulary.
 ///
-/// Build it with [`PreferenceSchema::new`] (checked), [`PreferenceSchema::synthetic_world`]
+/// Build it with [`PreferenceSchema::new`] (checked), [`PreferenceSchema::from_json`]
 /// or [`PreferenceSchema::from_json_file`]; serde reads and writes `{"fields": [...]}` and
 /// checks the fields on reading. Treat `fields` as read-only: the token tables are built
 /// from it once (build a new schema to change it).
@@ -300,18 +306,12 @@ impl PreferenceSchema {
         })
     }
 
-    /// Exactly the grammar of `mspa_core::synth`'s reference texts: `categories`,
-    /// `energy`, `audio`, `visuals`, `language`, `format` (lists of at most 2, values in
-    /// the world's order) and `tipping` (a tuple: frequency, generosity).
-    pub fn synthetic_world() -> Self {
-        use mspa_core::synth::Field;
-        use mspa_core::synth::reference::{FREQUENCIES, GENEROSITIES};
-        let mut fields: Vec<FieldSpec> = Field::ALL
-            .iter()
-            .map(|f| FieldSpec::list(f.name(), f.values(), 2))
-            .collect();
-        fields.push(FieldSpec::tuple("tipping", &[&FREQUENCIES, &GENEROSITIES]));
-        PreferenceSchema::new(fields).expect("the synthetic world's grammar is a valid schema")
+    /// Reads a schema from JSON text (`{"fields": [{"name": ..., "kind": {"type":
+    /// "list", "values": [...], "max": 2}}, ...]}`).
+    pub fn from_json(text: &str) -> Result<Self> {
+        let spec: SchemaSpec = serde_json::from_str(text)
+            .map_err(|e| ComposerError::data(format!("schema JSON: {e}")))?;
+        PreferenceSchema::new(spec.fields)
     }
 
     /// Reads a schema from a JSON file (`{"fields": [{"name": ..., "kind": {"type":

@@ -53,6 +53,27 @@ fn bucket(x: f64, thresholds: [f64; 2]) -> usize {
     }
 }
 
+/// The grammar as a preference-schema spec in JSON (`{"fields": [{"name", "kind":
+/// {"type": "list", "values", "max"} | {"type": "tuple", "slots"}}]}`), the form
+/// composers read their schema from: six list fields of at most two values and the
+/// `tipping` tuple.
+pub fn schema_json() -> String {
+    let mut fields: Vec<serde_json::Value> = Field::ALL
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name(),
+                "kind": {"type": "list", "values": f.values(), "max": 2},
+            })
+        })
+        .collect();
+    fields.push(serde_json::json!({
+        "name": "tipping",
+        "kind": {"type": "tuple", "slots": [FREQUENCIES, GENEROSITIES]},
+    }));
+    serde_json::json!({ "fields": fields }).to_string()
+}
+
 /// The values a field lists for `weights`: strongest first, the second when it reaches
 /// [`SECOND_VALUE_MIN`].
 pub fn listed_values(field: Field, weights: &[f64]) -> Vec<&'static str> {
