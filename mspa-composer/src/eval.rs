@@ -11,6 +11,7 @@
 //!   synthetic world's truth handed in by the caller), never at or after the time a
 //!   user's evaluation targets begin.
 
+use mspa_core::rng::{fnv1a, mix64, unit_f64};
 use mspa_core::{Dataset, Split};
 use mspa_metrics::{BertScoreConfig, bert_score, corpus_bleu, corpus_rouge_l};
 use mspa_modal::text::BertEmbedder;
@@ -308,32 +309,9 @@ pub struct ReferencePairs {
     pub heldout: Vec<TrainingPair>,
 }
 
-/// SplitMix64 finaliser.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a of a string (stable across platforms and Rust versions).
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
-
-/// A uniform number in [0, 1) from a hash.
-fn unit(h: u64) -> f64 {
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Whether the user with external id `user` is held out under `config`.
 pub fn is_heldout(user: &str, config: &PairConfig) -> bool {
-    unit(mix64(fnv1a(user) ^ mix64(config.seed))) < config.heldout_fraction
+    unit_f64(mix64(fnv1a(user) ^ mix64(config.seed))) < config.heldout_fraction
 }
 
 /// The time from which a user's tips are held back from every model: its earliest

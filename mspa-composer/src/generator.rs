@@ -90,13 +90,13 @@ impl GeneratorConfig {
             panic!("GeneratorConfig: {e}");
         }
         let d = self.d_model;
-        let mut init = SeededInit::new(self.seed, 2);
+        let mut init = SeededInit::salted(self.seed, 2);
         let norm = || LayerNormConfig::new(d).init(device);
         let dropout = || DropoutConfig::new(self.dropout).init();
         PreferenceGenerator {
             tokens: init.embedding(self.vocab_size, d, 0.1, device),
             positions: init.embedding(self.max_len, d, 0.1, device),
-            memory_proj: init.linear(self.d_memory, d, true, device),
+            memory_proj: init.linear(self.d_memory, d, true, 1.0, device),
             memory_norm: norm(),
             layers: (0..self.layers)
                 .map(|_| DecoderLayer {
@@ -116,7 +116,7 @@ impl GeneratorConfig {
                 })
                 .collect(),
             norm: norm(),
-            head: init.linear(d, self.vocab_size, true, device),
+            head: init.linear(d, self.vocab_size, true, 1.0, device),
             dropout: dropout(),
         }
     }

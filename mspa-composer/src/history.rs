@@ -23,12 +23,13 @@ use std::ops::Range;
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, softmax, softplus};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use mspa_core::DAY_MS;
 use mspa_modal::features::AuthorFeatures;
+pub(crate) use mspa_modal::init::SeededInit;
 
 use crate::composer::HistoryQuery;
 
@@ -190,88 +191,6 @@ impl HistoryBatch {
     }
 }
 
-/// A deterministic parameter initializer (splitmix64 + Box–Muller), so that the same seed
-/// gives the same model on every device and in every thread, whatever else uses the
-/// device's random generator.
-#[derive(Clone, Debug)]
-pub(crate) struct SeededInit {
-    state: u64,
-}
-
-impl SeededInit {
-    /// A stream for `seed`; `salt` separates the streams of different modules.
-    pub(crate) fn new(seed: u64, salt: u64) -> Self {
-        SeededInit {
-            state: seed ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x2545_F491_4F6C_DD1D,
-        }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal_vec(&mut self, n: usize, std: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let (u1, u2) = (self.uniform(), self.uniform());
-                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
-            })
-            .collect()
-    }
-
-    fn uniform_vec(&mut self, n: usize, k: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| ((self.uniform() * 2.0 - 1.0) * k) as f32)
-            .collect()
-    }
-
-    /// A linear layer, weights and bias `U(−1/√in, 1/√in)` (PyTorch's default).
-    pub(crate) fn linear(
-        &mut self,
-        d_in: usize,
-        d_out: usize,
-        bias: bool,
-        device: &Device,
-    ) -> Linear {
-        let k = 1.0 / (d_in.max(1) as f64).sqrt();
-        let weight = Param::from_data(
-            TensorData::new(self.uniform_vec(d_in * d_out, k), [d_in, d_out]),
-            device,
-        );
-        let bias = bias.then(|| {
-            Param::from_data(TensorData::new(self.uniform_vec(d_out, k), [d_out]), device)
-        });
-        Linear { weight, bias }
-    }
-
-    /// An embedding table with `N(0, std²)` entries.
-    pub(crate) fn embedding(&mut self, n: usize, d: usize, std: f64, device: &Device) -> Embedding {
-        Embedding {
-            weight: Param::from_data(TensorData::new(self.normal_vec(n * d, std), [n, d]), device),
-        }
-    }
-
-    /// A free parameter with `N(0, std²)` entries.
-    pub(crate) fn param<const D: usize>(
-        &mut self,
-        shape: [usize; D],
-        std: f64,
-        device: &Device,
-    ) -> Param<Tensor<D>> {
-        let n = shape.iter().product();
-        Param::from_data(TensorData::new(self.normal_vec(n, std), shape), device)
-    }
-}
-
 /// A parameter holding given constant values (e.g. a scalar weight's starting value).
 pub(crate) fn constant_param(values: Vec<f32>, device: &Device) -> Param<Tensor<1>> {
     let n = values.len();
@@ -305,10 +224,10 @@ impl Attention {
         device: &Device,
     ) -> Self {
         Attention {
-            query: init.linear(d, d, true, device),
-            key: init.linear(d, d, true, device),
-            value: init.linear(d, d, true, device),
-            output: init.linear(d, d, true, device),
+            query: init.linear(d, d, true, 1.0, device),
+            key: init.linear(d, d, true, 1.0, device),
+            value: init.linear(d, d, true, 1.0, device),
+            output: init.linear(d, d, true, 1.0, device),
             dropout: DropoutConfig::new(dropout).init(),
             heads,
         }
@@ -383,8 +302,8 @@ impl FeedForward {
         device: &Device,
     ) -> Self {
         FeedForward {
-            up: init.linear(d, d_ff, true, device),
-            down: init.linear(d_ff, d, true, device),
+            up: init.linear(d, d_ff, true, 1.0, device),
+            down: init.linear(d_ff, d, true, 1.0, device),
             dropout: DropoutConfig::new(dropout).init(),
         }
     }
@@ -485,12 +404,12 @@ impl HistoryEncoderConfig {
             panic!("HistoryEncoderConfig: {e}");
         }
         let d = self.d_model;
-        let mut init = SeededInit::new(self.seed, 1);
+        let mut init = SeededInit::salted(self.seed, 1);
         let norm = || LayerNormConfig::new(d).init(device);
         let modalities = self
             .feature_dims
             .iter()
-            .map(|&dim| (dim > 0).then(|| init.linear(dim, d, true, device)))
+            .map(|&dim| (dim > 0).then(|| init.linear(dim, d, true, 1.0, device)))
             .collect::<Vec<_>>();
         let [visual, audio, text]: [Option<Linear>; 3] =
             modalities.try_into().expect("three modalities");
@@ -501,7 +420,7 @@ impl HistoryEncoderConfig {
             audio,
             text,
             missing: init.param([3, d], 0.1, device),
-            scalars: init.linear(3, d, true, device),
+            scalars: init.linear(3, d, true, 1.0, device),
             norm_in: norm(),
             layers: (0..self.layers)
                 .map(|_| TipLayer {
@@ -513,7 +432,7 @@ impl HistoryEncoderConfig {
                 })
                 .collect(),
             norm_out: norm(),
-            score: init.linear(d, 1, true, device),
+            score: init.linear(d, 1, true, 1.0, device),
             w_amount: constant_param(vec![0.5], device),
             w_repeat: constant_param(vec![0.5], device),
             decay: constant_param(vec![decay], device),

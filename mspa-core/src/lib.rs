@@ -8,6 +8,7 @@
 //! * [`split`]: leak-free leave-last-out and global time splits, with repeat/new targets;
 //! * [`NegativeSampler`]: uniform and popularity-weighted negatives, never a positive;
 //! * [`DatasetStats`]: what `dataset_stats` prints;
+//! * [`rng`]: the one seeded stream (SplitMix64) every crate shuffles and initialises with;
 //! * [`synth`]: the synthetic live-stream world.
 //!
 //! ```
@@ -31,6 +32,7 @@ pub mod fs;
 pub mod ids;
 pub mod loaders;
 pub mod negative;
+pub mod rng;
 pub mod split;
 pub mod stats;
 pub mod synth;

@@ -7,6 +7,7 @@
 //!   safetensors (all-MiniLM-L6-v2), also the `TokenEmbedder` behind BERTScore.
 //! * [`encoders`]: convolutional visual and audio encoders.
 //! * [`features`]: [`features::AuthorFeatures`], batch extraction and the feature store.
+//! * [`init`]: seeded parameter initialisation shared by every model of the workspace.
 //! * [`pretrain`]: cross-modal contrastive (InfoNCE) pretraining of the encoders.
 
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod encoders;
 pub mod error;
 pub mod features;
 pub mod frames;
+pub mod init;
 pub mod pretrain;
 pub mod text;
 

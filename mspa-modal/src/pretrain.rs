@@ -14,6 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mspa_core::rng::SplitMix64;
 
 use crate::encoders::{AudioEncoder, AudioEncoderConfig, VisualEncoder, VisualEncoderConfig};
 use crate::error::{ModalError, Result};
@@ -220,10 +221,10 @@ pub fn pretrain(
     let mut model = model.fork(&ad_device).train();
     let mut optim = AdamWConfig::new().init();
     let mut order: Vec<usize> = (0..samples.len()).collect();
-    let mut state = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut rng = SplitMix64::new(config.seed);
     let mut curve = Vec::with_capacity(config.epochs);
     for epoch in 0..config.epochs {
-        shuffle(&mut order, &mut state);
+        rng.shuffle(&mut order);
         let (mut sum, mut count) = (0.0, 0usize);
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let batch: Vec<&PretrainSample> = chunk.iter().map(|&i| &samples[i]).collect();
@@ -253,14 +254,4 @@ pub fn pretrain(
     Ok((model.valid(), curve))
 }
 
-/// Fisher–Yates with a splitmix64 stream (deterministic, no dependency).
-fn shuffle(v: &mut [usize], state: &mut u64) {
-    for i in (1..v.len()).rev() {
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        v.swap(i, (z % (i as u64 + 1)) as usize);
-    }
-}
+

@@ -50,15 +50,17 @@ pub use repeatpop::{RepeatPop, RepeatPopConfig, RepeatWeighting};
 pub use sasrec::{SasRec, SasRecConfig, SasRecModule};
 pub use vbpr::{Vbpr, VbprConfig, VbprModule};
 
-use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear};
+pub use mspa_modal::init::SeededInit;
+
+use burn::module::Module;
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use mspa_core::{Dataset, Split};
 use mspa_metrics::Protocol;
 use mspa_modal::features::{AuthorFeatures, Modality};
 
 use crate::data::{
-    Example, NegativeBatch, Negatives, SplitMix64, train_author_counts, user_train_authors,
+    Example, NegativeBatch, Negatives, train_author_counts, user_train_authors,
 };
 use crate::error::{AlignError, Result};
 use crate::recommender::{Query, Recommender, check_out_len, validation_ndcg10};
@@ -190,80 +192,6 @@ impl FeatureMatrix {
                 *o += w * v;
             }
         }
-    }
-}
-
-/// Parameter initialisation from a [`SplitMix64`] stream instead of the device's global
-/// generator, so that a seed gives the same weights whatever other threads do with the
-/// device (Burn's parameters are lazy and its generator is shared).
-#[derive(Clone, Debug)]
-pub struct SeededInit {
-    rng: SplitMix64,
-}
-
-impl SeededInit {
-    /// A stream from a seed.
-    pub fn new(seed: u64) -> Self {
-        SeededInit {
-            rng: SplitMix64::new(seed ^ 0x5EED_1417),
-        }
-    }
-
-    /// A `[rows, cols]` parameter drawn from `N(0, std^2)`.
-    pub fn normal(
-        &mut self,
-        rows: usize,
-        cols: usize,
-        std: f64,
-        device: &Device,
-    ) -> Param<Tensor<2>> {
-        let data: Vec<f32> = (0..rows * cols)
-            .map(|_| (self.rng.normal() * std) as f32)
-            .collect();
-        Param::from_data(TensorData::new(data, [rows, cols]), device)
-    }
-
-    /// A `[rows, cols]` parameter drawn from `U(-bound, bound)`.
-    pub fn uniform(
-        &mut self,
-        rows: usize,
-        cols: usize,
-        bound: f64,
-        device: &Device,
-    ) -> Param<Tensor<2>> {
-        let data: Vec<f32> = (0..rows * cols)
-            .map(|_| ((self.rng.next_f64() * 2.0 - 1.0) * bound) as f32)
-            .collect();
-        Param::from_data(TensorData::new(data, [rows, cols]), device)
-    }
-
-    /// An embedding table `[n, dim]` drawn from `N(0, std^2)` (std 0 gives zeros).
-    pub fn embedding(&mut self, n: usize, dim: usize, std: f64, device: &Device) -> Embedding {
-        Embedding {
-            weight: self.normal(n, dim, std, device),
-        }
-    }
-
-    /// A linear layer `[d_in] -> [d_out]` with weights (and bias) from
-    /// `U(-1/sqrt(d_in), 1/sqrt(d_in))`, Burn's default for `Linear`; `bias: false` leaves
-    /// the bias out. `scale` multiplies the bound (0 gives a zero layer).
-    pub fn linear(
-        &mut self,
-        d_in: usize,
-        d_out: usize,
-        bias: bool,
-        scale: f64,
-        device: &Device,
-    ) -> Linear {
-        let bound = scale / (d_in.max(1) as f64).sqrt();
-        let weight = self.uniform(d_in, d_out, bound, device);
-        let bias = bias.then(|| {
-            let data: Vec<f32> = (0..d_out)
-                .map(|_| ((self.rng.next_f64() * 2.0 - 1.0) * bound) as f32)
-                .collect();
-            Param::from_data(TensorData::new(data, [d_out]), device)
-        });
-        Linear { weight, bias }
     }
 }
 

@@ -322,8 +322,8 @@ impl SasRecModule {
         let d = config.dim;
         let std = config.init_std.unwrap_or(1.0 / (d as f64).sqrt());
         let mut init = SeededInit::new(config.train.seed ^ 0x5A5_4EC0);
-        let author = init.normal(n_authors, d, std, device);
-        let position = init.normal(config.max_len, d, std, device);
+        let author = init.param([n_authors, d], std, device);
+        let position = init.param([config.max_len, d], std, device);
         let tip = init.linear(TIP_FEATURES, d, false, 0.1, device);
         let blocks = (0..config.layers)
             .map(|_| SasRecBlock {
@@ -337,7 +337,7 @@ impl SasRecModule {
                 ffn2: init.linear(d, d, true, 1.0, device),
             })
             .collect();
-        let empty = init.normal(1, d, 0.1, device);
+        let empty = init.param([1, d], 0.1, device);
         let zeros = |n: usize| Param::from_data(TensorData::new(vec![0f32; n], [n]), device);
         Ok(SasRecModule {
             author,

@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use mspa_core::rng::SplitMix64;
 
 use super::{LearnedComposer, LearnedComposerConfig, LearnedModel};
 use crate::composer::{ComposeContext, HistoryQuery, TrainingPair};
@@ -237,15 +238,11 @@ fn training_targets(schema: &PreferenceSchema, train: &[TrainingPair]) -> Result
 /// Deterministic permutation of `0..n` for `(seed, epoch)` (Fisher–Yates, splitmix64).
 fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    let mut state =
-        seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D;
+    let mut rng = SplitMix64::from_state(
+        seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D,
+    );
     for i in (1..n).rev() {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        order.swap(i, (z % (i as u64 + 1)) as usize);
+        order.swap(i, rng.modulo(i));
     }
     order
 }

@@ -86,21 +86,22 @@ impl LearnedModel {
             }
         }
         let d = config.encoder.d_model;
-        let mut init = SeededInit::new(config.encoder.seed, 3);
+        let mut init = SeededInit::salted(config.encoder.seed, 3);
         LearnedModel {
             encoder: config.encoder.init(device),
             generator: config.generator.init(device),
-            summary_in: init.linear(SUMMARY_SIZE, d, true, device),
-            summary_out: init.linear(d, d, true, device),
-            aux: init.linear(d, n_values.max(1), true, device),
+            summary_in: init.linear(SUMMARY_SIZE, d, true, 1.0, device),
+            summary_out: init.linear(d, d, true, 1.0, device),
+            aux: init.linear(d, n_values.max(1), true, 1.0, device),
             value_features: init.linear(
                 config.encoder.feature_dims.iter().sum::<usize>().max(1),
                 n_values.max(1),
                 true,
+                1.0,
                 device,
             ),
             value_authors: init.embedding(config.n_authors + 1, n_values.max(1), 0.01, device),
-            value_proj: init.linear(n_values.max(1), d, true, device),
+            value_proj: init.linear(n_values.max(1), d, true, 1.0, device),
             value_gate: Param::from_data(TensorData::new(vec![1.0f32], [1]), device),
             value_token_ids,
             vocab_size: schema.vocab_size(),

@@ -7,6 +7,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::rng::mix64;
+
 /// Domain tag for an author's latent attributes, popularity and text.
 pub(crate) const DOMAIN_AUTHOR: u64 = 0xA07A_0001;
 /// Domain tag for an author's frames.
@@ -17,14 +19,6 @@ pub(crate) const DOMAIN_AUDIO: u64 = 0xA0D1_0004;
 pub(crate) const DOMAIN_TEXT: u64 = 0x7E47_0005;
 /// Domain tag for a user's latent preferences and tips.
 pub(crate) const DOMAIN_USER: u64 = 0x05E2_0003;
-
-/// SplitMix64 finaliser: a fast, well-mixing 64-bit bijection.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// The seed of entity `index` in `domain` of the world seeded with `seed`.
 pub(crate) fn sub_seed(seed: u64, domain: u64, index: u64) -> u64 {
