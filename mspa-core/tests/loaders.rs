@@ -452,3 +452,42 @@ fn csv_quoting_bom_crlf_and_blank_lines() {
     .unwrap_err();
     assert_data_error(err, "tips.csv", 2, None, DataErrorKind::Malformed);
 }
+
+/// The line of every error is the line the bad row starts on, also after blank lines,
+/// lines of spaces, CRLF endings and quoted fields spanning lines. A loader built on the
+/// `csv` crate's `StringRecord::position().line()` as it comes fails this: csv 1.4 reports
+/// the lines given in the comments (the position where it began looking for the record,
+/// counting `\n` only as far as it has consumed them), and a line of spaces becomes a
+/// one-field record there instead of a skipped blank.
+#[test]
+fn csv_line_numbers_survive_blank_lines_and_crlf() {
+    let header = "user_id,author_id,amount,timestamp_ms";
+    let cases = [
+        // csv 1.4: line 2.
+        (format!("{header}\r\nu,a1,1,5\r\nu,a1,-1,7\r\n"), 3),
+        // csv 1.4: line 5.
+        (format!("{header}\n\n\nu,a1,1,5\n\nu,a1,-1,7\n"), 6),
+        // csv 1.4: line 3.
+        (
+            format!("{header}\r\n\"x\r\ny\",a1,1,5\r\n\r\nu,a1,-1,7\r\n"),
+            5,
+        ),
+        // csv 1.4: a one-field record on line 2 (a width error).
+        (format!("{header}\n   \nu,a1,-1,7\n"), 3),
+    ];
+    for (tips, line) in cases {
+        let err = load_native(native_dir(AUTHORS, &tips).path()).unwrap_err();
+        assert_data_error(
+            err,
+            "tips.csv",
+            line,
+            Some("amount"),
+            DataErrorKind::InvalidAmount,
+        );
+    }
+    // Headerless Twitch rows after a leading blank line; csv 1.4: line 2.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "t.csv", "\r\n1,2,a,3,4\r\n\r\n1,2,a,5,4\r\n");
+    let err = load_twitch(&dir.path().join("t.csv")).unwrap_err();
+    assert_data_error(err, "t.csv", 4, Some("stop"), DataErrorKind::InvalidAmount);
+}

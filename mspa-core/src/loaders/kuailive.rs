@@ -18,13 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::LoadProgress;
-use super::fields::{
-    Record, check_width, column_positions, open_csv_with_header, parse_amount, parse_timestamp_ms,
-    report, required_field,
-};
+use super::fields::{self, AuthorLines, ColumnCheck, DirFile, Record, Row, load_dir};
 use crate::author::Author;
 use crate::dataset::{Dataset, DatasetBuilder};
-use crate::error::{CoreError, DataErrorKind, Result};
+use crate::error::Result;
 use crate::ids::ExternalId;
 
 /// The gift events file.
@@ -33,6 +30,14 @@ pub const GIFT_FILE: &str = "gift.csv";
 pub const STREAMER_FILE: &str = "streamer.csv";
 /// The optional live-room file.
 pub const ROOM_FILE: &str = "room.csv";
+
+/// The files of a KuaiLive directory, in the order they are read: the streamers' own
+/// attributes first, so that rooms and gifts add to them.
+const FILES: [DirFile; 3] = [
+    DirFile::optional(STREAMER_FILE, read_streamers),
+    DirFile::optional(ROOM_FILE, read_rooms),
+    DirFile::required(GIFT_FILE, read_gifts),
+];
 
 /// Loads a KuaiLive directory.
 pub fn load_kuailive(dir: &Path) -> Result<Dataset> {
@@ -44,33 +49,18 @@ pub fn load_kuailive_with_progress(
     dir: &Path,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<Dataset> {
-    let mut builder = DatasetBuilder::default();
-    let streamer_path = dir.join(STREAMER_FILE);
-    if streamer_path.exists() {
-        read_streamers(&streamer_path, &mut builder, progress)?;
-    }
-    let room_path = dir.join(ROOM_FILE);
-    if room_path.exists() {
-        read_rooms(&room_path, &mut builder, progress)?;
-    }
-    read_gifts(&dir.join(GIFT_FILE), &mut builder, progress)?;
-    Ok(builder.build(Some(dir.to_path_buf())))
+    load_dir(dir, &FILES, progress)
 }
 
-/// Runs `row` on every record of a headed CSV file, with progress.
-fn for_each_row(
+/// Runs `row(header, row, columns)` on every row of a KuaiLive file, looking the
+/// `required` columns up on the first row (a file with a header only is accepted).
+fn for_each_row<const N: usize>(
     path: &Path,
     progress: &mut dyn FnMut(LoadProgress),
-    mut row: impl FnMut(&Record, &Record, u64) -> Result<()>,
+    required: [&str; N],
+    row: impl FnMut(&Record, Row<'_>, [usize; N]) -> Result<()>,
 ) -> Result<()> {
-    let (mut rows, header, bytes, total) = open_csv_with_header(path)?;
-    let mut record = Record::default();
-    while rows.next_record(&mut record)? {
-        check_width(path, &record, header.len())?;
-        row(&header, &record, record.line)?;
-        report(progress, path, record.line, &bytes, total);
-    }
-    Ok(())
+    fields::for_each_row(path, progress, required, ColumnCheck::FirstRow, row)
 }
 
 fn read_streamers(
@@ -78,43 +68,22 @@ fn read_streamers(
     builder: &mut DatasetBuilder,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
-    let mut id_col = None;
-    let mut first_line = std::collections::HashMap::new();
-    for_each_row(path, progress, |header, record, line| {
-        let col = match id_col {
-            Some(c) => c,
-            None => {
-                let [c] = column_positions(path, header, ["streamer_id"])?;
-                id_col = Some(c);
-                c
-            }
-        };
-        let raw = required_field(path, line, record, col, "streamer_id")?;
-        let id = ExternalId::parse(raw);
-        let description = header
+    let mut author_lines = AuthorLines::default();
+    for_each_row(path, progress, ["streamer_id"], |header, row, [col]| {
+        let raw = row.field(col, "streamer_id")?;
+        let mut author = Author::bare(ExternalId::parse(raw));
+        author.description = header
             .iter()
-            .zip(record.iter())
+            .zip(row.record().iter())
             .enumerate()
             .filter(|&(i, (_, v))| i != col && !v.is_empty())
             .map(|(_, (h, v))| format!("{h}: {v}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let mut author = Author::bare(id.clone());
-        author.description = description;
-        if builder.add_author(author).is_err() {
-            return Err(CoreError::data(
-                path,
-                line,
-                Some("streamer_id"),
-                DataErrorKind::DuplicateAuthor,
-                format!(
-                    "streamer `{raw}` was already listed on line {}",
-                    first_line.get(&id).copied().unwrap_or(0)
-                ),
-            ));
-        }
-        first_line.insert(id, line);
-        Ok(())
+        let at = (path, row.line());
+        author_lines.add(builder, author, at, "streamer_id", |first| {
+            format!("streamer `{raw}` was already listed on line {first}")
+        })
     })
 }
 
@@ -123,21 +92,13 @@ fn read_rooms(
     builder: &mut DatasetBuilder,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
-    let mut cols = None;
     // streamer -> category -> rooms
     let mut categories: BTreeMap<u32, BTreeMap<String, u32>> = BTreeMap::new();
-    for_each_row(path, progress, |header, record, line| {
-        let [s_col, c_col] = match cols {
-            Some(c) => c,
-            None => {
-                let c = column_positions(path, header, ["streamer_id", "live_content_category"])?;
-                cols = Some(c);
-                c
-            }
-        };
-        let streamer = required_field(path, line, record, s_col, "streamer_id")?;
+    let cols = ["streamer_id", "live_content_category"];
+    for_each_row(path, progress, cols, |_, row, [s_col, c_col]| {
+        let streamer = row.field(s_col, "streamer_id")?;
         let author = builder.author_or_bare(ExternalId::parse(streamer));
-        let category = record.get(c_col).unwrap_or("").trim();
+        let category = row.record().get(c_col).unwrap_or("").trim();
         if !category.is_empty() {
             *categories
                 .entry(author.0)
@@ -181,34 +142,20 @@ fn read_gifts(
         "timestamp",
         "gift_price",
     ];
-    let mut cols = None;
-    for_each_row(path, progress, |header, record, line| {
-        let [u, live, s, ts, price] = match cols {
-            Some(c) => c,
-            None => {
-                let c = column_positions(path, header, COLUMNS)?;
-                cols = Some(c);
-                c
-            }
-        };
-        let user = required_field(path, line, record, u, "user_id")?;
-        required_field(path, line, record, live, "live_id")?;
-        let streamer = required_field(path, line, record, s, "streamer_id")?;
-        let ts = parse_timestamp_ms(
-            path,
-            line,
-            "timestamp",
-            required_field(path, line, record, ts, "timestamp")?,
-        )?;
-        let amount = parse_amount(
-            path,
-            line,
-            "gift_price",
-            required_field(path, line, record, price, "gift_price")?,
-        )?;
-        let user = builder.user(ExternalId::parse(user));
-        let author = builder.author_or_bare(ExternalId::parse(streamer));
-        builder.push_event(user, author, amount, ts);
-        Ok(())
-    })
+    for_each_row(
+        path,
+        progress,
+        COLUMNS,
+        |_, row, [u, live, s, ts, price]| {
+            let user = row.field(u, "user_id")?;
+            row.field(live, "live_id")?;
+            let streamer = row.field(s, "streamer_id")?;
+            let ts = row.timestamp_ms("timestamp", row.field(ts, "timestamp")?)?;
+            let amount = row.amount("gift_price", row.field(price, "gift_price")?)?;
+            let user = builder.user(ExternalId::parse(user));
+            let author = builder.author_or_bare(ExternalId::parse(streamer));
+            builder.push_event(user, author, amount, ts);
+            Ok(())
+        },
+    )
 }

@@ -26,8 +26,7 @@ use serde_json::Value;
 
 use super::LoadProgress;
 use super::fields::{
-    Record, check_width, column_positions, open_counted, open_csv_with_header, parse_amount,
-    parse_timestamp_ms, report, required_field,
+    AuthorLines, ColumnCheck, DirFile, for_each_row, load_dir, open_counted, read_error, report,
 };
 use crate::author::{Author, check_media_path};
 use crate::dataset::{Dataset, DatasetBuilder};
@@ -41,6 +40,12 @@ pub const TIPS_FILE: &str = "tips.csv";
 /// The header of the tips file.
 pub const TIPS_HEADER: [&str; 4] = ["user_id", "author_id", "amount", "timestamp_ms"];
 
+/// The files of a native dataset, in the order they are read.
+const FILES: [DirFile; 2] = [
+    DirFile::required(AUTHORS_FILE, read_authors),
+    DirFile::required(TIPS_FILE, read_tips),
+];
+
 /// Loads a native-format dataset from a directory.
 pub fn load_native(dir: &Path) -> Result<Dataset> {
     load_native_with_progress(dir, &mut |_| {})
@@ -51,11 +56,7 @@ pub fn load_native_with_progress(
     dir: &Path,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<Dataset> {
-    let mut builder = DatasetBuilder::default();
-    let authors_path = dir.join(AUTHORS_FILE);
-    read_authors(&authors_path, &mut builder, progress)?;
-    read_tips(&dir.join(TIPS_FILE), &mut builder, progress)?;
-    Ok(builder.build(Some(dir.to_path_buf())))
+    load_dir(dir, &FILES, progress)
 }
 
 fn read_authors(
@@ -64,35 +65,18 @@ fn read_authors(
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
     let (reader, bytes, total) = open_counted(path)?;
-    let mut first_line_of = std::collections::HashMap::new();
+    let mut author_lines = AuthorLines::default();
     for (i, line) in reader.lines().enumerate() {
         let line_no = i as u64 + 1;
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => CoreError::data(
-                path,
-                line_no,
-                None,
-                DataErrorKind::Malformed,
-                "invalid UTF-8",
-            ),
-            _ => CoreError::io(path, e),
-        })?;
+        let line = line.map_err(|e| read_error(path, line_no, e))?;
         if line.trim().is_empty() {
             continue;
         }
         let author = parse_author(path, line_no, &line)?;
         let id = author.id.clone();
-        if builder.add_author(author).is_err() {
-            let first: u64 = first_line_of.get(&id).copied().unwrap_or(0);
-            return Err(CoreError::data(
-                path,
-                line_no,
-                Some("id"),
-                DataErrorKind::DuplicateAuthor,
-                format!("author id `{id}` was already defined on line {first}"),
-            ));
-        }
-        first_line_of.insert(id, line_no);
+        author_lines.add(builder, author, (path, line_no), "id", |first| {
+            format!("author id `{id}` was already defined on line {first}")
+        })?;
         report(progress, path, line_no, &bytes, total);
     }
     Ok(())
@@ -188,31 +172,25 @@ fn read_tips(
     builder: &mut DatasetBuilder,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
-    let (mut rows, header, bytes, total) = open_csv_with_header(path)?;
-    let [u_col, a_col, amount_col, ts_col] = column_positions(path, &header, TIPS_HEADER)?;
-    let mut record = Record::default();
-    while rows.next_record(&mut record)? {
-        let line = record.line;
-        check_width(path, &record, header.len())?;
-        let user = required_field(path, line, &record, u_col, "user_id")?;
-        let author_raw = required_field(path, line, &record, a_col, "author_id")?;
-        let amount_raw = required_field(path, line, &record, amount_col, "amount")?;
-        let ts_raw = required_field(path, line, &record, ts_col, "timestamp_ms")?;
+    let check = ColumnCheck::Header;
+    for_each_row(path, progress, TIPS_HEADER, check, |_, row, positions| {
+        let [u_col, a_col, amount_col, ts_col] = positions;
+        let user = row.field(u_col, "user_id")?;
+        let author_raw = row.field(a_col, "author_id")?;
+        let amount_raw = row.field(amount_col, "amount")?;
+        let ts_raw = row.field(ts_col, "timestamp_ms")?;
         let author_ext = ExternalId::parse(author_raw);
         let author = builder.author_id(&author_ext).ok_or_else(|| {
-            CoreError::data(
-                path,
-                line,
+            row.error(
                 Some("author_id"),
                 DataErrorKind::UnknownAuthor,
                 format!("`{author_raw}` is not an id of {AUTHORS_FILE}"),
             )
         })?;
-        let amount = parse_amount(path, line, "amount", amount_raw)?;
-        let ts = parse_timestamp_ms(path, line, "timestamp_ms", ts_raw)?;
+        let amount = row.amount("amount", amount_raw)?;
+        let ts = row.timestamp_ms("timestamp_ms", ts_raw)?;
         let user = builder.user(ExternalId::parse(user));
         builder.push_event(user, author, amount, ts);
-        report(progress, path, line, &bytes, total);
-    }
-    Ok(())
+        Ok(())
+    })
 }

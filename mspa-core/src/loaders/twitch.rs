@@ -11,9 +11,9 @@
 use std::path::Path;
 
 use super::LoadProgress;
-use super::fields::{CsvLines, Record, open_counted, parse_integer, report, required_field};
+use super::fields::{CsvLines, Record, Row, open_counted, parse_integer, report};
 use crate::dataset::{Dataset, DatasetBuilder};
-use crate::error::{CoreError, DataErrorKind, Result};
+use crate::error::{DataErrorKind, Result};
 use crate::ids::ExternalId;
 
 /// Milliseconds in one Twitch time step (10 minutes).
@@ -36,11 +36,9 @@ pub fn load_twitch_with_progress(
     let mut builder = DatasetBuilder::default();
     let mut record = Record::default();
     while rows.next_record(&mut record)? {
-        let line = record.line;
+        let row = Row::new(path, &record);
         if record.len() != COLUMNS.len() {
-            return Err(CoreError::data(
-                path,
-                line,
+            return Err(row.error(
                 None,
                 DataErrorKind::Malformed,
                 format!(
@@ -50,23 +48,22 @@ pub fn load_twitch_with_progress(
                 ),
             ));
         }
-        let field = |i: usize| required_field(path, line, &record, i, COLUMNS[i]);
-        let bad = |i: usize, msg: String| {
-            CoreError::data(path, line, Some(COLUMNS[i]), DataErrorKind::BadValue, msg)
-        };
+        let field = |i: usize| row.field(i, COLUMNS[i]);
         let user = field(0)?;
         let stream = field(1)?;
-        stream
-            .parse::<u64>()
-            .map_err(|_| bad(1, format!("`{stream}` is not an unsigned 64-bit stream id")))?;
+        stream.parse::<u64>().map_err(|_| {
+            row.error(
+                Some("stream"),
+                DataErrorKind::BadValue,
+                format!("`{stream}` is not an unsigned 64-bit stream id"),
+            )
+        })?;
         let streamer = field(2)?;
         let step = |i: usize| -> Result<i64> {
             let raw = field(i)?;
             match parse_integer(raw) {
                 Some(v) if v >= 0 => Ok(v),
-                _ => Err(CoreError::data(
-                    path,
-                    line,
+                _ => Err(row.error(
                     Some(COLUMNS[i]),
                     DataErrorKind::InvalidTimestamp,
                     format!("`{raw}` is not a non-negative step index"),
@@ -76,18 +73,14 @@ pub fn load_twitch_with_progress(
         let start = step(3)?;
         let stop = step(4)?;
         if stop < start {
-            return Err(CoreError::data(
-                path,
-                line,
+            return Err(row.error(
                 Some("stop"),
                 DataErrorKind::InvalidAmount,
                 format!("stop {stop} is before start {start}"),
             ));
         }
         let timestamp_ms = start.checked_mul(STEP_MS).ok_or_else(|| {
-            CoreError::data(
-                path,
-                line,
+            row.error(
                 Some("start"),
                 DataErrorKind::InvalidTimestamp,
                 format!("step {start} overflows a millisecond timestamp"),
@@ -96,7 +89,7 @@ pub fn load_twitch_with_progress(
         let user = builder.user(ExternalId::parse(user));
         let author = builder.author_or_bare(ExternalId::parse(streamer));
         builder.push_event(user, author, (stop - start) as f64, timestamp_ms);
-        report(progress, path, line, &bytes, total);
+        report(progress, path, record.line, &bytes, total);
     }
     let root = path.parent().map(Path::to_path_buf);
     Ok(builder.build(root))

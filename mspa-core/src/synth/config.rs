@@ -305,58 +305,18 @@ mod tests {
 
     #[test]
     fn synth_bad_values_name_the_field() {
-        let cases: Vec<(&str, SyntheticWorldConfig)> = vec![
-            (
-                "users",
-                SyntheticWorldConfig {
-                    users: 0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "authors",
-                SyntheticWorldConfig {
-                    authors: 1,
-                    ..Default::default()
-                },
-            ),
-            (
-                "exploration",
-                SyntheticWorldConfig {
-                    exploration: 1.5,
-                    ..Default::default()
-                },
-            ),
-            (
-                "temperature",
-                SyntheticWorldConfig {
-                    temperature: 0.0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "text_noise",
-                SyntheticWorldConfig {
-                    text_noise: f64::NAN,
-                    ..Default::default()
-                },
-            ),
-            (
-                "frame_size",
-                SyntheticWorldConfig {
-                    frame_size: 2,
-                    ..Default::default()
-                },
-            ),
-            (
-                "span_days",
-                SyntheticWorldConfig {
-                    span_days: -1.0,
-                    ..Default::default()
-                },
-            ),
+        let cases: [(&str, fn(&mut SyntheticWorldConfig)); 7] = [
+            ("users", |c| c.users = 0),
+            ("authors", |c| c.authors = 1),
+            ("exploration", |c| c.exploration = 1.5),
+            ("temperature", |c| c.temperature = 0.0),
+            ("text_noise", |c| c.text_noise = f64::NAN),
+            ("frame_size", |c| c.frame_size = 2),
+            ("span_days", |c| c.span_days = -1.0),
         ];
-        for (field, c) in cases {
+        for (field, spoil) in cases {
+            let mut c = SyntheticWorldConfig::default();
+            spoil(&mut c);
             match c.validate() {
                 Err(SynthError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),

@@ -14,7 +14,7 @@ use super::attributes::{AuthorAttributes, CATEGORIES, FORMATS, LANGUAGES};
 use super::sampling::{index, unit};
 
 /// Per language (english, spanish, portuguese, french), per category, synonyms.
-const CATEGORY_WORDS: [[[&str; 4]; 8]; 4] = [
+const CATEGORY_WORDS: [[[&str; 4]; CATEGORIES.len()]; 4] = [
     [
         ["music", "songs", "live set", "jam session"],
         ["dance", "choreo", "dancing", "dance moves"],
@@ -58,7 +58,7 @@ const CATEGORY_WORDS: [[[&str; 4]; 8]; 4] = [
 ];
 
 /// Per language, per format, synonyms.
-const FORMAT_WORDS: [[[&str; 3]; 4]; 4] = [
+const FORMAT_WORDS: [[[&str; 3]; FORMATS.len()]; 4] = [
     [
         ["solo stream", "just me", "one on one"],
         ["collab", "with friends", "duo stream"],
@@ -198,24 +198,30 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// A word for `value` from `rows` (one language's table, a row of words per value), or for
+/// a random other value with probability `noise`.
+fn noisy_word<const W: usize>(
+    rng: &mut ChaCha8Rng,
+    rows: &[[&'static str; W]],
+    value: usize,
+    noise: f64,
+) -> &'static str {
+    let v = if unit(rng) < noise {
+        index(rng, rows.len())
+    } else {
+        value
+    };
+    pick(rng, &rows[v])
+}
+
 /// A category word for `category`, or for a random other one with probability `noise`.
 fn category_word(rng: &mut ChaCha8Rng, lang: usize, category: usize, noise: f64) -> &'static str {
-    let c = if unit(rng) < noise {
-        index(rng, CATEGORIES.len())
-    } else {
-        category
-    };
-    pick(rng, &CATEGORY_WORDS[lang][c])
+    noisy_word(rng, &CATEGORY_WORDS[lang], category, noise)
 }
 
 /// A format word for `format`, or for a random other one with probability `noise`.
 fn format_word(rng: &mut ChaCha8Rng, lang: usize, format: usize, noise: f64) -> &'static str {
-    let f = if unit(rng) < noise {
-        index(rng, FORMATS.len())
-    } else {
-        format
-    };
-    pick(rng, &FORMAT_WORDS[lang][f])
+    noisy_word(rng, &FORMAT_WORDS[lang], format, noise)
 }
 
 /// A language-cue phrase table row: the author's language, or English with probability

@@ -568,22 +568,23 @@ mod tests {
     use super::super::attributes::sample_author;
     use super::*;
 
-    fn world(config: &SyntheticWorldConfig) -> (Vec<AuthorTruth>, WorldModel) {
+    /// The default config with `authors` and `users`, and the world model of its authors.
+    fn world(authors: usize, users: usize) -> (SyntheticWorldConfig, WorldModel) {
+        let config = SyntheticWorldConfig {
+            authors,
+            users,
+            ..Default::default()
+        };
         let authors: Vec<AuthorTruth> = (0..config.authors)
-            .map(|i| sample_author(config, i))
+            .map(|i| sample_author(&config, i))
             .collect();
-        let model = WorldModel::new(config, &authors);
-        (authors, model)
+        let model = WorldModel::new(&config, &authors);
+        (config, model)
     }
 
     #[test]
     fn synth_probabilities_sum_to_one_and_weights_are_normalised() {
-        let config = SyntheticWorldConfig {
-            authors: 40,
-            users: 30,
-            ..Default::default()
-        };
-        let (_, model) = world(&config);
+        let (config, model) = world(40, 30);
         for u in 0..30 {
             let (user, tips) = simulate_user(&config, &model, u);
             for f in Field::ALL {
@@ -600,12 +601,7 @@ mod tests {
 
     #[test]
     fn synth_mean_tip_count_matches_config() {
-        let config = SyntheticWorldConfig {
-            authors: 30,
-            users: 3000,
-            ..Default::default()
-        };
-        let (_, model) = world(&config);
+        let (config, model) = world(30, 3000);
         let total: usize = (0..config.users)
             .map(|u| simulate_user(&config, &model, u).1.len())
             .sum();
