@@ -372,6 +372,13 @@ pub fn users_tensor(batch: &[&Example], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(data, [n]), device)
 }
 
+/// A tensor's values, row-major, copied off its device.
+pub(crate) fn tensor_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| AlignError::data(format!("cannot read tensor values: {e:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,3 +98,59 @@ impl AlignError {
 /// Result with [`AlignError`] (the second parameter lets macros such as Burn's
 /// `#[derive(Config)]`, which name `Result<T, E>`, expand inside this crate).
 pub type Result<T, E = AlignError> = std::result::Result<T, E>;
+
+/// The range checks of the config `validate` methods; each failure is an
+/// [`AlignError::Config`] naming `field`.
+pub(crate) mod check {
+    use super::{AlignError, Result};
+
+    /// `Ok` if `ok`, else the config error of `field` with `message()`.
+    fn require(ok: bool, field: &str, message: impl FnOnce() -> String) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(AlignError::config(field, message()))
+        }
+    }
+
+    /// `value >= 1`.
+    pub fn at_least_one(field: &str, value: usize) -> Result<()> {
+        require(value >= 1, field, || "must be at least 1".into())
+    }
+
+    /// `value` finite and `>= 0`.
+    pub fn non_negative(field: &str, value: f64) -> Result<()> {
+        require(value.is_finite() && value >= 0.0, field, || {
+            format!("must be finite and >= 0, got {value}")
+        })
+    }
+
+    /// `value` finite and `> 0`.
+    pub fn positive(field: &str, value: f64) -> Result<()> {
+        require(value.is_finite() && value > 0.0, field, || {
+            format!("must be finite and > 0, got {value}")
+        })
+    }
+
+    /// `value` in `[0, 1)` (a dropout rate, a share of edges dropped).
+    pub fn below_one(field: &str, value: f64) -> Result<()> {
+        require((0.0..1.0).contains(&value), field, || {
+            format!("must be in [0, 1), got {value}")
+        })
+    }
+
+    /// `value` in `[0, 1]`.
+    pub fn fraction(field: &str, value: f64) -> Result<()> {
+        require((0.0..=1.0).contains(&value), field, || {
+            format!("must be in [0, 1], got {value}")
+        })
+    }
+
+    /// The standard deviation `init_std` of initial id embeddings that the graph models
+    /// train: finite and `> 0`.
+    pub fn embedding_std(value: f64) -> Result<()> {
+        require(value.is_finite() && value > 0.0, "init_std", || {
+            format!("must be finite and > 0 (zero embeddings get no gradient), got {value}")
+        })
+    }
+}

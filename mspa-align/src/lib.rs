@@ -36,9 +36,12 @@
 //!
 //! * [`recommender`]: the [`recommender::Recommender`] trait every model implements, and
 //!   evaluation through the `mspa-metrics` full-ranking evaluator.
+//! * [`fit`]: the one fitting shape, [`fit::FitRecommender`] (settings in, a recommender
+//!   out, on [`fit::TrainingData`]): implement it and `Recommender` to add a model.
 //! * [`data`]: training examples (history prefix, positive) and negative batches.
 //! * [`train`]: the shared trainer (AdamW, schedule, clipping, early stopping on
 //!   validation NDCG@10, checkpoints, NaN guard).
+//! * [`scoring`]: blocked top-K scoring of user vectors against millions of authors.
 //! * [`baselines`]: MostPop, RepeatPop, BPR-MF, VBPR, LightGCN, FREEDOM, the shallow
 //!   multimodal concatenation model, SASRec with repeat terms, the oracle.
 //! * [`model`]: MSPA itself (preference-conditioned cross-modal attention with T
@@ -50,9 +53,11 @@
 pub mod baselines;
 pub mod data;
 pub mod error;
+pub mod fit;
 pub mod model;
 pub mod mspa;
 pub mod recommender;
+pub mod scoring;
 pub mod train;
 
 pub use error::{AlignError, Result};

@@ -11,7 +11,9 @@ use mspa_metrics::Protocol;
 use mspa_modal::features::AuthorFeatures;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Example, NegativeBatch, Negatives, train_author_counts, training_examples};
+use crate::data::{
+    Example, NegativeBatch, Negatives, tensor_values, train_author_counts, training_examples,
+};
 use crate::error::{AlignError, Result};
 use crate::model::{AuthorTable, Mspa, MspaConfig, MspaInput, TipBatch, mspa_loss, pair_features};
 use crate::recommender::{Query, Recommender, evaluate};
@@ -206,8 +208,12 @@ impl MspaRecommender {
         let input = self.input(std::slice::from_ref(&query), &self.device);
         let out = self.model.forward(&input);
         let n = self.authors.len();
-        let steps: Vec<Vec<f32>> = out.step_scores.into_iter().map(to_vec).collect();
-        let weights = to_vec(out.modality_weights.reshape([n * 3]));
+        let steps: Vec<Vec<f32>> = out
+            .step_scores
+            .into_iter()
+            .map(tensor_values)
+            .collect::<Result<_>>()?;
+        let weights = tensor_values(out.modality_weights.reshape([n * 3]))?;
         authors
             .iter()
             .map(|&a| {
@@ -239,7 +245,7 @@ impl MspaRecommender {
             let input = self.input(chunk, &self.device);
             let result = self.model.forward(&input);
             for (s, scores) in result.step_scores.into_iter().enumerate() {
-                let v = to_vec(scores);
+                let v = tensor_values(scores)?;
                 out[s][c * per * n..c * per * n + v.len()].copy_from_slice(&v);
             }
         }
@@ -264,7 +270,7 @@ impl Recommender for MspaRecommender {
                 .step_scores
                 .pop()
                 .expect("at least one step");
-            let v = to_vec(scores);
+            let v = tensor_values(scores)?;
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(AlignError::Data {
                     message: format!("{}: non-finite scores", self.settings.name),
@@ -274,10 +280,6 @@ impl Recommender for MspaRecommender {
         }
         Ok(())
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap_or_default()
 }
 
 /// Trains MSPA on the training events of `split`, early-stopping on validation NDCG@10

@@ -30,7 +30,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, NegativeBatch, Negatives, SplitMix64};
-use crate::error::{AlignError, Result};
+use crate::error::{AlignError, Result, check};
 
 /// Hyper-parameters of [`fit`]. Every field has a working default; load from JSON or
 /// TOML with serde (missing fields take their defaults).
@@ -93,46 +93,15 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks every field, naming the first one out of its domain.
     pub fn validate(&self) -> Result<()> {
-        let bad = |f: &str, m: String| Err(AlignError::config(f, m));
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1".into());
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(
-                "learning_rate",
-                format!("must be finite and > 0, got {}", self.learning_rate),
-            );
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(
-                "weight_decay",
-                format!("must be finite and >= 0, got {}", self.weight_decay),
-            );
-        }
-        if !(0.0..=1.0).contains(&self.warmup_fraction) {
-            return bad(
-                "warmup_fraction",
-                format!("must be in [0, 1], got {}", self.warmup_fraction),
-            );
-        }
-        if !(0.0..=1.0).contains(&self.min_lr_fraction) {
-            return bad(
-                "min_lr_fraction",
-                format!("must be in [0, 1], got {}", self.min_lr_fraction),
-            );
-        }
+        check::at_least_one("batch_size", self.batch_size)?;
+        check::positive("learning_rate", self.learning_rate)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
+        check::fraction("warmup_fraction", self.warmup_fraction)?;
+        check::fraction("min_lr_fraction", self.min_lr_fraction)?;
         if let Some(c) = self.grad_clip_norm {
-            if !(c.is_finite() && c > 0.0) {
-                return bad("grad_clip_norm", format!("must be finite and > 0, got {c}"));
-            }
+            check::positive("grad_clip_norm", c)?;
         }
-        if !(self.negative_exponent.is_finite() && self.negative_exponent >= 0.0) {
-            return bad(
-                "negative_exponent",
-                format!("must be finite and >= 0, got {}", self.negative_exponent),
-            );
-        }
-        Ok(())
+        check::non_negative("negative_exponent", self.negative_exponent)
     }
 
     /// The fields a resumed run must share with its checkpoint (the rest, such as the
@@ -450,24 +419,26 @@ where
 /// The reports stored in a checkpoint directory, if it holds one (for resuming
 /// dashboards and for tests).
 pub fn checkpoint_reports(dir: &Path) -> Result<Option<Vec<EpochReport>>> {
-    let path = dir.join(STATE_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| AlignError::io(&path, e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| AlignError::checkpoint(&path, e.to_string()))?;
-    Ok(Some(state.reports))
+    Ok(parse_state(&dir.join(STATE_FILE))?.map(|state| state.reports))
 }
 
-fn read_state(dir: &Path, config: &TrainConfig) -> Result<Option<TrainState>> {
-    let path = dir.join(STATE_FILE);
+/// The parsed `state.json` at `path`, if there is one (unchecked).
+fn parse_state(path: &Path) -> Result<Option<TrainState>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| AlignError::io(&path, e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| AlignError::checkpoint(&path, e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| AlignError::io(path, e))?;
+    let state =
+        serde_json::from_str(&text).map_err(|e| AlignError::checkpoint(path, e.to_string()))?;
+    Ok(Some(state))
+}
+
+/// The checkpoint state in `dir`, if there is one, checked against `config`.
+fn read_state(dir: &Path, config: &TrainConfig) -> Result<Option<TrainState>> {
+    let path = dir.join(STATE_FILE);
+    let Some(state) = parse_state(&path)? else {
+        return Ok(None);
+    };
     if state.format != STATE_FORMAT {
         return Err(AlignError::checkpoint(
             &path,
@@ -661,17 +632,10 @@ mod tests {
             |_| {},
         )
         .unwrap_err();
-        match err {
-            AlignError::NonFinite {
-                epoch,
-                batch,
-                value,
-            } => {
-                assert_eq!((epoch, batch), (1, 2));
-                assert!(value.is_nan());
-            }
-            other => panic!("expected NonFinite, got {other}"),
-        }
+        assert!(
+            matches!(err, AlignError::NonFinite { epoch: 1, batch: 2, value } if value.is_nan()),
+            "expected NonFinite at epoch 1, batch 2, got {err}"
+        );
     }
 
     #[test]

@@ -8,51 +8,36 @@
 use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split};
-use mspa_metrics::Protocol;
 
-use super::{
-    FactorScorer, SeededInit, bpr_loss, fit_baseline, index_tensors, known_users, to_vec2,
-};
-use crate::data::{Example, NegativeBatch, training_examples};
-use crate::error::{AlignError, Result};
-use crate::recommender::{Query, Recommender};
+use super::{BatchIndex, FactorScorer, FitRun, SeededInit, bpr_loss, tensor_values};
+use crate::data::{Example, NegativeBatch};
+use crate::error::{Result, check};
 use crate::train::{EpochReport, TrainConfig};
 
-/// Hyper-parameters of [`BprMf`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BprMfConfig {
-    /// Embedding size. Default 32.
-    pub dim: usize,
-    /// Standard deviation of the initial embeddings. Default 0.1.
-    pub init_std: f64,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
-    /// The trainer (defaults: 30 epochs, batch 256, learning rate 0.01, 8 negatives).
-    pub train: TrainConfig,
+/// The trainer defaults of BPR-MF (and of VBPR, BPR-MF plus a visual factor): 30 epochs,
+/// batch 256, learning rate 0.01, weight decay 1e-3, 8 negatives.
+pub(crate) fn bpr_trainer() -> TrainConfig {
+    TrainConfig {
+        epochs: 30,
+        learning_rate: 0.01,
+        negatives: 8,
+        weight_decay: 1e-3,
+        ..TrainConfig::default()
+    }
 }
 
-impl Default for BprMfConfig {
-    fn default() -> Self {
-        BprMfConfig {
-            dim: 32,
-            init_std: 0.1,
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 30,
-                learning_rate: 0.01,
-                negatives: 8,
-                weight_decay: 1e-3,
-                ..TrainConfig::default()
-            },
-        }
+baseline_config! {
+    /// Hyper-parameters of [`BprMf`].
+    pub struct BprMfConfig {
+        /// Embedding size. Default 32.
+        pub dim: usize = 32,
+        /// Standard deviation of the initial embeddings. Default 0.1.
+        pub init_std: f64 = 0.1,
     }
+    /// The trainer (defaults: 30 epochs, batch 256, learning rate 0.01, 8 negatives).
+    train = bpr_trainer();
 }
 
 /// The trainable BPR-MF parameters.
@@ -87,9 +72,13 @@ impl BprMfModule {
 
     /// The BPR loss of a batch (users, positives `[B]`, negatives `[B, N]`).
     pub fn loss(&self, batch: &[&Example], negs: &NegativeBatch, device: &Device) -> Tensor<1> {
-        let b = batch.len();
-        let n = negs.per_example;
-        let (users, pos, neg) = index_tensors(batch, negs, device);
+        let BatchIndex {
+            users,
+            pos,
+            neg,
+            b,
+            n,
+        } = BatchIndex::new(batch, negs, device);
         let pu = self.user.weight.val().select(0, users); // [B, d]
         let d = pu.dims()[1];
         let qp = self.author.weight.val().select(0, pos.clone()); // [B, d]
@@ -123,14 +112,10 @@ impl BprMf {
         device: &Device,
         progress: impl FnMut(&EpochReport),
     ) -> Result<(BprMf, Vec<EpochReport>)> {
-        if config.dim == 0 {
-            return Err(AlignError::config("dim", "must be at least 1"));
-        }
-        if !(config.init_std.is_finite() && config.init_std >= 0.0) {
-            return Err(AlignError::config("init_std", "must be finite and >= 0"));
-        }
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
-        let known = known_users(dataset, split);
+        check::at_least_one("dim", config.dim)?;
+        check::non_negative("init_std", config.init_std)?;
+        let run = FitRun::new(dataset, split, config, device);
+        let known = run.known_users();
         let model = BprMfModule::new(
             dataset.n_users(),
             dataset.n_authors(),
@@ -139,14 +124,8 @@ impl BprMf {
             config.train.seed,
             device,
         );
-        fit_baseline(
+        run.fit(
             model,
-            &config.train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &BprMfModule, batch, negs, dev| m.loss(batch, negs, dev),
             |m: &BprMfModule| BprMf::from_module(m, known.clone()),
             progress,
@@ -156,9 +135,9 @@ impl BprMf {
     /// Copies a (plain) module's parameters; `known[u]` says whether user `u` has a
     /// learned embedding.
     pub fn from_module(m: &BprMfModule, known: Vec<bool>) -> Result<BprMf> {
-        let users = to_vec2(m.user.weight.val())?;
-        let authors = to_vec2(m.author.weight.val())?;
-        let bias = to_vec2(m.bias.weight.val())?;
+        let users = tensor_values(m.user.weight.val())?;
+        let authors = tensor_values(m.author.weight.val())?;
+        let bias = tensor_values(m.bias.weight.val())?;
         let k = m.author.weight.val().dims()[1];
         Ok(BprMf {
             scorer: FactorScorer {
@@ -173,12 +152,4 @@ impl BprMf {
     }
 }
 
-impl Recommender for BprMf {
-    fn name(&self) -> &str {
-        "BPR-MF"
-    }
-
-    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
-        self.scorer.score(queries, out)
-    }
-}
+factor_recommender!(BprMf, "BPR-MF");

@@ -14,52 +14,35 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split};
-use mspa_metrics::Protocol;
 use mspa_modal::features::{AuthorFeatures, Modality};
 
-use super::{CpuLinear, CpuMlp, FeatureMatrix, SeededInit, fit_baseline, sampled_softmax_loss};
-use crate::data::{Example, NegativeBatch, training_examples};
+use super::{
+    CpuLinear, CpuMlp, FeatureMatrix, FitRun, SeededInit, sampled_softmax_loss, tensor_values,
+};
+use crate::data::{Example, NegativeBatch};
 use crate::error::{AlignError, Result};
 use crate::recommender::{Query, Recommender, check_out_len};
 use crate::train::{EpochReport, TrainConfig};
 
-/// Hyper-parameters of [`Concat`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ConcatConfig {
-    /// Hidden size of both MLPs. Default 128.
-    pub hidden: usize,
-    /// Output size of both towers (the dot-product space). Default 64.
-    pub dim: usize,
-    /// The modalities concatenated, in order. Default visual, audio, text.
-    pub modalities: Vec<Modality>,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
-    /// The trainer (defaults: 20 epochs, batch 256, learning rate 1e-3, 32 negatives).
-    pub train: TrainConfig,
-}
-
-impl Default for ConcatConfig {
-    fn default() -> Self {
-        ConcatConfig {
-            hidden: 128,
-            dim: 64,
-            modalities: Modality::ALL.to_vec(),
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 20,
-                learning_rate: 1e-3,
-                negatives: 32,
-                ..TrainConfig::default()
-            },
-        }
+baseline_config! {
+    /// Hyper-parameters of [`Concat`].
+    pub struct ConcatConfig {
+        /// Hidden size of both MLPs. Default 128.
+        pub hidden: usize = 128,
+        /// Output size of both towers (the dot-product space). Default 64.
+        pub dim: usize = 64,
+        /// The modalities concatenated, in order. Default visual, audio, text.
+        pub modalities: Vec<Modality> = Modality::ALL.to_vec(),
     }
+    /// The trainer (defaults: 20 epochs, batch 256, learning rate 1e-3, 32 negatives).
+    train = TrainConfig {
+        epochs: 20,
+        learning_rate: 1e-3,
+        negatives: 32,
+        ..TrainConfig::default()
+    };
 }
 
 /// The two towers.
@@ -157,7 +140,7 @@ impl Concat {
             ));
         }
         let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
+        let run = FitRun::new(dataset, split, config, device);
         let model = ConcatModule::new(
             matrix.dim,
             config.hidden,
@@ -165,14 +148,8 @@ impl Concat {
             config.train.seed,
             device,
         );
-        fit_baseline(
+        run.fit(
             model,
-            &config.train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &ConcatModule, batch, negs, dev| m.loss(dataset, &matrix, batch, negs, dev),
             |m: &ConcatModule| Concat::from_module(m, &matrix, device),
             progress,
@@ -186,7 +163,7 @@ impl Concat {
         device: &Device,
     ) -> Result<Concat> {
         let all: Vec<usize> = (0..features.n_authors).collect();
-        let authors = super::to_vec2(m.author_tower(features.rows_tensor(&all, device)))?;
+        let authors = tensor_values(m.author_tower(features.rows_tensor(&all, device)))?;
         let user = CpuMlp {
             l1: CpuLinear::from_linear(&m.user1)?,
             l2: CpuLinear::from_linear(&m.user2)?,

@@ -47,107 +47,61 @@ use std::cell::{Cell, RefCell};
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split};
-use mspa_metrics::Protocol;
 use mspa_modal::features::{AuthorFeatures, Modality};
 
 use super::lightgcn::{
-    EdgeGraph, GraphTensors, UserAuthorGraph, bpr_on, layer0_l2, propagate_bipartite,
+    EdgeGraph, GraphTensors, UserAuthorGraph, bpr_on, graph_trainer, layer0_l2, propagate_bipartite,
 };
-use super::{FactorScorer, FeatureMatrix, SeededInit, fit_baseline, index_tensors, known_users};
-use crate::data::{Example, NegativeBatch, SplitMix64, training_examples};
-use crate::error::{AlignError, Result};
-use crate::recommender::{Query, Recommender};
-use crate::train::{EpochReport, TrainConfig};
+use super::{BatchIndex, FactorScorer, FeatureMatrix, FitRun, SeededInit, check_feature_rows};
+use crate::data::{Example, NegativeBatch, SplitMix64};
+use crate::error::{AlignError, Result, check};
+use crate::train::EpochReport;
 
-/// Hyper-parameters of [`Freedom`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FreedomConfig {
-    /// Embedding size. Default 64 (the paper's).
-    pub dim: usize,
-    /// LightGCN layers on the user–author graph. Default 2 (MMRec's).
-    pub ui_layers: usize,
-    /// Propagation layers `L_i` on the frozen author–author graph. Default 1 (MMRec's).
-    pub ii_layers: usize,
-    /// Neighbours kept per author in each modality's kNN graph. Default 10 (the paper's).
-    pub knn_k: usize,
-    /// Weights of the visual, audio and text kNN graphs (>= 0; renormalised per author
-    /// over the modalities it has; 0 leaves a modality out, also from the loss). Default
-    /// `[1, 1, 1]` (MMRec weighs image 0.1 against text 0.9 on Amazon data; here no
-    /// modality is known to dominate, and equal weights did as well as any).
-    pub modality_weights: [f64; 3],
-    /// Share `rho` of user–author edges pruned each epoch (0 keeps every edge; below 1).
-    /// Default 0.3 (MMRec searches 0.8 and 0.9 on sparse Amazon graphs; on the denser
-    /// default world 0.8 was slightly worse).
-    pub edge_dropout: f64,
-    /// Weight `lambda` of the modality BPR terms. Default 0.05.
-    pub lambda: f64,
-    /// Weight of the L2 term on the batch's layer-0 embeddings. Default 1e-4.
-    pub reg: f64,
-    /// Standard deviation of the initial id embeddings (must be > 0). Default 0.1.
-    pub init_std: f64,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
+baseline_config! {
+    /// Hyper-parameters of [`Freedom`].
+    pub struct FreedomConfig {
+        /// Embedding size. Default 64 (the paper's).
+        pub dim: usize = 64,
+        /// LightGCN layers on the user–author graph. Default 2 (MMRec's).
+        pub ui_layers: usize = 2,
+        /// Propagation layers `L_i` on the frozen author–author graph. Default 1 (MMRec's).
+        pub ii_layers: usize = 1,
+        /// Neighbours kept per author in each modality's kNN graph. Default 10 (the
+        /// paper's).
+        pub knn_k: usize = 10,
+        /// Weights of the visual, audio and text kNN graphs (>= 0; renormalised per
+        /// author over the modalities it has; 0 leaves a modality out, also from the
+        /// loss). Default `[1, 1, 1]` (MMRec weighs image 0.1 against text 0.9 on Amazon
+        /// data; here no modality is known to dominate, and equal weights did as well as
+        /// any).
+        pub modality_weights: [f64; 3] = [1.0, 1.0, 1.0],
+        /// Share `rho` of user–author edges pruned each epoch (0 keeps every edge; below
+        /// 1). Default 0.3 (MMRec searches 0.8 and 0.9 on sparse Amazon graphs; on the
+        /// denser default world 0.8 was slightly worse).
+        pub edge_dropout: f64 = 0.3,
+        /// Weight `lambda` of the modality BPR terms. Default 0.05.
+        pub lambda: f64 = 0.05,
+        /// Weight of the L2 term on the batch's layer-0 embeddings. Default 1e-4.
+        pub reg: f64 = 1e-4,
+        /// Standard deviation of the initial id embeddings (must be > 0). Default 0.1.
+        pub init_std: f64 = 0.1,
+    }
     /// The trainer (defaults: 40 epochs, batch 1024, learning rate 0.02, 8 negatives, no
     /// weight decay since `reg` is the regulariser, patience 10). About 0.35 s an epoch on
     /// the default 2,000 x 300 world on 2 CPU cores.
-    pub train: TrainConfig,
-}
-
-impl Default for FreedomConfig {
-    fn default() -> Self {
-        FreedomConfig {
-            dim: 64,
-            ui_layers: 2,
-            ii_layers: 1,
-            knn_k: 10,
-            modality_weights: [1.0, 1.0, 1.0],
-            edge_dropout: 0.3,
-            lambda: 0.05,
-            reg: 1e-4,
-            init_std: 0.1,
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 40,
-                batch_size: 1024,
-                learning_rate: 0.02,
-                weight_decay: 0.0,
-                negatives: 8,
-                patience: 10,
-                ..TrainConfig::default()
-            },
-        }
-    }
+    train = graph_trainer();
 }
 
 impl FreedomConfig {
     /// Checks every field (the trainer's included), naming the first one out of its
     /// domain.
     pub fn validate(&self) -> Result<()> {
-        let nonneg = |field: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(AlignError::config(
-                    field,
-                    format!("must be finite and >= 0, got {v}"),
-                ))
-            }
-        };
-        if self.dim == 0 {
-            return Err(AlignError::config("dim", "must be at least 1"));
-        }
-        if self.knn_k == 0 {
-            return Err(AlignError::config("knn_k", "must be at least 1"));
-        }
+        check::at_least_one("dim", self.dim)?;
+        check::at_least_one("knn_k", self.knn_k)?;
         for &w in &self.modality_weights {
-            nonneg("modality_weights", w)?;
+            check::non_negative("modality_weights", w)?;
         }
         if self.modality_weights.iter().all(|&w| w == 0.0) {
             return Err(AlignError::config(
@@ -155,23 +109,10 @@ impl FreedomConfig {
                 "at least one modality needs a weight > 0",
             ));
         }
-        if !(self.edge_dropout.is_finite() && (0.0..1.0).contains(&self.edge_dropout)) {
-            return Err(AlignError::config(
-                "edge_dropout",
-                format!("must be in [0, 1), got {}", self.edge_dropout),
-            ));
-        }
-        nonneg("lambda", self.lambda)?;
-        nonneg("reg", self.reg)?;
-        if !(self.init_std.is_finite() && self.init_std > 0.0) {
-            return Err(AlignError::config(
-                "init_std",
-                format!(
-                    "must be finite and > 0 (zero embeddings get no gradient), got {}",
-                    self.init_std
-                ),
-            ));
-        }
+        check::below_one("edge_dropout", self.edge_dropout)?;
+        check::non_negative("lambda", self.lambda)?;
+        check::non_negative("reg", self.reg)?;
+        check::embedding_std(self.init_std)?;
         self.train.validate()
     }
 }
@@ -409,45 +350,20 @@ impl FreedomModule {
         negs: &NegativeBatch,
         device: &Device,
     ) -> Tensor<1> {
-        let (b, n) = (batch.len(), negs.per_example);
         let (users_all, authors_all) = self.forward(ui, ii, config.ui_layers, config.ii_layers);
-        let (users, pos, neg) = index_tensors(batch, negs, device);
-        let mut loss = bpr_on(
-            users_all.clone(),
-            authors_all,
-            users.clone(),
-            pos.clone(),
-            neg.clone(),
-            b,
-            n,
-        );
+        let index = BatchIndex::new(batch, negs, device);
+        let mut loss = bpr_on(users_all.clone(), authors_all, &index);
         if config.lambda > 0.0 {
             for (lin, input) in self.proj.iter().zip(modalities) {
                 let projected = lin.forward(input.tensor(device)); // [A, dim]
-                let term = bpr_on(
-                    users_all.clone(),
-                    projected,
-                    users.clone(),
-                    pos.clone(),
-                    neg.clone(),
-                    b,
-                    n,
-                );
+                let term = bpr_on(users_all.clone(), projected, &index);
                 loss = loss + term.mul_scalar(config.lambda);
             }
         }
         if config.reg > 0.0 {
             loss = loss
-                + layer0_l2(
-                    self.user.weight.val(),
-                    self.author.weight.val(),
-                    users,
-                    pos,
-                    neg,
-                    b,
-                    n,
-                )
-                .mul_scalar(config.reg);
+                + layer0_l2(self.user.weight.val(), self.author.weight.val(), &index)
+                    .mul_scalar(config.reg);
         }
         loss
     }
@@ -473,12 +389,7 @@ impl Freedom {
     ) -> Result<(Freedom, Vec<EpochReport>)> {
         config.validate()?;
         let n_authors = dataset.n_authors();
-        if features.len() != n_authors {
-            return Err(AlignError::data(format!(
-                "got features for {} authors, the dataset has {n_authors}",
-                features.len()
-            )));
-        }
+        check_feature_rows(features, n_authors)?;
         // The modalities in use: a weight > 0 and at least one author that has them.
         let used: Vec<Modality> = Modality::ALL
             .iter()
@@ -505,8 +416,8 @@ impl Freedom {
         let ii = author_knn_graph(features, config.modality_weights, config.knn_k);
         let ui_full = UserAuthorGraph::from_split(dataset, split);
         let ui_norm = ui_full.normalized();
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
-        let known = known_users(dataset, split);
+        let run = FitRun::new(dataset, split, config, device);
+        let known = run.known_users();
         let n_features: Vec<usize> = modalities.iter().map(|m| m.matrix.dim).collect();
         let model = FreedomModule::new(
             dataset.n_users(),
@@ -518,7 +429,7 @@ impl Freedom {
             device,
         );
         // Per-epoch pruning driven by a call counter (see the module docs).
-        let n_batches = examples.len().div_ceil(config.train.batch_size).max(1);
+        let n_batches = run.examples.len().div_ceil(config.train.batch_size).max(1);
         let calls = Cell::new(0usize);
         let current: RefCell<Option<(usize, EdgeGraph)>> = RefCell::new(None);
         let seed = config.train.seed;
@@ -528,14 +439,8 @@ impl Freedom {
                 SplitMix64::new(seed ^ 0xF2EE_D0F0 ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
             prune_edges(&ui_full, rho, &mut rng).normalized()
         };
-        fit_baseline(
+        run.fit(
             model,
-            &config.train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &FreedomModule, batch, negs, dev| {
                 let c = calls.get();
                 calls.set(c + 1);
@@ -584,25 +489,6 @@ impl Freedom {
             scorer: FactorScorer::from_embeddings(users, authors, known)?,
         })
     }
-
-    /// The final representation `e_a + h_a` of every author, `[n_authors * dim]`
-    /// row-major.
-    pub fn author_embeddings(&self) -> &[f32] {
-        &self.scorer.authors
-    }
-
-    /// Embedding size.
-    pub fn dim(&self) -> usize {
-        self.scorer.k
-    }
 }
 
-impl Recommender for Freedom {
-    fn name(&self) -> &str {
-        "FREEDOM"
-    }
-
-    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
-        self.scorer.score(queries, out)
-    }
-}
+factor_recommender!(Freedom, "FREEDOM", with_embeddings);

@@ -29,15 +29,12 @@
 use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split};
-use mspa_metrics::Protocol;
 
-use super::{FactorScorer, SeededInit, bpr_loss, fit_baseline, index_tensors, known_users};
-use crate::data::{Example, NegativeBatch, training_examples};
-use crate::error::{AlignError, Result};
-use crate::recommender::{Query, Recommender};
+use super::{BatchIndex, FactorScorer, FitRun, SeededInit, bpr_loss};
+use crate::data::{Example, NegativeBatch};
+use crate::error::{AlignError, Result, check};
 use crate::train::{EpochReport, TrainConfig};
 
 /// A weighted, directed graph over `n_nodes` nodes as an edge list. One propagation step
@@ -244,74 +241,49 @@ impl UserAuthorGraph {
     }
 }
 
-/// Hyper-parameters of [`LightGcn`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LightGcnConfig {
-    /// Embedding size. Default 64 (the paper's).
-    pub dim: usize,
-    /// Propagation layers `K` (0 is plain matrix factorisation). Default 3 (the paper's).
-    pub layers: usize,
-    /// Weight of the L2 term on the batch's layer-0 embeddings. Default 1e-4 (the
-    /// paper's).
-    pub reg: f64,
-    /// Standard deviation of the initial embeddings (must be > 0). Default 0.1.
-    pub init_std: f64,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
+/// The trainer defaults of LightGCN (and of FREEDOM, built on it): 40 epochs, batch
+/// 1024, learning rate 0.02, no weight decay (the losses carry their own L2 term), 8
+/// negatives, patience 10.
+pub(crate) fn graph_trainer() -> TrainConfig {
+    TrainConfig {
+        epochs: 40,
+        batch_size: 1024,
+        learning_rate: 0.02,
+        weight_decay: 0.0,
+        negatives: 8,
+        patience: 10,
+        ..TrainConfig::default()
+    }
+}
+
+baseline_config! {
+    /// Hyper-parameters of [`LightGcn`].
+    pub struct LightGcnConfig {
+        /// Embedding size. Default 64 (the paper's).
+        pub dim: usize = 64,
+        /// Propagation layers `K` (0 is plain matrix factorisation). Default 3 (the
+        /// paper's).
+        pub layers: usize = 3,
+        /// Weight of the L2 term on the batch's layer-0 embeddings. Default 1e-4 (the
+        /// paper's).
+        pub reg: f64 = 1e-4,
+        /// Standard deviation of the initial embeddings (must be > 0). Default 0.1.
+        pub init_std: f64 = 0.1,
+    }
     /// The trainer (defaults: 40 epochs, batch 1024, learning rate 0.02, 8 negatives, no
     /// weight decay since `reg` is the regulariser, patience 10: validation NDCG can dip
     /// for the first epochs while the smoothed embeddings separate). About 0.2 s an epoch
     /// on the default 2,000 x 300 world on 2 CPU cores.
-    pub train: TrainConfig,
-}
-
-impl Default for LightGcnConfig {
-    fn default() -> Self {
-        LightGcnConfig {
-            dim: 64,
-            layers: 3,
-            reg: 1e-4,
-            init_std: 0.1,
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 40,
-                batch_size: 1024,
-                learning_rate: 0.02,
-                weight_decay: 0.0,
-                negatives: 8,
-                patience: 10,
-                ..TrainConfig::default()
-            },
-        }
-    }
+    train = graph_trainer();
 }
 
 impl LightGcnConfig {
     /// Checks every field (the trainer's included), naming the first one out of its
     /// domain.
     pub fn validate(&self) -> Result<()> {
-        if self.dim == 0 {
-            return Err(AlignError::config("dim", "must be at least 1"));
-        }
-        if !(self.reg.is_finite() && self.reg >= 0.0) {
-            return Err(AlignError::config(
-                "reg",
-                format!("must be finite and >= 0, got {}", self.reg),
-            ));
-        }
-        if !(self.init_std.is_finite() && self.init_std > 0.0) {
-            return Err(AlignError::config(
-                "init_std",
-                format!(
-                    "must be finite and > 0 (zero embeddings get no gradient), got {}",
-                    self.init_std
-                ),
-            ));
-        }
+        check::at_least_one("dim", self.dim)?;
+        check::non_negative("reg", self.reg)?;
+        check::embedding_std(self.init_std)?;
         self.train.validate()
     }
 }
@@ -367,27 +339,11 @@ impl LightGcnModule {
         device: &Device,
     ) -> Tensor<1> {
         let (users_all, authors_all) = self.forward(graph, layers);
-        let (users, pos, neg) = index_tensors(batch, negs, device);
-        let bpr = bpr_on(
-            users_all,
-            authors_all,
-            users.clone(),
-            pos.clone(),
-            neg.clone(),
-            batch.len(),
-            negs.per_example,
-        );
+        let index = BatchIndex::new(batch, negs, device);
+        let bpr = bpr_on(users_all, authors_all, &index);
         if reg > 0.0 {
-            bpr + layer0_l2(
-                self.user.weight.val(),
-                self.author.weight.val(),
-                users,
-                pos,
-                neg,
-                batch.len(),
-                negs.per_example,
-            )
-            .mul_scalar(reg)
+            bpr + layer0_l2(self.user.weight.val(), self.author.weight.val(), &index)
+                .mul_scalar(reg)
         } else {
             bpr
         }
@@ -412,44 +368,33 @@ pub(crate) fn propagate_bipartite(
     )
 }
 
-/// The BPR loss of users `[B]` against positives `[B]` and negatives `[B * N]`, scored by
+/// The BPR loss of the batch's users against its positives and negatives, scored by
 /// dot products of rows of `users_all` and `authors_all`.
 pub(crate) fn bpr_on(
     users_all: Tensor<2>,
     authors_all: Tensor<2>,
-    users: Tensor<1, Int>,
-    pos: Tensor<1, Int>,
-    neg: Tensor<1, Int>,
-    b: usize,
-    n: usize,
+    index: &BatchIndex,
 ) -> Tensor<1> {
-    let eu = users_all.select(0, users); // [B, d]
+    let (b, n) = (index.b, index.n);
+    let eu = users_all.select(0, index.users.clone()); // [B, d]
     let d = eu.dims()[1];
-    let ep = authors_all.clone().select(0, pos); // [B, d]
-    let en = authors_all.select(0, neg).reshape([b, n, d]); // [B, N, d]
+    let ep = authors_all.clone().select(0, index.pos.clone()); // [B, d]
+    let en = authors_all.select(0, index.neg.clone()).reshape([b, n, d]); // [B, N, d]
     let s_pos = (eu.clone() * ep).sum_dim(1); // [B, 1]
     let s_neg = (eu.unsqueeze_dim::<3>(1) * en).sum_dim(2).reshape([b, n]); // [B, N]
     bpr_loss(s_pos, s_neg)
 }
 
 /// `1/2 (|e_u^0|^2 + |e_pos^0|^2 + mean_neg |e_neg^0|^2)` averaged over the batch.
-pub(crate) fn layer0_l2(
-    user0: Tensor<2>,
-    author0: Tensor<2>,
-    users: Tensor<1, Int>,
-    pos: Tensor<1, Int>,
-    neg: Tensor<1, Int>,
-    b: usize,
-    n: usize,
-) -> Tensor<1> {
-    let su = user0.select(0, users).square().sum();
-    let sp = author0.clone().select(0, pos).square().sum();
+pub(crate) fn layer0_l2(user0: Tensor<2>, author0: Tensor<2>, index: &BatchIndex) -> Tensor<1> {
+    let su = user0.select(0, index.users.clone()).square().sum();
+    let sp = author0.clone().select(0, index.pos.clone()).square().sum();
     let sn = author0
-        .select(0, neg)
+        .select(0, index.neg.clone())
         .square()
         .sum()
-        .div_scalar(n.max(1) as f32);
-    (su + sp + sn).mul_scalar(0.5 / b.max(1) as f32)
+        .div_scalar(index.n.max(1) as f32);
+    (su + sp + sn).mul_scalar(0.5 / index.b.max(1) as f32)
 }
 
 /// A trained LightGCN recommender (final embeddings on the CPU).
@@ -469,8 +414,8 @@ impl LightGcn {
         progress: impl FnMut(&EpochReport),
     ) -> Result<(LightGcn, Vec<EpochReport>)> {
         config.validate()?;
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
-        let known = known_users(dataset, split);
+        let run = FitRun::new(dataset, split, config, device);
+        let known = run.known_users();
         let graph = UserAuthorGraph::from_split(dataset, split).normalized();
         let model = LightGcnModule::new(
             dataset.n_users(),
@@ -482,14 +427,8 @@ impl LightGcn {
         );
         let layers = config.layers;
         let reg = config.reg;
-        fit_baseline(
+        run.fit(
             model,
-            &config.train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &LightGcnModule, batch, negs, dev| {
                 m.loss(&graph.to_tensors(dev), layers, reg, batch, negs, dev)
             },
@@ -513,24 +452,6 @@ impl LightGcn {
             scorer: FactorScorer::from_embeddings(users, authors, known)?,
         })
     }
-
-    /// The final embedding of every author, `[n_authors * dim]` row-major.
-    pub fn author_embeddings(&self) -> &[f32] {
-        &self.scorer.authors
-    }
-
-    /// Embedding size.
-    pub fn dim(&self) -> usize {
-        self.scorer.k
-    }
 }
 
-impl Recommender for LightGcn {
-    fn name(&self) -> &str {
-        "LightGCN"
-    }
-
-    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
-        self.scorer.score(queries, out)
-    }
-}
+factor_recommender!(LightGcn, "LightGCN", with_embeddings);

@@ -26,6 +26,9 @@
 //! modality, leaves missing modalities at zero and appends one presence flag per
 //! modality.
 
+#[macro_use]
+mod macros;
+
 pub mod bprmf;
 pub mod concat;
 pub mod freedom;
@@ -54,13 +57,14 @@ pub use mspa_modal::init::SeededInit;
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use mspa_core::{Dataset, Split};
 use mspa_metrics::Protocol;
 use mspa_modal::features::{AuthorFeatures, Modality};
 
+pub(crate) use crate::data::tensor_values;
 use crate::data::{
-    Example, NegativeBatch, Negatives, train_author_counts, user_train_authors,
+    Example, NegativeBatch, Negatives, train_author_counts, training_examples, user_train_authors,
 };
 use crate::error::{AlignError, Result};
 use crate::recommender::{Query, Recommender, check_out_len, validation_ndcg10};
@@ -89,12 +93,7 @@ impl FeatureMatrix {
         modalities: &[Modality],
         n_authors: usize,
     ) -> Result<Self> {
-        if features.len() != n_authors {
-            return Err(AlignError::data(format!(
-                "got features for {} authors, the dataset has {n_authors}",
-                features.len()
-            )));
-        }
+        check_feature_rows(features, n_authors)?;
         if modalities.is_empty() {
             return Err(AlignError::config(
                 "modalities",
@@ -195,18 +194,15 @@ impl FeatureMatrix {
     }
 }
 
-/// A 2-D tensor's values, row-major.
-pub(crate) fn to_vec2(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| AlignError::data(format!("cannot read tensor values: {e:?}")))
-}
-
-/// A 1-D tensor's values.
-pub(crate) fn to_vec1(t: Tensor<1>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| AlignError::data(format!("cannot read tensor values: {e:?}")))
+/// Fails unless `features` holds exactly one entry per author.
+pub(crate) fn check_feature_rows(features: &[AuthorFeatures], n_authors: usize) -> Result<()> {
+    if features.len() != n_authors {
+        return Err(AlignError::data(format!(
+            "got features for {} authors, the dataset has {n_authors}",
+            features.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A linear layer copied to the CPU: `y = x W + b`, `W` is `[d_in, d_out]` row-major.
@@ -223,13 +219,13 @@ impl CpuLinear {
         let w = lin.weight.val();
         let [d_in, d_out] = w.dims();
         let b = match &lin.bias {
-            Some(b) => to_vec1(b.val())?,
+            Some(b) => tensor_values(b.val())?,
             None => vec![0.0; d_out],
         };
         Ok(CpuLinear {
             d_in,
             d_out,
-            w: to_vec2(w)?,
+            w: tensor_values(w)?,
             b,
         })
     }
@@ -290,9 +286,9 @@ impl FactorScorer {
         Ok(FactorScorer {
             k,
             n_authors,
-            users: to_vec2(users)?,
+            users: tensor_values(users)?,
             known,
-            authors: to_vec2(authors)?,
+            authors: tensor_values(authors)?,
             bias: vec![0.0; n_authors],
         })
     }
@@ -349,63 +345,121 @@ pub(crate) fn baseline_negatives(
         .avoiding(user_train_authors(dataset, split)))
 }
 
-/// Trains a baseline with the shared trainer and validates it on `split.valid` (NDCG@10
-/// under `protocol`) through the scorer `to_rec` builds from a plain model copy.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fit_baseline<M, R, L>(
-    model: M,
-    train: &TrainConfig,
-    device: &Device,
-    dataset: &Dataset,
-    split: &Split,
-    protocol: Protocol,
-    examples: &[Example],
-    loss: L,
-    to_rec: impl Fn(&M) -> Result<R>,
-    progress: impl FnMut(&EpochReport),
-) -> Result<(R, Vec<EpochReport>)>
-where
-    M: Module,
-    R: Recommender,
-    L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
-{
-    let negatives = baseline_negatives(dataset, split, train)?;
-    let mut config = train.clone();
-    if split.valid.is_empty() {
-        config.eval_every = 0;
-    }
-    let (model, reports) = fit_with(
-        model,
-        &config,
-        device,
-        examples,
-        &negatives,
-        loss,
-        |m: &M| {
-            let rec = to_rec(m)?;
-            validation_ndcg10(&rec, dataset, &split.valid, protocol)
-        },
-        progress,
-    )?;
-    Ok((to_rec(&model)?, reports))
+/// The fields every trained baseline's config shares (implemented by the configs'
+/// declarations in `macros.rs`).
+pub(crate) trait SharedSettings {
+    /// Protocol of the validation NDCG@10.
+    fn protocol(&self) -> Protocol;
+    /// Keep at most this many (most recent) training examples per user.
+    fn max_examples_per_user(&self) -> Option<usize>;
+    /// The trainer.
+    fn train(&self) -> &TrainConfig;
 }
 
-/// The training tensors shared by the BPR-style losses: `(users [B], positives [B],
-/// negatives [B * N])`.
-pub(crate) fn index_tensors(
-    batch: &[&Example],
-    negs: &NegativeBatch,
-    device: &Device,
-) -> (
-    Tensor<1, burn::tensor::Int>,
-    Tensor<1, burn::tensor::Int>,
-    Tensor<1, burn::tensor::Int>,
-) {
-    (
-        crate::data::users_tensor(batch, device),
-        crate::data::positives_tensor(batch, device),
-        negs.to_flat_tensor(device),
-    )
+/// One training run of a baseline: the data, its training examples and the shared
+/// settings of the baseline's config.
+pub(crate) struct FitRun<'a> {
+    pub dataset: &'a Dataset,
+    pub split: &'a Split,
+    pub device: &'a Device,
+    pub protocol: Protocol,
+    /// The trainer (a copy: a baseline may adjust it before [`FitRun::fit`]).
+    pub train: TrainConfig,
+    /// The training examples of `split`, capped per user as the config says.
+    pub examples: Vec<Example>,
+}
+
+impl<'a> FitRun<'a> {
+    /// The run of `config` on the training events of `split`.
+    pub fn new(
+        dataset: &'a Dataset,
+        split: &'a Split,
+        config: &impl SharedSettings,
+        device: &'a Device,
+    ) -> Self {
+        FitRun {
+            dataset,
+            split,
+            device,
+            protocol: config.protocol(),
+            train: config.train().clone(),
+            examples: training_examples(dataset, split, config.max_examples_per_user()),
+        }
+    }
+
+    /// Whether each user has at least one training tip.
+    pub fn known_users(&self) -> Vec<bool> {
+        known_users(self.dataset, self.split)
+    }
+
+    /// Trains `model` with the shared trainer and validates it on `split.valid` (NDCG@10
+    /// under the protocol) through the scorer `to_rec` builds from a plain model copy.
+    pub fn fit<M, R, L>(
+        self,
+        model: M,
+        loss: L,
+        to_rec: impl Fn(&M) -> Result<R>,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(R, Vec<EpochReport>)>
+    where
+        M: Module,
+        R: Recommender,
+        L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
+    {
+        let FitRun {
+            dataset,
+            split,
+            device,
+            protocol,
+            mut train,
+            examples,
+        } = self;
+        let negatives = baseline_negatives(dataset, split, &train)?;
+        if split.valid.is_empty() {
+            train.eval_every = 0;
+        }
+        let (model, reports) = fit_with(
+            model,
+            &train,
+            device,
+            &examples,
+            &negatives,
+            loss,
+            |m: &M| {
+                let rec = to_rec(m)?;
+                validation_ndcg10(&rec, dataset, &split.valid, protocol)
+            },
+            progress,
+        )?;
+        Ok((to_rec(&model)?, reports))
+    }
+}
+
+/// The index tensors of a batch that the BPR-style losses read.
+pub(crate) struct BatchIndex {
+    /// Users `[B]`.
+    pub users: Tensor<1, Int>,
+    /// Positive authors `[B]`.
+    pub pos: Tensor<1, Int>,
+    /// Negative authors `[B * N]`.
+    pub neg: Tensor<1, Int>,
+    /// Examples in the batch, `B`.
+    pub b: usize,
+    /// Negatives per example, `N`.
+    pub n: usize,
+}
+
+impl BatchIndex {
+    /// The indices of `batch` and its negatives `negs` on `device`.
+    pub fn new(batch: &[&Example], negs: &NegativeBatch, device: &Device) -> Self {
+        BatchIndex {
+            users: crate::data::users_tensor(batch, device),
+            pos: crate::data::positives_tensor(batch, device),
+            neg: negs.to_flat_tensor(device),
+            b: batch.len(),
+            n: negs.per_example,
+        }
+    }
 }
 
 /// The mean BPR loss `-log sigmoid(s_pos - s_neg)` of positive scores `[B, 1]` against

@@ -38,14 +38,12 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split, TipEvent};
-use mspa_metrics::Protocol;
 
-use super::{SeededInit, fit_baseline};
-use crate::data::{Example, SplitMix64, training_examples};
-use crate::error::{AlignError, Result};
+use super::{FitRun, SeededInit, tensor_values};
+use crate::data::{Example, SplitMix64};
+use crate::error::{AlignError, Result, check};
 use crate::recommender::{Query, Recommender, check_out_len};
 use crate::train::{EpochReport, TrainConfig};
 
@@ -56,120 +54,79 @@ const HOUR_MS: f64 = 3_600_000.0;
 /// Queries per forward pass at inference.
 const SCORE_BATCH: usize = 256;
 
-/// Hyper-parameters of [`SasRec`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SasRecConfig {
-    /// Hidden size (embeddings, attention, feed-forward). Default 64.
-    pub dim: usize,
-    /// Self-attention blocks. Default 2.
-    pub layers: usize,
-    /// Attention heads (must divide `dim`). Default 1 (the paper's single head).
-    pub heads: usize,
-    /// Most recent tips read by the attention (the repeat terms read the whole history).
-    /// Default 50.
-    pub max_len: usize,
-    /// Dropout rate on the embeddings and on every residual branch while training, in
-    /// `[0, 1)`. Default 0.2.
-    pub dropout: f64,
-    /// Add each tip's log-amount and log-age (relative to the query time) to its token.
-    /// Default true.
-    pub tip_features: bool,
-    /// Add the LiveRec repeat terms (earlier-tip count, recency, user repeat propensity)
-    /// to the scores. Default true.
-    pub repeat_features: bool,
-    /// Buckets of the number of earlier tips to an author, bucket 0 being "never" (at
-    /// least 2). Default 6 (0, 1, 2-3, 4-7, 8-15, 16+).
-    pub count_buckets: usize,
-    /// Buckets of `log2(1 + hours since the last tip to an author)`, bucket 0 being
-    /// "never" (at least 2). Default 14 (the last bucket starts at about a year).
-    pub time_buckets: usize,
-    /// Standard deviation of the initial author and position embeddings; `None` uses
-    /// `1 / sqrt(dim)`. Default `None`.
-    pub init_std: Option<f64>,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
+baseline_config! {
+    /// Hyper-parameters of [`SasRec`].
+    pub struct SasRecConfig {
+        /// Hidden size (embeddings, attention, feed-forward). Default 64.
+        pub dim: usize = 64,
+        /// Self-attention blocks. Default 2.
+        pub layers: usize = 2,
+        /// Attention heads (must divide `dim`). Default 1 (the paper's single head).
+        pub heads: usize = 1,
+        /// Most recent tips read by the attention (the repeat terms read the whole
+        /// history). Default 50.
+        pub max_len: usize = 50,
+        /// Dropout rate on the embeddings and on every residual branch while training, in
+        /// `[0, 1)`. Default 0.2.
+        pub dropout: f64 = 0.2,
+        /// Add each tip's log-amount and log-age (relative to the query time) to its
+        /// token. Default true.
+        pub tip_features: bool = true,
+        /// Add the LiveRec repeat terms (earlier-tip count, recency, user repeat
+        /// propensity) to the scores. Default true.
+        pub repeat_features: bool = true,
+        /// Buckets of the number of earlier tips to an author, bucket 0 being "never" (at
+        /// least 2). Default 6 (0, 1, 2-3, 4-7, 8-15, 16+).
+        pub count_buckets: usize = 6,
+        /// Buckets of `log2(1 + hours since the last tip to an author)`, bucket 0 being
+        /// "never" (at least 2). Default 14 (the last bucket starts at about a year).
+        pub time_buckets: usize = 14,
+        /// Standard deviation of the initial author and position embeddings; `None` uses
+        /// `1 / sqrt(dim)`. Default `None`.
+        pub init_std: Option<f64> = None,
+    }
     /// The trainer (defaults: 20 epochs, batch 128, learning rate 1e-3, weight decay
     /// 1e-4, patience 3; `negatives` is ignored, the loss is a full softmax). Its `seed`
     /// also seeds the parameters and the dropout masks.
-    pub train: TrainConfig,
-}
-
-impl Default for SasRecConfig {
-    fn default() -> Self {
-        SasRecConfig {
-            dim: 64,
-            layers: 2,
-            heads: 1,
-            max_len: 50,
-            dropout: 0.2,
-            tip_features: true,
-            repeat_features: true,
-            count_buckets: 6,
-            time_buckets: 14,
-            init_std: None,
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 20,
-                batch_size: 128,
-                learning_rate: 1e-3,
-                weight_decay: 1e-4,
-                patience: 3,
-                negatives: 0,
-                ..TrainConfig::default()
-            },
-        }
-    }
+    train = TrainConfig {
+        epochs: 20,
+        batch_size: 128,
+        learning_rate: 1e-3,
+        weight_decay: 1e-4,
+        patience: 3,
+        negatives: 0,
+        ..TrainConfig::default()
+    };
 }
 
 impl SasRecConfig {
     /// Checks every model field (and the trainer's), naming the first one out of its
     /// domain.
     pub fn validate(&self) -> Result<()> {
-        let bad = |f: &str, m: String| Err(AlignError::config(f, m));
-        if self.dim == 0 {
-            return bad("dim", "must be at least 1".into());
-        }
-        if self.layers == 0 {
-            return bad("layers", "must be at least 1".into());
-        }
-        if self.heads == 0 {
-            return bad("heads", "must be at least 1".into());
-        }
+        check::at_least_one("dim", self.dim)?;
+        check::at_least_one("layers", self.layers)?;
+        check::at_least_one("heads", self.heads)?;
         if self.dim % self.heads != 0 {
-            return bad(
+            return Err(AlignError::config(
                 "heads",
                 format!("dim {} is not divisible by {} heads", self.dim, self.heads),
-            );
+            ));
         }
-        if self.max_len == 0 {
-            return bad("max_len", "must be at least 1".into());
-        }
-        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            return bad(
-                "dropout",
-                format!("must be in [0, 1), got {}", self.dropout),
-            );
-        }
-        if self.count_buckets < 2 {
-            return bad(
-                "count_buckets",
-                format!("must be at least 2, got {}", self.count_buckets),
-            );
-        }
-        if self.time_buckets < 2 {
-            return bad(
-                "time_buckets",
-                format!("must be at least 2, got {}", self.time_buckets),
-            );
+        check::at_least_one("max_len", self.max_len)?;
+        check::below_one("dropout", self.dropout)?;
+        for (field, buckets) in [
+            ("count_buckets", self.count_buckets),
+            ("time_buckets", self.time_buckets),
+        ] {
+            if buckets < 2 {
+                return Err(AlignError::config(
+                    field,
+                    format!("must be at least 2, got {buckets}"),
+                ));
+            }
         }
         if let Some(s) = self.init_std {
-            if !(s.is_finite() && s > 0.0) {
-                return bad("init_std", format!("must be finite and > 0, got {s}"));
-            }
+            check::positive("init_std", s)?;
         }
         self.train.validate()
     }
@@ -581,8 +538,8 @@ impl SasRec {
         progress: impl FnMut(&EpochReport),
     ) -> Result<(SasRec, Vec<EpochReport>)> {
         config.validate()?;
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
-        if examples.is_empty() {
+        let mut run = FitRun::new(dataset, split, config, device);
+        if run.examples.is_empty() {
             return Err(AlignError::data(
                 "no training examples (every user has a single tip?)",
             ));
@@ -596,19 +553,11 @@ impl SasRec {
             });
         let center = if n > 0 { (sum / n as f64) as f32 } else { 0.0 };
         let model = SasRecModule::new(config, dataset.n_authors(), center, device)?;
-        let train = TrainConfig {
-            negatives: 0,
-            ..config.train.clone()
-        };
+        // The full softmax needs no sampled negatives.
+        run.train.negatives = 0;
         let seed = config.train.seed;
-        fit_baseline(
+        run.fit(
             model,
-            &train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &SasRecModule, batch, _negs, dev| m.loss(dataset, batch, seed, dev),
             |m: &SasRecModule| Ok(SasRec::from_module(m.clone(), device)),
             progress,
@@ -644,7 +593,7 @@ impl Recommender for SasRec {
             let pairs: Vec<(&[TipEvent], i64)> =
                 chunk.iter().map(|q| (q.history, q.at_ms)).collect();
             let input = self.model.batch(&pairs, &self.device);
-            let v = super::to_vec2(self.model.forward(&input))?;
+            let v = tensor_values(self.model.forward(&input))?;
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(AlignError::data("SASRec: non-finite scores"));
             }

@@ -9,59 +9,32 @@
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use mspa_core::{Dataset, Split};
-use mspa_metrics::Protocol;
 use mspa_modal::features::{AuthorFeatures, Modality};
 
+use super::bprmf::bpr_trainer;
 use super::{
-    CpuLinear, FactorScorer, FeatureMatrix, SeededInit, bpr_loss, fit_baseline, index_tensors,
-    known_users, to_vec2,
+    BatchIndex, CpuLinear, FactorScorer, FeatureMatrix, FitRun, SeededInit, bpr_loss, tensor_values,
 };
-use crate::data::{Example, NegativeBatch, training_examples};
-use crate::error::{AlignError, Result};
-use crate::recommender::{Query, Recommender};
-use crate::train::{EpochReport, TrainConfig};
+use crate::data::{Example, NegativeBatch};
+use crate::error::{AlignError, Result, check};
+use crate::train::EpochReport;
 
-/// Hyper-parameters of [`Vbpr`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct VbprConfig {
-    /// Size of the id factors. Default 16.
-    pub dim: usize,
-    /// Size of the visual factors. Default 16.
-    pub visual_dim: usize,
-    /// Standard deviation of the initial embeddings. Default 0.1.
-    pub init_std: f64,
-    /// Which author features feed the visual factor. Default `[visual]` (the paper's).
-    pub modalities: Vec<Modality>,
-    /// Protocol of the validation NDCG@10. Default repeats allowed.
-    pub protocol: Protocol,
-    /// Keep at most this many (most recent) training examples per user. Default all.
-    pub max_examples_per_user: Option<usize>,
-    /// The trainer (defaults: 30 epochs, batch 256, learning rate 0.01, 8 negatives).
-    pub train: TrainConfig,
-}
-
-impl Default for VbprConfig {
-    fn default() -> Self {
-        VbprConfig {
-            dim: 16,
-            visual_dim: 16,
-            init_std: 0.1,
-            modalities: vec![Modality::Visual],
-            protocol: Protocol::RepeatsAllowed,
-            max_examples_per_user: None,
-            train: TrainConfig {
-                epochs: 30,
-                learning_rate: 0.01,
-                negatives: 8,
-                weight_decay: 1e-3,
-                ..TrainConfig::default()
-            },
-        }
+baseline_config! {
+    /// Hyper-parameters of [`Vbpr`].
+    pub struct VbprConfig {
+        /// Size of the id factors. Default 16.
+        pub dim: usize = 16,
+        /// Size of the visual factors. Default 16.
+        pub visual_dim: usize = 16,
+        /// Standard deviation of the initial embeddings. Default 0.1.
+        pub init_std: f64 = 0.1,
+        /// Which author features feed the visual factor. Default `[visual]` (the paper's).
+        pub modalities: Vec<Modality> = vec![Modality::Visual],
     }
+    /// The trainer (defaults: 30 epochs, batch 256, learning rate 0.01, 8 negatives).
+    train = bpr_trainer();
 }
 
 /// The trainable VBPR parameters.
@@ -112,9 +85,13 @@ impl VbprModule {
         negs: &NegativeBatch,
         device: &Device,
     ) -> Tensor<1> {
-        let b = batch.len();
-        let n = negs.per_example;
-        let (users, pos, neg) = index_tensors(batch, negs, device);
+        let BatchIndex {
+            users,
+            pos,
+            neg,
+            b,
+            n,
+        } = BatchIndex::new(batch, negs, device);
         let pos_idx: Vec<usize> = batch.iter().map(|e| e.positive.index()).collect();
         let neg_idx: Vec<usize> = negs.authors.iter().map(|a| a.index()).collect();
         let fp = features.rows_tensor(&pos_idx, device); // [B, F]
@@ -175,12 +152,10 @@ impl Vbpr {
                 "dim and visual_dim must be at least 1",
             ));
         }
-        if !(config.init_std.is_finite() && config.init_std >= 0.0) {
-            return Err(AlignError::config("init_std", "must be finite and >= 0"));
-        }
+        check::non_negative("init_std", config.init_std)?;
         let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
-        let examples = training_examples(dataset, split, config.max_examples_per_user);
-        let known = known_users(dataset, split);
+        let run = FitRun::new(dataset, split, config, device);
+        let known = run.known_users();
         let model = VbprModule::new(
             dataset.n_users(),
             dataset.n_authors(),
@@ -189,14 +164,8 @@ impl Vbpr {
             config.train.seed,
             device,
         );
-        fit_baseline(
+        run.fit(
             model,
-            &config.train,
-            device,
-            dataset,
-            split,
-            config.protocol,
-            &examples,
             |m: &VbprModule, batch, negs, dev| m.loss(&matrix, batch, negs, dev),
             |m: &VbprModule| Vbpr::from_module(m, &matrix, known.clone()),
             progress,
@@ -206,10 +175,10 @@ impl Vbpr {
     /// Copies a (plain) module's parameters and folds the features in: the author side
     /// becomes `[q_a | E f_a]` with bias `b_a + beta f_a`, the user side `[p_u | theta_u]`.
     pub fn from_module(m: &VbprModule, features: &FeatureMatrix, known: Vec<bool>) -> Result<Vbpr> {
-        let users_id = to_vec2(m.user.weight.val())?;
-        let theta = to_vec2(m.theta.weight.val())?;
-        let authors_id = to_vec2(m.author.weight.val())?;
-        let bias_id = to_vec2(m.bias.weight.val())?;
+        let users_id = tensor_values(m.user.weight.val())?;
+        let theta = tensor_values(m.theta.weight.val())?;
+        let authors_id = tensor_values(m.author.weight.val())?;
+        let bias_id = tensor_values(m.bias.weight.val())?;
         let proj = CpuLinear::from_linear(&m.proj)?;
         let beta = CpuLinear::from_linear(&m.beta)?;
         let dim = m.author.weight.val().dims()[1];
@@ -244,12 +213,4 @@ impl Vbpr {
     }
 }
 
-impl Recommender for Vbpr {
-    fn name(&self) -> &str {
-        "VBPR"
-    }
-
-    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
-        self.scorer.score(queries, out)
-    }
-}
+factor_recommender!(Vbpr, "VBPR");

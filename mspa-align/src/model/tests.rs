@@ -1,0 +1,242 @@
+//! Unit tests of the MSPA network: shapes, log-probabilities, modality masks, the
+//! correction steps, text and cold users, the loss weights and config validation.
+
+use super::*;
+use crate::data::SplitMix64;
+use mspa_core::{AuthorId, TipEvent, UserId};
+use mspa_modal::features::AuthorFeatures;
+
+const DIMS: [usize; 3] = [4, 3, 5];
+const TEXT_DIM: usize = 6;
+const N_AUTHORS: usize = 6;
+const DAY: i64 = 86_400_000;
+
+/// Random features; author 1 has no audio, author 4 no visual.
+fn features() -> Vec<AuthorFeatures> {
+    let mut rng = SplitMix64::new(3);
+    (0..N_AUTHORS)
+        .map(|a| {
+            let mut f = AuthorFeatures::empty(DIMS);
+            f.present = [a != 4, a != 1, true];
+            for (m, v) in [&mut f.visual, &mut f.audio, &mut f.text]
+                .into_iter()
+                .enumerate()
+            {
+                if f.present[m] {
+                    v.iter_mut().for_each(|x| *x = rng.normal() as f32);
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+fn tip(user: u32, author: u32, amount: f64, day: i64) -> TipEvent {
+    TipEvent {
+        user: UserId(user),
+        author: AuthorId(author),
+        amount,
+        timestamp_ms: day * DAY,
+    }
+}
+
+/// User 0 tipped authors 0, 2, 0; user 1 tipped author 3; user 2 is cold.
+fn histories() -> Vec<(Vec<TipEvent>, i64)> {
+    vec![
+        (
+            vec![tip(0, 0, 5.0, 1), tip(0, 2, 1.0, 3), tip(0, 0, 20.0, 5)],
+            6 * DAY,
+        ),
+        (vec![tip(1, 3, 1.0, 2)], 4 * DAY),
+        (Vec::new(), 4 * DAY),
+    ]
+}
+
+fn text(device: &Device, seed: u64) -> Tensor<2> {
+    let mut rng = SplitMix64::new(seed);
+    let v: Vec<f32> = (0..3 * TEXT_DIM).map(|_| rng.normal() as f32).collect();
+    Tensor::from_data(TensorData::new(v, [3, TEXT_DIM]), device)
+}
+
+/// All three users against every author.
+fn input(device: &Device, text: Option<Tensor<2>>) -> MspaInput {
+    let owned = histories();
+    let hist: Vec<(&[TipEvent], i64)> = owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+    let candidates: Vec<usize> = (0..N_AUTHORS).collect();
+    MspaInput {
+        tips: TipBatch::build(&hist, 2, device),
+        text,
+        authors: AuthorTable::build(&features(), &[2, 0, 1, 1, 0, 0], device).unwrap(),
+        candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, device),
+        pairs: pair_features(&hist, &candidates, device),
+    }
+}
+
+fn config() -> MspaConfig {
+    MspaConfig::new(DIMS, TEXT_DIM, N_AUTHORS).with_d_model(8)
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The largest elementwise difference of two score tensors of one shape.
+fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+#[test]
+fn forward_returns_the_documented_shapes() {
+    let device = Device::flex();
+    let model = config().with_correction_steps(2).init(&device).unwrap();
+    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    assert_eq!(out.step_scores.len(), 3);
+    for s in &out.step_scores {
+        assert_eq!(s.dims(), [3, N_AUTHORS]);
+    }
+    assert_eq!(out.modality_weights.dims(), [3, N_AUTHORS, 3]);
+    assert_eq!(out.gates.len(), 2);
+    for g in &out.gates {
+        assert_eq!(g.dims(), [3]);
+    }
+    assert_eq!(out.content.dims(), [N_AUTHORS, 8]);
+    assert_eq!(out.text_preference.map(|t| t.dims()), Some([3, 8]));
+}
+
+#[test]
+fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
+    let device = Device::flex();
+    let model = config().init(&device).unwrap();
+    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    for s in out.step_scores {
+        for row in values(s).chunks(N_AUTHORS) {
+            let total: f32 = row.iter().map(|x| x.exp()).sum();
+            assert!((total - 1.0).abs() < 1e-4, "row sums to {total}: {row:?}");
+        }
+    }
+    let w = values(out.modality_weights);
+    for user in 0..3 {
+        let at = |a: usize, m: usize| w[(user * N_AUTHORS + a) * 3 + m];
+        assert!(at(1, 1) < 1e-6, "author 1 has no audio");
+        assert!(at(4, 0) < 1e-6, "author 4 has no visual");
+        for a in 0..N_AUTHORS {
+            assert!(((0..3).map(|m| at(a, m)).sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn correction_steps_change_the_scores() {
+    let device = Device::flex();
+    let model = config().with_correction_steps(2).init(&device).unwrap();
+    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let difference = max_abs_diff(out.step_scores[0].clone(), out.step_scores[1].clone());
+    assert!(
+        difference > 1e-4,
+        "the correction step left the scores unchanged"
+    );
+    for g in values(out.gates[0].clone()) {
+        assert!(g > 0.0 && g < 1.0, "gate {g}");
+    }
+}
+
+#[test]
+fn zero_correction_steps_score_once() {
+    let device = Device::flex();
+    let model = config().with_correction_steps(0).init(&device).unwrap();
+    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    assert_eq!(out.step_scores.len(), 1);
+    assert!(out.gates.is_empty());
+    assert_eq!(model.correction_steps(), 0);
+}
+
+#[test]
+fn text_changes_the_scores_only_when_used() {
+    let device = Device::flex();
+    let with_text = config().init(&device).unwrap();
+    assert!(with_text.uses_text());
+    let a = with_text.forward(&input(&device, Some(text(&device, 1))));
+    let b = with_text.forward(&input(&device, Some(text(&device, 2))));
+    for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+        assert!(max_abs_diff(sa, sb) > 1e-4);
+    }
+
+    let without = config().with_use_text(false).init(&device).unwrap();
+    assert!(!without.uses_text());
+    let a = without.forward(&input(&device, Some(text(&device, 1))));
+    let b = without.forward(&input(&device, Some(text(&device, 2))));
+    assert!(a.text_preference.is_none());
+    for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+        assert_eq!(values(sa), values(sb));
+    }
+}
+
+#[test]
+fn a_cold_user_gets_finite_scores_from_the_cold_vector() {
+    let device = Device::flex();
+    let model = config().with_use_text(false).init(&device).unwrap();
+    let out = model.forward(&input(&device, None));
+    for s in out.step_scores {
+        let v = values(s);
+        assert!(v.iter().all(|x| x.is_finite()), "{v:?}");
+    }
+    // Alone in its batch, with no author having training tips.
+    let owned: Vec<(Vec<TipEvent>, i64)> = vec![(Vec::new(), DAY)];
+    let hist: Vec<(&[TipEvent], i64)> = owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+    let candidates: Vec<usize> = (0..N_AUTHORS).collect();
+    let alone = MspaInput {
+        tips: TipBatch::build(&hist, 4, &device),
+        text: None,
+        authors: AuthorTable::build(&features(), &[0; N_AUTHORS], &device).unwrap(),
+        candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, &device),
+        pairs: pair_features(&hist, &candidates, &device),
+    };
+    let out = model.forward(&alone);
+    assert!(
+        values(out.step_scores[2].clone())
+            .iter()
+            .all(|x| x.is_finite())
+    );
+}
+
+#[test]
+fn the_loss_weights_later_steps_more() {
+    let device = Device::flex();
+    let n = 4;
+    let uniform = Tensor::<2>::zeros([1, n], &device);
+    let certain = Tensor::<2>::from_data(
+        TensorData::new(vec![100.0f32, 0.0, 0.0, 0.0], [1, n]),
+        &device,
+    );
+    let output = MspaOutput {
+        step_scores: vec![uniform, certain],
+        modality_weights: Tensor::zeros([1, n, 3], &device),
+        gates: Vec::new(),
+        content: Tensor::zeros([n, 2], &device),
+        text_preference: None,
+    };
+    let positives = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
+    let loss = values(mspa_loss(&output, positives, 1.0))[0];
+    // Step 0 (weight 1/3) costs ln 4, step 1 (weight 2/3) nothing.
+    let expected = (n as f32).ln() / 3.0;
+    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+}
+
+#[test]
+fn config_validation_names_the_field() {
+    let field = |c: MspaConfig| match c.validate() {
+        Err(AlignError::Config { field, .. }) => field,
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    assert_eq!(field(config().with_d_model(0)), "d_model");
+    assert_eq!(field(config().with_modalities([false; 3])), "modalities");
+    assert_eq!(field(config().with_dropout(1.0)), "dropout");
+    assert_eq!(field(MspaConfig::new(DIMS, 0, N_AUTHORS)), "text_dim");
+    assert!(
+        MspaConfig::new(DIMS, 0, N_AUTHORS)
+            .with_use_text(false)
+            .validate()
+            .is_ok()
+    );
+}
