@@ -27,14 +27,14 @@ use mspa::composer::composer::{ComposeContext, Composer, HistoryQuery};
 use mspa::composer::eval::{PairConfig, TextEvaluation, evaluate_texts, reference_pairs};
 use mspa::composer::learned::{LearnedComposer, LearnedComposerConfig};
 use mspa::composer::nearest::NearestComposer;
-use mspa::composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
+use mspa::composer::template::{TemplateComposer, TemplateConfig};
 use mspa::core::synth::Truth;
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
-use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 use serde_json::{Value, json};
 
-#[path = "support/progress.rs"]
-mod progress;
+#[path = "support/mod.rs"]
+mod support;
+use support::{cli, progress};
 
 /// Composer comparison on the held-out users of a synthetic world.
 #[derive(Parser)]
@@ -43,9 +43,8 @@ struct Args {
     /// The synthetic world directory (written by the `synth` example).
     #[arg(long)]
     data: PathBuf,
-    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// Folder of the MiniLM model (text features, embeddings, BERTScore).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -68,14 +67,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -99,19 +91,14 @@ fn run(args: &Args) -> AnyResult<()> {
     if args.users == Some(0) {
         return Err("--users must be at least 1".into());
     }
-    let device = mspa::modal::device_from_name(&args.device)?;
+    let device = args.device.open()?;
     let dataset = mspa::core::load_native(&args.data)?;
     let truth = Truth::load(&args.data)?;
-    let model_dir = args.model.clone().or_else(default_minilm_dir);
-    let text_encoder = match &model_dir {
-        Some(dir) => Some(BertEmbedder::from_pretrained(dir, &device)?),
-        None => {
-            eprintln!(
-                "note: no text model (--model, MSPA_MINILM_DIR): no text features, no BERTScore"
-            );
-            None
-        }
-    };
+    let (model_dir, text_encoder) = cli::text_encoder(
+        args.model.as_ref(),
+        &device,
+        "no text features, no BERTScore",
+    )?;
 
     // Features, cached beside the world.
     let extractor = FeatureExtractor::with_default_encoders(
@@ -125,10 +112,7 @@ fn run(args: &Args) -> AnyResult<()> {
         &dataset,
         &args.data.join("features.safetensors"),
         ExtractOptions::default(),
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
+        progress::counter(&bar),
     )?;
     bar.finish();
     eprintln!(
@@ -171,29 +155,15 @@ fn run(args: &Args) -> AnyResult<()> {
     );
 
     let t = Instant::now();
-    let train_fields: Vec<_> = pairs
-        .train
-        .iter()
-        .map(|p| schema.parse(&p.reference))
-        .collect::<Result<_, _>>()?;
-    let template = TemplateComposer::fit(
-        &schema,
-        &KeywordLexicon::synthetic_world(),
-        &train_fields,
-        TemplateConfig::default(),
-    )?;
+    let template =
+        TemplateComposer::learn(&schema, &dataset, &pairs.train, TemplateConfig::default())?;
     let template_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let nearest = NearestComposer::fit(&schema, &ctx, &pairs.train)?;
     let nearest_seconds = t.elapsed().as_secs_f64();
 
     let mut config = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_str::<LearnedComposerConfig>(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
+        Some(path) => cli::read_json::<LearnedComposerConfig>(path)?,
         None => LearnedComposerConfig::default(),
     };
     config.seed = args.seed;
@@ -250,7 +220,7 @@ fn run(args: &Args) -> AnyResult<()> {
             report.insert(name.clone(), scores_json(eval, *seconds));
         }
         report.insert("data".into(), json!(args.data.display().to_string()));
-        report.insert("device".into(), json!(args.device));
+        report.insert("device".into(), json!(args.device.name));
         report.insert(
             "text_model".into(),
             json!(model_dir.map(|d| d.display().to_string())),

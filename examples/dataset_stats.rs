@@ -8,17 +8,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::ProgressBar;
 use mspa::core::DatasetStats;
 use mspa::core::loaders::{self, Format};
 
-#[path = "support/progress.rs"]
-mod progress;
+#[path = "support/mod.rs"]
+mod support;
+use support::{cli, progress};
+
+/// The help of `--device`, which this example only checks.
+const DEVICE_HELP: &str = concat!(
+    "Burn device (flex, ndarray, wgpu, cuda, cpu). Statistics need no tensors, ",
+    "so it is only checked, like every example's `--device`"
+);
 
 /// Dataset statistics: users, authors, events, time span, per-user counts, amounts and
 /// the leave-last-out split sizes.
 #[derive(Parser)]
 #[command(version, about)]
+#[command(mut_arg("device", |a| a.help(DEVICE_HELP)))]
 struct Args {
     /// Dataset format: native, twitch or kuailive.
     #[arg(long, default_value = "native")]
@@ -29,57 +36,32 @@ struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Burn device (flex, ndarray, wgpu, cuda, cpu). Statistics need no tensors, so it is
-    /// only checked, like every example's `--device`.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    mspa::modal::device_from_name(&args.device)?;
+    args.device.open()?;
     let format: Format = args.format.parse()?;
     // One bar per file read; `--json` keeps stderr free of progress.
     let quiet = args.json;
-    let mut current: Option<(PathBuf, ProgressBar)> = None;
+    let mut files = progress::Stages::<PathBuf>::default();
     let dataset = loaders::load(format, &args.path, &mut |p| {
         if quiet {
             return;
         }
-        if current.as_ref().is_none_or(|(file, _)| *file != p.file) {
-            if let Some((_, bar)) = current.take() {
-                bar.finish();
-            }
-            current = Some((
-                p.file.clone(),
-                progress::bar(
-                    p.file
-                        .file_name()
-                        .unwrap_or(p.file.as_os_str())
-                        .to_string_lossy()
-                        .into_owned(),
-                    p.total_bytes,
-                    true,
-                ),
-            ));
-        }
-        let (_, bar) = current.as_ref().expect("a bar for the current file");
+        let bar = files.bar(&p.file, || {
+            let name = p.file.file_name().unwrap_or(p.file.as_os_str());
+            progress::bar(name.to_string_lossy().into_owned(), p.total_bytes, true)
+        });
         bar.set_position(p.bytes);
         bar.set_message(format!("{} lines", p.lines));
     })?;
-    if let Some((_, bar)) = current.take() {
-        bar.finish();
-    }
+    files.finish();
     let stats = DatasetStats::compute(&dataset);
     if args.json {
         println!(

@@ -21,6 +21,10 @@ use mspa_modal::device_from_name;
 use mspa_modal::text::BertEmbedder;
 use serde::Serialize;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::cli;
+
 /// Corpus BLEU-4 and ROUGE-L of a hypothesis file against one or more reference files.
 #[derive(Debug, Parser)]
 #[command(name = "eval_text", version, about)]
@@ -169,12 +173,5 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }

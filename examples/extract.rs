@@ -18,10 +18,10 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::ProgressBar;
 use mspa::modal::features::{ExtractOptions, ExtractorConfig, FeatureExtractor};
-use mspa::modal::text::{BertEmbedder, default_minilm_dir};
 
-#[path = "support/progress.rs"]
-mod progress;
+#[path = "support/mod.rs"]
+mod support;
+use support::{cli, progress};
 
 /// Feature extraction over a native-format dataset.
 #[derive(Parser)]
@@ -30,9 +30,8 @@ struct Args {
     /// The dataset directory (authors.jsonl, tips.csv, media).
     #[arg(long)]
     data: PathBuf,
-    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// Output feature file (safetensors); reused on the next run.
     #[arg(long)]
     out: PathBuf,
@@ -51,29 +50,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let device = mspa::modal::device_from_name(&args.device)?;
+    let device = args.device.open()?;
     let dataset = mspa::core::load_native(&args.data)?;
-    let text = match args.model.clone().or_else(default_minilm_dir) {
-        Some(dir) => Some(BertEmbedder::from_pretrained(&dir, &device)?),
-        None => {
-            eprintln!(
-                "note: no text model (--model, MSPA_MINILM_DIR): authors get no text features"
-            );
-            None
-        }
-    };
+    let (_, text) =
+        cli::text_encoder(args.model.as_ref(), &device, "authors get no text features")?;
     let extractor = FeatureExtractor::with_default_encoders(
         ExtractorConfig::default(),
         text,
@@ -92,10 +77,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ExtractOptions {
             skip_invalid: args.skip_invalid,
         },
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
+        progress::counter(&bar),
     )?;
     bar.finish();
     let seconds = start.elapsed().as_secs_f64();

@@ -23,8 +23,9 @@ use clap::Parser;
 use indicatif::ProgressBar;
 use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run_seeds};
 
-#[path = "support/progress.rs"]
-mod progress;
+#[path = "support/mod.rs"]
+mod support;
+use support::{cli, progress};
 
 /// The end-to-end MSPA job on a synthetic world.
 #[derive(Parser)]
@@ -45,9 +46,8 @@ struct Args {
     /// Report directory.
     #[arg(long, default_value = "target/mspa-report")]
     out: PathBuf,
-    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// Epochs of MSPA and of the trained baselines.
     #[arg(long)]
     epochs: Option<usize>,
@@ -63,23 +63,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match main_inner(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
-fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config: PipelineConfig = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
+        Some(path) => cli::read_json(path)?,
         None => PipelineConfig::default(),
     };
     let seeds: Vec<u64> = match args.seed {
@@ -95,18 +84,15 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(epochs) = args.epochs {
         config.mspa.train.epochs = epochs;
-        config.baselines.bprmf.train.epochs = epochs;
-        config.baselines.vbpr.train.epochs = epochs;
-        config.baselines.concat.train.epochs = epochs;
-        config.baselines.sasrec.train.epochs = epochs;
-        config.baselines.lightgcn.train.epochs = epochs;
-        config.baselines.freedom.train.epochs = epochs;
+        for train in config.baselines.trainers_mut() {
+            train.epochs = epochs;
+        }
     }
     if let Some(epochs) = args.composer_epochs {
         config.composer.epochs = epochs;
     }
     config.out_dir = args.out.clone();
-    config.device = args.device.clone();
+    config.device = args.device.name.clone();
     config.minilm = args.model.clone().or_else(default_minilm_dir);
     if config.minilm.is_none() {
         eprintln!(
@@ -126,9 +112,10 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "model", "Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "new N@10", "rep N@10"
     );
     for m in &report.models {
+        let (all, new, repeat) = (&m.all, &m.new.at, &m.repeat.at);
         println!(
             "{:<22} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>9.4} {:>9.4}",
-            m.name, m.recall10, m.ndcg10, m.recall20, m.ndcg20, m.new.ndcg10, m.repeat.ndcg10
+            m.name, all.recall10, all.ndcg10, all.recall20, all.ndcg20, new.ndcg10, repeat.ndcg10
         );
     }
     println!("MSPA minus each model, NDCG@10 [95% bootstrap CI over test users]:");
@@ -176,9 +163,7 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "composer {name:<8} BLEU-4 {:6.2}  ROUGE-L {:.4}  BERTScore F1 {}  field F1 {:.4}",
             t.bleu4,
             t.rouge_l,
-            t.bertscore_f1
-                .map(|b| format!("{b:.4}"))
-                .unwrap_or_else(|| "n/a".into()),
+            t.bertscore_f1_text(),
             t.field_f1
         );
     }
@@ -194,22 +179,18 @@ fn main_inner(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 /// terminal. A stage of unknown total (0) gets a spinner.
 #[derive(Default)]
 struct ProgressLine {
-    stage: String,
+    stages: progress::Stages<String>,
     total: usize,
-    bar: Option<ProgressBar>,
 }
 
 impl ProgressLine {
     fn update(&mut self, p: &Progress) {
-        if self.bar.is_none() || p.stage != self.stage {
-            self.finish();
+        let bar = self.stages.bar(&p.stage, || {
             let bar = ProgressBar::no_length();
             bar.set_prefix(p.stage.clone());
-            self.stage = p.stage.clone();
             self.total = usize::MAX; // restyled below
-            self.bar = Some(bar);
-        }
-        let bar = self.bar.as_ref().expect("a bar for the current stage");
+            bar
+        });
         if p.total != self.total {
             self.total = p.total;
             bar.set_style(progress::style(p.total as u64, false));
@@ -222,8 +203,6 @@ impl ProgressLine {
     }
 
     fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish();
-        }
+        self.stages.finish();
     }
 }

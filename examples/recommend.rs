@@ -18,6 +18,10 @@ use mspa::align::recommender::{Query, recommend};
 use mspa::core::ExternalId;
 use mspa::pipeline::{TrainedModels, default_minilm_dir};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::cli;
+
 /// Top-K authors for one user, with explanations.
 #[derive(Parser)]
 #[command(version, about)]
@@ -31,9 +35,8 @@ struct Args {
     /// How many authors to recommend.
     #[arg(long, default_value_t = 10)]
     k: usize,
-    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// Checkpoint folder: loaded when it holds a trained model, written otherwise.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
@@ -49,18 +52,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = mspa::modal::device_from_name(&args.device)?;
+    let device = args.device.open()?;
     let dataset = mspa::core::load_native(&args.data)?;
     let external = ExternalId::parse(&args.user);
     let user = dataset.user_by_external(&external).ok_or_else(|| {

@@ -15,15 +15,22 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
-use indicatif::ProgressBar;
 use mspa::core::synth::{Progress, SyntheticWorldConfig, generate_with_progress};
 
-#[path = "support/progress.rs"]
-mod progress;
+#[path = "support/mod.rs"]
+mod support;
+use support::{cli, progress};
+
+/// The help of `--device`, which this example only checks.
+const DEVICE_HELP: &str = concat!(
+    "Burn device (flex, ndarray, wgpu, cuda, cpu). The world needs no tensors, ",
+    "so it is only checked, like every example's `--device`"
+);
 
 /// Writes a synthetic live-stream world, deterministic by seed.
 #[derive(Parser)]
 #[command(version, about)]
+#[command(mut_arg("device", |a| a.help(DEVICE_HELP)))]
 struct Args {
     /// Output directory (created if missing; files of the same names are replaced).
     #[arg(long)]
@@ -43,25 +50,16 @@ struct Args {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
-    /// Burn device (flex, ndarray, wgpu, cuda, cpu). The world needs no tensors, so it is
-    /// only checked, like every example's `--device`.
-    #[arg(long, default_value = "flex")]
-    device: String,
+    #[command(flatten)]
+    device: cli::DeviceArg,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(run)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    mspa::modal::device_from_name(&args.device)?;
+    args.device.open()?;
     let mut config = match &args.config {
         Some(path) => SyntheticWorldConfig::from_json_file(path)?,
         None => SyntheticWorldConfig::default(),
@@ -78,20 +76,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     config.validate()?;
 
     // One bar per stage (authors, then users); `--quiet` shows none.
-    let stage: Mutex<Option<(&str, ProgressBar)>> = Mutex::new(None);
+    let stages: Mutex<progress::Stages<&str>> = Mutex::default();
     let quiet = args.quiet;
     let show = |name: &'static str, done: usize, total: usize, message: String| {
         if quiet {
             return;
         }
-        let mut stage = stage.lock().unwrap_or_else(|e| e.into_inner());
-        if stage.as_ref().is_none_or(|(current, _)| *current != name) {
-            if let Some((_, bar)) = stage.take() {
-                bar.finish();
-            }
-            *stage = Some((name, progress::bar(name, total as u64, false)));
-        }
-        let (_, bar) = stage.as_ref().expect("a bar for the current stage");
+        let mut stages = stages.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = stages.bar(&name, || progress::bar(name, total as u64, false));
         bar.set_message(message);
         bar.set_position(done as u64);
     };
@@ -100,9 +92,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Progress::Users { done, total, tips } => show("users", done, total, format!("{tips} tips")),
     };
     let summary = generate_with_progress(&config, &args.out, &report)?;
-    if let Some((_, bar)) = stage.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        bar.finish();
-    }
+    stages.lock().unwrap_or_else(|e| e.into_inner()).finish();
 
     println!("synthetic world   {}", summary.out_dir.display());
     println!("seed              {}", config.seed);

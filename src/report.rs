@@ -10,9 +10,9 @@ use serde::Serialize;
 /// `mspa-core`).
 pub use mspa_core::fs::write_atomic;
 
-/// Recall and NDCG at 10 and 20 of one group of targets.
+/// Recall and NDCG at the cut-offs 10 and 20.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct AtK {
+pub struct Cutoffs {
     /// Recall@10.
     #[serde(rename = "recall@10")]
     pub recall10: f64,
@@ -25,18 +25,36 @@ pub struct AtK {
     /// NDCG@20.
     #[serde(rename = "ndcg@20")]
     pub ndcg20: f64,
+}
+
+impl Cutoffs {
+    /// The four numbers of a [`MeanMetrics`] (zeros where a cut-off was not evaluated).
+    pub fn from_means(m: &MeanMetrics) -> Cutoffs {
+        Cutoffs {
+            recall10: m.recall(10).unwrap_or(0.0),
+            ndcg10: m.ndcg(10).unwrap_or(0.0),
+            recall20: m.recall(20).unwrap_or(0.0),
+            ndcg20: m.ndcg(20).unwrap_or(0.0),
+        }
+    }
+}
+
+/// Recall and NDCG at 10 and 20 of one group of targets.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AtK {
+    /// The metrics (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub at: Cutoffs,
     /// Users with a target in this group.
     pub users: usize,
 }
 
 impl AtK {
-    /// The four numbers of a [`MeanMetrics`] (zeros where a cut-off was not evaluated).
+    /// The four numbers and the users of a [`MeanMetrics`] (zeros where a cut-off was not
+    /// evaluated).
     pub fn from_means(m: &MeanMetrics) -> AtK {
         AtK {
-            recall10: m.recall(10).unwrap_or(0.0),
-            ndcg10: m.ndcg(10).unwrap_or(0.0),
-            recall20: m.recall(20).unwrap_or(0.0),
-            ndcg20: m.ndcg(20).unwrap_or(0.0),
+            at: Cutoffs::from_means(m),
             users: m.users,
         }
     }
@@ -47,18 +65,9 @@ impl AtK {
 pub struct ModelRow {
     /// The model's name.
     pub name: String,
-    /// Recall@10 over all test users.
-    #[serde(rename = "recall@10")]
-    pub recall10: f64,
-    /// NDCG@10 over all test users.
-    #[serde(rename = "ndcg@10")]
-    pub ndcg10: f64,
-    /// Recall@20 over all test users.
-    #[serde(rename = "recall@20")]
-    pub recall20: f64,
-    /// NDCG@20 over all test users.
-    #[serde(rename = "ndcg@20")]
-    pub ndcg20: f64,
+    /// Recall and NDCG over all test users (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub all: Cutoffs,
     /// Users whose test author is new to them.
     pub new: AtK,
     /// Users whose test author is a repeat.
@@ -73,13 +82,13 @@ impl ModelRow {
     /// The value of one of [`SUMMARY_METRICS`] (0 for an unknown name).
     pub fn metric(&self, key: &str) -> f64 {
         match key {
-            "recall@10" => self.recall10,
-            "ndcg@10" => self.ndcg10,
-            "recall@20" => self.recall20,
-            "ndcg@20" => self.ndcg20,
-            "new ndcg@10" => self.new.ndcg10,
-            "repeat ndcg@10" => self.repeat.ndcg10,
-            "discovery recall@10" => self.new_authors_protocol.recall10,
+            "recall@10" => self.all.recall10,
+            "ndcg@10" => self.all.ndcg10,
+            "recall@20" => self.all.recall20,
+            "ndcg@20" => self.all.ndcg20,
+            "new ndcg@10" => self.new.at.ndcg10,
+            "repeat ndcg@10" => self.repeat.at.ndcg10,
+            "discovery recall@10" => self.new_authors_protocol.at.recall10,
             _ => 0.0,
         }
     }
@@ -91,13 +100,9 @@ impl ModelRow {
         new_authors: &RankingReport,
         train_seconds: f64,
     ) -> ModelRow {
-        let all = AtK::from_means(&repeats.all);
         ModelRow {
             name: name.to_string(),
-            recall10: all.recall10,
-            ndcg10: all.ndcg10,
-            recall20: all.recall20,
-            ndcg20: all.ndcg20,
+            all: Cutoffs::from_means(&repeats.all),
             new: AtK::from_means(&repeats.new),
             repeat: AtK::from_means(&repeats.repeat),
             new_authors_protocol: AtK::from_means(&new_authors.all),
@@ -117,6 +122,15 @@ pub struct TextRow {
     pub bertscore_f1: Option<f64>,
     /// Micro-averaged per-field F1 (0–1).
     pub field_f1: f64,
+}
+
+impl TextRow {
+    /// BERTScore F1 with four decimals, or `n/a` without the model.
+    pub fn bertscore_f1_text(&self) -> String {
+        self.bertscore_f1
+            .map(|b| format!("{b:.4}"))
+            .unwrap_or_else(|| "n/a".into())
+    }
 }
 
 /// MSPA against one other model: the paired difference of test NDCG@10 over the same
@@ -290,13 +304,13 @@ impl Report {
             md.push_str(&format!(
                 "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |\n",
                 m.name,
-                m.recall10,
-                m.ndcg10,
-                m.recall20,
-                m.ndcg20,
-                m.new.ndcg10,
-                m.repeat.ndcg10,
-                m.new_authors_protocol.ndcg10,
+                m.all.recall10,
+                m.all.ndcg10,
+                m.all.recall20,
+                m.all.ndcg20,
+                m.new.at.ndcg10,
+                m.repeat.at.ndcg10,
+                m.new_authors_protocol.at.ndcg10,
                 m.train_seconds
             ));
         }
@@ -389,9 +403,7 @@ impl Report {
                 "| {name} | {:.2} | {:.4} | {} | {:.4} |\n",
                 t.bleu4,
                 t.rouge_l,
-                t.bertscore_f1
-                    .map(|b| format!("{b:.4}"))
-                    .unwrap_or_else(|| "n/a".into()),
+                t.bertscore_f1_text(),
                 t.field_f1
             ));
         }

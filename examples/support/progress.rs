@@ -1,7 +1,5 @@
-//! The progress bars of the examples (each example includes this file with `#[path]`):
-//! on stderr, hidden by indicatif when stderr is not a terminal.
-
-#![allow(dead_code)]
+//! The progress bars of the examples: on stderr, hidden by indicatif when stderr is not a
+//! terminal.
 
 use std::borrow::Cow;
 
@@ -30,4 +28,46 @@ pub fn bar(prefix: impl Into<Cow<'static, str>>, total: u64, bytes: bool) -> Pro
     bar.set_style(style(total, bytes));
     bar.set_prefix(prefix);
     bar
+}
+
+/// A `(done, total)` callback that moves `bar` (its length follows `total`).
+pub fn counter(bar: &ProgressBar) -> impl FnMut(usize, usize) + '_ {
+    |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+}
+
+/// One bar at a time, keyed (by stage, by file): a new key finishes the current bar and
+/// starts the next.
+pub struct Stages<K> {
+    current: Option<(K, ProgressBar)>,
+}
+
+impl<K> Default for Stages<K> {
+    fn default() -> Self {
+        Stages { current: None }
+    }
+}
+
+impl<K: PartialEq + Clone> Stages<K> {
+    /// The bar of `key`: the current one, or (after finishing that) a new one from `make`.
+    pub fn bar(&mut self, key: &K, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(current, _)| current != key)
+        {
+            self.finish();
+            self.current = Some((key.clone(), make()));
+        }
+        &self.current.as_ref().expect("a bar for the current key").1
+    }
+
+    /// Finishes the current bar, if any.
+    pub fn finish(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.finish();
+        }
+    }
 }

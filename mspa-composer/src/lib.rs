@@ -24,6 +24,8 @@
 //! * [`schema`]: the typed preference ([`schema::PreferenceFields`]), its vocabulary as
 //!   configuration, `render`/`parse`, grammar tokens for constrained decoding.
 //! * [`composer`]: the [`composer::Composer`] trait and [`composer::Preference`].
+//! * [`fit`]: the one fitting shape, [`fit::FitComposer`] (settings in, a composer out):
+//!   implement it and `Composer` to add a composer.
 //! * [`template`]: the keyword-counting baseline; [`nearest`]: the nearest-user baseline.
 //! * [`history`]: the attention history encoder (amount, learned recency decay, repeats,
 //!   modality masks).
@@ -38,6 +40,7 @@
 pub mod composer;
 pub mod error;
 pub mod eval;
+pub mod fit;
 pub mod generator;
 pub mod history;
 pub mod learned;

@@ -55,13 +55,15 @@ fn composer_minilm_embeds_composed_texts() {
     b.push_event(u, a1, 1.0, 10);
     let ds = b.build(None);
     let schema = world_schema();
-    let t = TemplateComposer::fit(
-        &schema,
-        &KeywordLexicon::synthetic_world(),
-        &[],
-        TemplateConfig::default(),
-    )
-    .unwrap();
+    let mut lexicon = KeywordLexicon::default();
+    let categories = lexicon.fields.entry("categories".into()).or_default();
+    categories.insert("gaming".into(), vec!["gameplay".into()]);
+    categories.insert("cooking".into(), vec!["recettes".into()]);
+    let config = TemplateConfig {
+        tipping: None,
+        ..Default::default()
+    };
+    let t = TemplateComposer::fit(&schema, &lexicon, &[], config).unwrap();
     let ctx = ComposeContext {
         dataset: &ds,
         features: None,

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::{MetricsError, Result};
+use crate::error::{MetricsError, Result, check_no_empty_set, check_reference_sets};
 use crate::sum::numpy_mean;
 
 /// The contextual embedding of one text: one vector per token (special tokens included).
@@ -368,44 +368,25 @@ where
     R: AsRef<[S]>,
     S: AsRef<str>,
 {
-    if hypotheses.len() != references.len() {
-        return Err(MetricsError::LengthMismatch {
-            what: "reference sets (one per hypothesis)",
-            expected: hypotheses.len(),
-            got: references.len(),
-        });
-    }
-    if let Some(segment) = references.iter().position(|r| r.as_ref().is_empty()) {
-        return Err(MetricsError::NoReference { segment });
-    }
+    check_reference_sets(hypotheses.len(), references.len())?;
+    check_no_empty_set(references)?;
 
     // Distinct texts, in first-seen order.
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut texts: Vec<&str> = Vec::new();
-    let mut hyp_ids = Vec::with_capacity(hypotheses.len());
-    for h in hypotheses {
-        let t = h.as_ref();
+    let mut intern = |t| {
         let next = texts.len();
         let id = *index.entry(t).or_insert(next);
         if id == next {
             texts.push(t);
         }
-        hyp_ids.push(id);
-    }
-    let mut ref_ids: Vec<Vec<usize>> = Vec::with_capacity(references.len());
-    for rs in references {
-        let mut ids = Vec::with_capacity(rs.as_ref().len());
-        for r in rs.as_ref() {
-            let t = r.as_ref();
-            let next = texts.len();
-            let id = *index.entry(t).or_insert(next);
-            if id == next {
-                texts.push(t);
-            }
-            ids.push(id);
-        }
-        ref_ids.push(ids);
-    }
+        id
+    };
+    let hyp_ids: Vec<usize> = hypotheses.iter().map(|h| intern(h.as_ref())).collect();
+    let ref_ids: Vec<Vec<usize>> = references
+        .iter()
+        .map(|rs| rs.as_ref().iter().map(|r| intern(r.as_ref())).collect())
+        .collect();
 
     let batch = config.batch_size.max(1);
     let mut embeddings: Vec<TokenEmbeddings> = Vec::with_capacity(texts.len());

@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{MetricsError, Result};
+use crate::error::{MetricsError, Result, check_no_empty_set, check_reference_sets};
 use crate::tokenize_13a::{is_py_whitespace, tokenize_13a};
 
 /// The sacrebleu version whose behaviour (and signature) this module reproduces.
@@ -208,16 +208,8 @@ impl Bleu {
         R: AsRef<[S]> + Sync,
         S: AsRef<str>,
     {
-        if hypotheses.len() != references.len() {
-            return Err(MetricsError::LengthMismatch {
-                what: "reference sets (one per hypothesis)",
-                expected: hypotheses.len(),
-                got: references.len(),
-            });
-        }
-        if let Some(segment) = references.iter().position(|r| r.as_ref().is_empty()) {
-            return Err(MetricsError::NoReference { segment });
-        }
+        check_reference_sets(hypotheses.len(), references.len())?;
+        check_no_empty_set(references)?;
         let stats = hypotheses
             .par_iter()
             .zip(references.par_iter())

@@ -119,3 +119,23 @@ pub enum MetricsError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = MetricsError> = std::result::Result<T, E>;
+
+/// `LengthMismatch` unless there is one reference set per hypothesis.
+pub(crate) fn check_reference_sets(hypotheses: usize, reference_sets: usize) -> Result<()> {
+    if hypotheses != reference_sets {
+        return Err(MetricsError::LengthMismatch {
+            what: "reference sets (one per hypothesis)",
+            expected: hypotheses,
+            got: reference_sets,
+        });
+    }
+    Ok(())
+}
+
+/// `NoReference` naming the first segment whose reference set is empty.
+pub(crate) fn check_no_empty_set<R: AsRef<[S]>, S>(references: &[R]) -> Result<()> {
+    match references.iter().position(|r| r.as_ref().is_empty()) {
+        Some(segment) => Err(MetricsError::NoReference { segment }),
+        None => Ok(()),
+    }
+}

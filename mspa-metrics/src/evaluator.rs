@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetricsError, Result};
-use crate::ranking::{ListMetrics, metrics_from_relevance, normalize_ks};
+use crate::ranking::{AtCutoff, ListMetrics, metrics_from_relevance, normalize_ks};
 use crate::sum::numpy_mean;
 use crate::topk::{Score, TopKHeap, rank_of, ranks_before, select_into};
 
@@ -41,25 +41,7 @@ pub struct EvalUser {
 }
 
 /// Means of every metric at one cut-off over the evaluated users.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MeanAtK {
-    /// The cut-off.
-    pub k: usize,
-    /// Mean number of hits.
-    pub hits: f64,
-    /// Mean Precision@K.
-    pub precision: f64,
-    /// Mean Recall@K.
-    pub recall: f64,
-    /// Mean truncated recall, `hits / min(|targets|, K)`.
-    pub recall_trunc: f64,
-    /// Mean NDCG@K.
-    pub ndcg: f64,
-    /// Mean HitRate@K.
-    pub hit_rate: f64,
-    /// Mean reciprocal rank cut at K.
-    pub rr: f64,
-}
+pub type MeanAtK = AtCutoff<f64>;
 
 /// Means over the users that have at least one target of a kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -465,6 +447,7 @@ fn relevance(top: &[usize], group: &[usize], rel: &mut Vec<bool>) {
 mod tests {
     use super::*;
     use crate::ranking::list_metrics;
+    use crate::topk::tests::full_sort;
 
     fn lcg_scores(seed: u64, n: usize) -> Vec<f32> {
         let mut x = seed
@@ -479,14 +462,6 @@ mod tests {
                 ((x >> 59) as f32) * 0.25
             })
             .collect()
-    }
-
-    fn full_ranking(scores: &[f32], excluded: &[usize]) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..scores.len())
-            .filter(|i| !excluded.contains(i))
-            .collect();
-        idx.sort_by(|&a, &b| scores[b].partial_cmp(&scores[a]).unwrap().then(a.cmp(&b)));
-        idx
     }
 
     #[test]
@@ -523,7 +498,7 @@ mod tests {
                 } else {
                     vec![]
                 };
-                let full = full_ranking(&rows[u.user as usize], &excluded);
+                let full = full_sort(&rows[u.user as usize], &excluded);
                 assert_eq!(res.top, full[..20].to_vec());
                 assert_eq!(
                     res.all,
@@ -588,11 +563,15 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let eval = FullRankingEvaluator::new(3, &[1], Protocol::RepeatsAllowed).unwrap();
-        let users = vec![EvalUser {
-            user: 5,
-            targets: vec![3],
-            train: vec![],
-        }];
+        // User 5 with one target and no training items.
+        let user_5 = |target| {
+            vec![EvalUser {
+                user: 5,
+                targets: vec![target],
+                train: vec![],
+            }]
+        };
+        let users = user_5(3);
         let rows = vec![vec![0.0f32; 3]];
         assert!(matches!(
             eval.evaluate_rows(&users, &rows),
@@ -602,11 +581,7 @@ mod tests {
                 ..
             })
         ));
-        let users = vec![EvalUser {
-            user: 5,
-            targets: vec![0],
-            train: vec![],
-        }];
+        let users = user_5(0);
         let rows = vec![vec![0.0f32; 2]];
         assert!(matches!(
             eval.evaluate_rows(&users, &rows),

@@ -50,8 +50,8 @@ pub use evaluator::{
     EvalUser, FullRankingEvaluator, MeanAtK, MeanMetrics, Protocol, RankingReport, UserResult,
 };
 pub use ranking::{
-    ListMetrics, MetricsAtK, hit_rate_at_k, list_metrics, ndcg_at_k, precision_at_k, recall_at_k,
-    reciprocal_rank,
+    AtCutoff, ListMetrics, MetricsAtK, hit_rate_at_k, list_metrics, ndcg_at_k, precision_at_k,
+    recall_at_k, reciprocal_rank,
 };
 pub use rouge::{
     RougeCorpus, RougeScore, corpus_rouge_l, rouge_l, rouge_l_tokens, rouge_n, rouge_n_tokens,

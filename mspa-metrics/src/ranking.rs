@@ -27,26 +27,30 @@ use serde::Serialize;
 use crate::error::{MetricsError, Result};
 use crate::sum::pairwise_sum;
 
-/// All metrics of one list at one cut-off `K`.
+/// Every metric at one cut-off `K`: of one list ([`MetricsAtK`], `hits` a count), or
+/// their means over users ([`MeanAtK`](crate::MeanAtK), `hits` a mean).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricsAtK {
+pub struct AtCutoff<H> {
     /// The cut-off.
     pub k: usize,
     /// Relevant items among the first `K` positions.
-    pub hits: usize,
-    /// `hits / K`.
+    pub hits: H,
+    /// Precision@K, `hits / K`.
     pub precision: f64,
-    /// `hits / |relevant|`.
+    /// Recall@K, `hits / |relevant|`.
     pub recall: f64,
-    /// `hits / min(|relevant|, K)`.
+    /// Truncated recall, `hits / min(|relevant|, K)`.
     pub recall_trunc: f64,
     /// Normalised discounted cumulative gain at `K`.
     pub ndcg: f64,
-    /// `1.0` if there is at least one hit, else `0.0`.
+    /// HitRate@K: `1.0` if there is at least one hit, else `0.0`.
     pub hit_rate: f64,
     /// Reciprocal rank of the first hit if it is within `K`, else `0.0`.
     pub rr: f64,
 }
+
+/// All metrics of one list at one cut-off `K`.
+pub type MetricsAtK = AtCutoff<usize>;
 
 /// Metrics of one list at every requested cut-off, plus the whole-list reciprocal rank.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::error::{MetricsError, Result};
+use crate::error::{MetricsError, Result, check_reference_sets};
 use crate::sum::numpy_mean;
 
 /// Precision, recall and F-measure of one ROUGE variant.
@@ -134,13 +134,7 @@ where
     R: AsRef<[S]>,
     S: AsRef<str>,
 {
-    if hypotheses.len() != references.len() {
-        return Err(MetricsError::LengthMismatch {
-            what: "reference sets (one per hypothesis)",
-            expected: hypotheses.len(),
-            got: references.len(),
-        });
-    }
+    check_reference_sets(hypotheses.len(), references.len())?;
     let segments = hypotheses
         .iter()
         .zip(references)

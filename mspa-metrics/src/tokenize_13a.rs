@@ -120,24 +120,23 @@ mod tests {
 
     #[test]
     fn rules() {
-        assert_eq!(
-            tokenize_13a("Tom &amp; Jerry &quot;hi&quot; &lt;x&gt;"),
-            "Tom & Jerry \" hi \" < x >"
-        );
-        assert_eq!(tokenize_13a("&amp;quot;"), "& quot ;");
-        assert_eq!(
-            tokenize_13a("state-of-the-art 2-3"),
-            "state-of-the-art 2 - 3"
-        );
-        assert_eq!(tokenize_13a("a..b"), "a . . b");
-        assert_eq!(tokenize_13a("1,000.5 and 3."), "1,000.5 and 3 .");
-        assert_eq!(tokenize_13a("  the   cat\tsat  "), "the cat sat");
-        assert_eq!(
-            tokenize_13a("line-\nbreak<skipped>\nnext"),
-            "linebreak next"
-        );
-        assert_eq!(tokenize_13a("end-\n"), "end-");
-        assert_eq!(tokenize_13a("x\u{1f}y\u{a0}z"), "x y z");
-        assert_eq!(tokenize_13a(""), "");
+        let cases = [
+            (
+                "Tom &amp; Jerry &quot;hi&quot; &lt;x&gt;",
+                "Tom & Jerry \" hi \" < x >",
+            ),
+            ("&amp;quot;", "& quot ;"),
+            ("state-of-the-art 2-3", "state-of-the-art 2 - 3"),
+            ("a..b", "a . . b"),
+            ("1,000.5 and 3.", "1,000.5 and 3 ."),
+            ("  the   cat\tsat  ", "the cat sat"),
+            ("line-\nbreak<skipped>\nnext", "linebreak next"),
+            ("end-\n", "end-"),
+            ("x\u{1f}y\u{a0}z", "x y z"),
+            ("", ""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(tokenize_13a(input), expected, "{input:?}");
+        }
     }
 }

@@ -232,10 +232,11 @@ pub fn top_k<S: Score>(scores: &[S], k: usize, exclude: &[usize]) -> Result<Vec<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn full_sort(scores: &[f32], excluded: &[usize]) -> Vec<usize> {
+    /// Every item not in `excluded`, best first by a full sort (ties: lower index first).
+    pub(crate) fn full_sort(scores: &[f32], excluded: &[usize]) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..scores.len())
             .filter(|i| !excluded.contains(i))
             .collect();

@@ -9,7 +9,7 @@ use mspa_align::baselines::{
     MostPop, Oracle, RepeatPop, RepeatPopConfig, SasRec, SasRecConfig, Vbpr, VbprConfig,
 };
 use mspa_align::recommender::Recommender;
-use mspa_align::train::EpochReport;
+use mspa_align::train::{EpochReport, TrainConfig};
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::AuthorFeatures;
 use serde::{Deserialize, Serialize};
@@ -34,11 +34,58 @@ pub struct BaselineSettings {
     pub freedom: FreedomConfig,
 }
 
+impl BaselineSettings {
+    /// The trainer settings of every trained baseline (BPR-MF, VBPR, Concat, SASRec,
+    /// LightGCN, FREEDOM), to set their epochs or seeds together.
+    pub fn trainers_mut(&mut self) -> [&mut TrainConfig; 6] {
+        [
+            &mut self.bprmf.train,
+            &mut self.vbpr.train,
+            &mut self.concat.train,
+            &mut self.sasrec.train,
+            &mut self.lightgcn.train,
+            &mut self.freedom.train,
+        ]
+    }
+}
+
 /// A fitted baseline with its training time and curve.
 pub(crate) struct FittedBaseline {
     pub recommender: Box<dyn Recommender>,
     pub seconds: f64,
     pub curve: Vec<EpochReport>,
+}
+
+/// Runs `fit` and keeps its recommender, curve and time.
+fn timed<R: Recommender + 'static>(
+    fit: impl FnOnce() -> mspa_align::Result<(R, Vec<EpochReport>)>,
+) -> mspa_align::Result<FittedBaseline> {
+    let t = Instant::now();
+    let (recommender, curve) = fit()?;
+    Ok(FittedBaseline {
+        recommender: Box::new(recommender),
+        seconds: t.elapsed().as_secs_f64(),
+        curve,
+    })
+}
+
+/// [`timed`] for a baseline without training epochs (no curve).
+fn timed_rule<R: Recommender + 'static>(
+    fit: impl FnOnce() -> mspa_align::Result<R>,
+) -> mspa_align::Result<FittedBaseline> {
+    timed(|| Ok((fit()?, Vec::new())))
+}
+
+/// [`timed`] for a trained baseline: `fit` gets the epoch callback, which reports to
+/// `progress` under `name` with the trainer's epoch count.
+fn timed_trained<R: Recommender + 'static>(
+    name: &str,
+    train: &TrainConfig,
+    progress: &mut impl FnMut(&str, usize, &EpochReport),
+    fit: impl FnOnce(&mut dyn FnMut(&EpochReport)) -> mspa_align::Result<(R, Vec<EpochReport>)>,
+) -> mspa_align::Result<FittedBaseline> {
+    let epochs = train.epochs;
+    timed(|| fit(&mut |r| progress(name, epochs, r)))
 }
 
 /// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN, FREEDOM and the
@@ -52,85 +99,27 @@ pub(crate) fn fit_baselines(
     device: &Device,
     mut progress: impl FnMut(&str, usize, &EpochReport),
 ) -> mspa_align::Result<Vec<FittedBaseline>> {
-    let mut out = Vec::new();
-    let t = Instant::now();
-    out.push(FittedBaseline {
-        recommender: Box::new(MostPop::fit(dataset, split)),
-        seconds: t.elapsed().as_secs_f64(),
-        curve: Vec::new(),
-    });
-    let t = Instant::now();
-    out.push(FittedBaseline {
-        recommender: Box::new(RepeatPop::fit(dataset, split, &settings.repeatpop)?),
-        seconds: t.elapsed().as_secs_f64(),
-        curve: Vec::new(),
-    });
-    let t = Instant::now();
-    let epochs = settings.bprmf.train.epochs;
-    let (bpr, curve) = BprMf::fit(dataset, split, &settings.bprmf, device, |r| {
-        progress("BPR-MF", epochs, r)
-    })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(bpr),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    let epochs = settings.vbpr.train.epochs;
-    let (vbpr, curve) = Vbpr::fit(dataset, split, features, &settings.vbpr, device, |r| {
-        progress("VBPR", epochs, r)
-    })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(vbpr),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    let epochs = settings.concat.train.epochs;
-    let (concat, curve) = Concat::fit(dataset, split, features, &settings.concat, device, |r| {
-        progress("Concat", epochs, r)
-    })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(concat),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    let epochs = settings.sasrec.train.epochs;
-    let (sasrec, curve) = SasRec::fit(dataset, split, &settings.sasrec, device, |r| {
-        progress("SASRec", epochs, r)
-    })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(sasrec),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    let epochs = settings.lightgcn.train.epochs;
-    let (lightgcn, curve) = LightGcn::fit(dataset, split, &settings.lightgcn, device, |r| {
-        progress("LightGCN", epochs, r)
-    })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(lightgcn),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    let epochs = settings.freedom.train.epochs;
-    let (freedom, curve) =
-        Freedom::fit(dataset, split, features, &settings.freedom, device, |r| {
-            progress("FREEDOM", epochs, r)
-        })?;
-    out.push(FittedBaseline {
-        recommender: Box::new(freedom),
-        seconds: t.elapsed().as_secs_f64(),
-        curve,
-    });
-    let t = Instant::now();
-    out.push(FittedBaseline {
-        recommender: Box::new(Oracle::load(world_dir, dataset)?),
-        seconds: t.elapsed().as_secs_f64(),
-        curve: Vec::new(),
-    });
-    Ok(out)
+    Ok(vec![
+        timed_rule(|| Ok(MostPop::fit(dataset, split)))?,
+        timed_rule(|| RepeatPop::fit(dataset, split, &settings.repeatpop))?,
+        timed_trained("BPR-MF", &settings.bprmf.train, &mut progress, |r| {
+            BprMf::fit(dataset, split, &settings.bprmf, device, r)
+        })?,
+        timed_trained("VBPR", &settings.vbpr.train, &mut progress, |r| {
+            Vbpr::fit(dataset, split, features, &settings.vbpr, device, r)
+        })?,
+        timed_trained("Concat", &settings.concat.train, &mut progress, |r| {
+            Concat::fit(dataset, split, features, &settings.concat, device, r)
+        })?,
+        timed_trained("SASRec", &settings.sasrec.train, &mut progress, |r| {
+            SasRec::fit(dataset, split, &settings.sasrec, device, r)
+        })?,
+        timed_trained("LightGCN", &settings.lightgcn.train, &mut progress, |r| {
+            LightGcn::fit(dataset, split, &settings.lightgcn, device, r)
+        })?,
+        timed_trained("FREEDOM", &settings.freedom.train, &mut progress, |r| {
+            Freedom::fit(dataset, split, features, &settings.freedom, device, r)
+        })?,
+        timed_rule(|| Oracle::load(world_dir, dataset))?,
+    ])
 }

@@ -8,7 +8,7 @@ use mspa_composer::eval::{ReferencePairs, held_back_from, reference_pairs};
 use mspa_composer::learned::LearnedComposer;
 use mspa_composer::nearest::NearestComposer;
 use mspa_composer::schema::PreferenceSchema;
-use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig};
+use mspa_composer::template::{TemplateComposer, TemplateConfig};
 use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 
@@ -51,15 +51,10 @@ pub fn fit_composers(
             pairs.heldout.len()
         ),
     );
-    let train_fields: Vec<_> = pairs
-        .train
-        .iter()
-        .filter_map(|p| schema.parse(&p.reference).ok())
-        .collect();
-    let template = TemplateComposer::fit(
+    let template = TemplateComposer::learn(
         &schema,
-        &KeywordLexicon::synthetic_world(),
-        &train_fields,
+        ctx.dataset,
+        &pairs.train,
         TemplateConfig::default(),
     )
     .map_err(stage_err("compose"))?;

@@ -121,12 +121,9 @@ impl PipelineConfig {
         c.composer.seed = seed;
         c.pairs.seed = seed;
         c.mspa.train.seed = seed;
-        c.baselines.bprmf.train.seed = seed;
-        c.baselines.vbpr.train.seed = seed;
-        c.baselines.concat.train.seed = seed;
-        c.baselines.sasrec.train.seed = seed;
-        c.baselines.lightgcn.train.seed = seed;
-        c.baselines.freedom.train.seed = seed;
+        for train in c.baselines.trainers_mut() {
+            train.seed = seed;
+        }
         c
     }
 }

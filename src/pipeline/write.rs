@@ -3,7 +3,28 @@
 use std::path::Path;
 
 use crate::plots::{bar_chart, line_chart};
-use crate::report::{Report, write_atomic};
+use crate::report::{Curve, Report, write_atomic};
+
+/// Named series of `(x, y)` points, as [`line_chart`] draws them.
+type Lines = Vec<(String, Vec<(f64, f64)>)>;
+
+/// `(first + i, v)` for the `i`-th value that is present.
+fn numbered(values: impl IntoIterator<Item = Option<f64>>, first: usize) -> Vec<(f64, f64)> {
+    values
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| ((first + i) as f64, v)))
+        .collect()
+}
+
+/// One series per trained model: `values` of its curve by epoch (from 1).
+fn per_epoch(report: &Report, values: impl Fn(&Curve) -> Vec<Option<f64>>) -> Lines {
+    report
+        .training
+        .iter()
+        .map(|(name, c)| (name.clone(), numbered(values(c), 1)))
+        .collect()
+}
 
 /// Writes `report.json`, `report.md` and the plots, each atomically.
 pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
@@ -11,61 +32,33 @@ pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
     write_atomic(&out_dir.join("report.json"), json.as_bytes())?;
     write_atomic(&out_dir.join("report.md"), report.markdown().as_bytes())?;
     let plots = out_dir.join("plots");
-    let loss: Vec<(String, Vec<(f64, f64)>)> = report
-        .training
-        .iter()
-        .map(|(name, c)| {
-            (
-                name.clone(),
-                c.train_loss
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| ((i + 1) as f64, l))
-                    .collect(),
-            )
-        })
-        .collect();
-    write_atomic(
-        &plots.join("training.svg"),
-        line_chart("Training loss", "epoch", "loss", &loss).as_bytes(),
-    )?;
-    let valid: Vec<(String, Vec<(f64, f64)>)> = report
-        .training
-        .iter()
-        .map(|(name, c)| {
-            (
-                name.clone(),
-                c.valid_ndcg10
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| ((i + 1) as f64, v)))
-                    .collect(),
-            )
-        })
-        .collect();
-    write_atomic(
-        &plots.join("validation.svg"),
-        line_chart("Validation NDCG@10", "epoch", "NDCG@10", &valid).as_bytes(),
-    )?;
+    let loss = per_epoch(report, |c| c.train_loss.iter().copied().map(Some).collect());
+    let valid = per_epoch(report, |c| c.valid_ndcg10.clone());
     let steps = vec![(
         "MSPA".to_string(),
-        report
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (i as f64, v))
-            .collect(),
+        numbered(report.steps.iter().copied().map(Some), 0),
     )];
-    write_atomic(
-        &plots.join("steps.svg"),
-        line_chart(
+    let charts: [(&str, &str, &str, &str, Lines); 3] = [
+        ("training.svg", "Training loss", "epoch", "loss", loss),
+        (
+            "validation.svg",
+            "Validation NDCG@10",
+            "epoch",
+            "NDCG@10",
+            valid,
+        ),
+        (
+            "steps.svg",
             "Test NDCG@10 per correction step",
             "step",
             "NDCG@10",
-            &steps,
-        )
-        .as_bytes(),
-    )?;
+            steps,
+        ),
+    ];
+    for (file, title, x_label, y_label, lines) in charts {
+        let svg = line_chart(title, x_label, y_label, &lines);
+        write_atomic(&plots.join(file), svg.as_bytes())?;
+    }
     let names: Vec<String> = report.modality_weights.keys().cloned().collect();
     let series: Vec<(String, Vec<f64>)> = ["visual", "audio", "text"]
         .iter()

@@ -10,144 +10,38 @@
 //!    normalised to a distribution `d_a`;
 //! 3. a field's value weights are `W_v = sum_i w_i * d_{a_i}[v]`; the strongest value is
 //!    listed, the next ones (up to the field's `max`) while their share `W_v / sum W` is at
-//!    least `second_share` (the world's own rule lists a second value from weight 0.3);
-//! 4. fields with no keyword evidence (energy, audio and visuals never show in text, and
-//!    a history whose authors have no matching text) fall back to the most frequent value
-//!    list among the training references given to [`TemplateComposer::fit`];
-//! 5. the tipping field (a two-slot tuple) uses the world's definitions: frequency from
-//!    the tips per week (`n / max(T - t_first, min_span)`: the `n` tips of the history
-//!    fall in `(t_first, T]` once the tip at `T` is counted), generosity from the median
-//!    amount divided by `generosity_scale`, each bucketed by configurable thresholds.
+//!    least `second_share`;
+//! 4. fields with no keyword evidence fall back to the most frequent value list among the
+//!    training texts;
+//! 5. the tipping field (a two-slot tuple) buckets the tips per week and the median amount
+//!    by the thresholds of the [`TippingRule`].
 //!
-//! It never reads the world's truth: only the dataset's texts and the history's tips.
+//! [`TemplateComposer::learn`] learns everything from the dataset and a teacher's texts
+//! for training-time histories (the lexicon by [`KeywordLexicon::learn`], the thresholds by
+//! [`TippingRule::learn_thresholds`]); [`TemplateComposer::fit`] takes a given lexicon and
+//! complete thresholds. It never reads a generator's tables or the world's truth.
 
-use mspa_core::DAY_MS;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+mod lexicon;
+mod tipping;
 
-use mspa_core::{AuthorId, Dataset};
+pub use lexicon::{KeywordLexicon, LexiconConfig, TeacherExample};
+pub(crate) use lexicon::words;
+pub use tipping::TippingRule;
+
+use std::collections::HashMap;
+
+use mspa_core::{AuthorId, DAY_MS, Dataset, TipEvent};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::composer::{
-    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, embed_preferences,
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
+    embed_preferences,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
-
-/// Which words name which value: field -> value -> keyword phrases (configuration).
-///
-/// JSON: `{"fields": {"categories": {"music": ["music", "songs", "live set"], ...}, ...}}`.
-/// Matching is case-insensitive on words (letters, digits, `'` and `-` form words).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeywordLexicon {
-    /// Field name -> value -> phrases.
-    pub fields: BTreeMap<String, BTreeMap<String, Vec<String>>>,
-}
-
-impl KeywordLexicon {
-    /// The vocabulary the synthetic world writes its authors' texts from
-    /// (`mspa_core::synth::text_keywords`): category and format synonyms in all four
-    /// languages, and each language's phrases for `language`.
-    pub fn synthetic_world() -> Self {
-        let mut fields: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-        for entry in mspa_core::synth::text_keywords() {
-            fields
-                .entry(entry.field.to_string())
-                .or_default()
-                .entry(entry.value.to_string())
-                .or_default()
-                .extend(entry.phrases.iter().map(|p| p.to_lowercase()));
-        }
-        KeywordLexicon { fields }
-    }
-
-    /// Reads a lexicon from a JSON file, with errors that name the file.
-    pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ComposerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ComposerError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
-    }
-}
-
-/// Lowercased words of a text: runs of alphanumerics, `'` and `-`.
-pub(crate) fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
-}
-
-/// One field's phrases, compiled: joined words -> value indices.
-#[derive(Clone, Debug)]
-struct CompiledField {
-    phrases: HashMap<String, Vec<usize>>,
-    longest: usize,
-    n_values: usize,
-}
-
-impl CompiledField {
-    /// Per-value counts of the field's phrases in `words` (longest match first, no
-    /// overlaps; a phrase naming `k` values adds `1 / k` to each).
-    fn count(&self, words: &[String]) -> Vec<f64> {
-        let mut counts = vec![0.0; self.n_values];
-        let mut i = 0;
-        while i < words.len() {
-            let mut matched = 0;
-            for len in (1..=self.longest.min(words.len() - i)).rev() {
-                let key = words[i..i + len].join(" ");
-                if let Some(values) = self.phrases.get(&key) {
-                    for &v in values {
-                        counts[v] += 1.0 / values.len() as f64;
-                    }
-                    matched = len;
-                    break;
-                }
-            }
-            i += matched.max(1);
-        }
-        counts
-    }
-}
-
-/// How the tipping tuple is read off the tips (same definitions as `mspa_core::synth`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TippingRule {
-    /// The schema field (a tuple of frequency and generosity), default `tipping`.
-    pub field: String,
-    /// Tips-per-week thresholds between consecutive frequency values (default `[2, 5]`:
-    /// rare below 2, occasional below 5, frequent from 5).
-    pub frequency_thresholds: Vec<f64>,
-    /// Amount thresholds between consecutive generosity values (default `[2, 5]`).
-    pub generosity_thresholds: Vec<f64>,
-    /// The shortest time span, in days, a tip rate is measured over (default 3.5), so a
-    /// history of one or two close tips does not read as a huge rate.
-    pub min_span_days: f64,
-    /// The median tip is divided by this before bucketing (default 1.0: the world's
-    /// generosity is the amount of a tip at affinity 0.5, before noise).
-    pub generosity_scale: f64,
-}
-
-impl Default for TippingRule {
-    fn default() -> Self {
-        use mspa_core::synth::reference::{FREQUENCY_THRESHOLDS, GENEROSITY_THRESHOLDS};
-        TippingRule {
-            field: "tipping".into(),
-            frequency_thresholds: FREQUENCY_THRESHOLDS.to_vec(),
-            generosity_thresholds: GENEROSITY_THRESHOLDS.to_vec(),
-            min_span_days: 3.5,
-            generosity_scale: 1.0,
-        }
-    }
-}
+use lexicon::CompiledField;
+use tipping::{TippingStats, bucket};
 
 /// Settings of the [`TemplateComposer`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +58,8 @@ pub struct TemplateConfig {
     pub max_evidence: usize,
     /// The tipping rule; `None` leaves every tuple field to the training fallback.
     pub tipping: Option<TippingRule>,
+    /// How [`TemplateComposer::learn`] learns its lexicon.
+    pub lexicon: LexiconConfig,
 }
 
 impl Default for TemplateConfig {
@@ -174,7 +70,48 @@ impl Default for TemplateConfig {
             second_share: 0.3,
             max_evidence: 5,
             tipping: Some(TippingRule::default()),
+            lexicon: LexiconConfig::default(),
         }
+    }
+}
+
+impl TemplateConfig {
+    /// Checks the settings, naming the offending one.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.half_life_days.is_finite() && self.half_life_days > 0.0) {
+            return Err(ComposerError::config(
+                "half_life_days",
+                format!("must be positive, got {}", self.half_life_days),
+            ));
+        }
+        if !self.amount_exponent.is_finite() {
+            return Err(ComposerError::config("amount_exponent", "must be finite"));
+        }
+        if !(0.0..=1.0).contains(&self.second_share) {
+            return Err(ComposerError::config(
+                "second_share",
+                format!("must be in [0, 1], got {}", self.second_share),
+            ));
+        }
+        self.lexicon.validate()
+    }
+
+    /// The weight of a tip composed at `at_ms`: `amount ^ amount_exponent` halved every
+    /// `half_life_days` (0 for a weight that is not finite).
+    fn tip_weight(&self, e: &TipEvent, at_ms: i64) -> f64 {
+        let age = (at_ms - e.timestamp_ms).max(0) as f64;
+        let amount = if e.amount.is_finite() {
+            e.amount.max(0.0)
+        } else {
+            0.0
+        };
+        let m = if self.amount_exponent == 0.0 {
+            1.0
+        } else {
+            amount.powf(self.amount_exponent)
+        };
+        let w = m * 0.5f64.powf(age / (self.half_life_days * DAY_MS));
+        if w.is_finite() { w } else { 0.0 }
     }
 }
 
@@ -183,13 +120,6 @@ impl Default for TemplateConfig {
 struct Tipping {
     field: usize,
     rule: TippingRule,
-}
-
-const WEEK_MS: f64 = 7.0 * DAY_MS;
-
-/// Index of the bucket of `x` between ascending `thresholds`.
-fn bucket(x: f64, thresholds: &[f64]) -> usize {
-    thresholds.iter().take_while(|&&t| x >= t).count()
 }
 
 /// The keyword-counting baseline composer (see the module docs).
@@ -202,9 +132,57 @@ pub struct TemplateComposer {
     tipping: Option<Tipping>,
     /// Per schema field: the most frequent value list among the training references.
     fallback: Vec<Vec<String>>,
+    /// The lexicon the composer reads with.
+    keywords: KeywordLexicon,
 }
 
 impl TemplateComposer {
+    /// Learns the composer from `dataset` and a teacher's texts for training-time
+    /// histories (`pairs`; a text that does not parse with `schema` is skipped): the
+    /// lexicon ([`KeywordLexicon::learn`] with `config.lexicon`), the tipping thresholds
+    /// that `config` leaves empty ([`TippingRule::learn_thresholds`]) and the fallbacks.
+    pub fn learn(
+        schema: &PreferenceSchema,
+        dataset: &Dataset,
+        pairs: &[TrainingPair],
+        mut config: TemplateConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let parsed: Vec<(&TrainingPair, PreferenceFields)> = pairs
+            .iter()
+            .filter_map(|p| Some((p, schema.parse(&p.reference).ok()?)))
+            .collect();
+        let histories: Vec<(&[TipEvent], i64)> = parsed
+            .iter()
+            .map(|(p, _)| (p.query(dataset).tips, p.at_ms))
+            .collect();
+        let examples: Vec<TeacherExample<'_>> = parsed
+            .iter()
+            .zip(&histories)
+            .map(|((_, fields), (tips, at))| TeacherExample {
+                authors: tips
+                    .iter()
+                    .map(|e| (e.author.index(), config.tip_weight(e, *at)))
+                    .collect(),
+                fields,
+            })
+            .collect();
+        let lexicon = KeywordLexicon::learn(dataset, schema, &examples, &config.lexicon)?;
+        if let Some(rule) = config.tipping.as_mut() {
+            let k = rule.slots(schema)?.0;
+            let labels: Vec<Option<[String; 2]>> = parsed
+                .iter()
+                .map(|(_, f)| match f.values[k].as_slice() {
+                    [a, b] => Some([a.clone(), b.clone()]),
+                    _ => None,
+                })
+                .collect();
+            rule.learn_thresholds(schema, &histories, &labels)?;
+        }
+        let refs: Vec<PreferenceFields> = parsed.into_iter().map(|(_, f)| f).collect();
+        Self::fit(schema, &lexicon, &refs, config)
+    }
+
     /// Checks the config, compiles the lexicon against the schema and learns the fallback
     /// value of every field (its most frequent value list in `train_refs`, ties to the
     /// first seen; the first vocabulary value when `train_refs` is empty).
@@ -219,175 +197,29 @@ impl TemplateComposer {
         train_refs: &[PreferenceFields],
         config: TemplateConfig,
     ) -> Result<Self> {
-        if !(config.half_life_days.is_finite() && config.half_life_days > 0.0) {
-            return Err(ComposerError::config(
-                "half_life_days",
-                format!("must be positive, got {}", config.half_life_days),
-            ));
-        }
-        if !config.amount_exponent.is_finite() {
-            return Err(ComposerError::config("amount_exponent", "must be finite"));
-        }
-        if !(0.0..=1.0).contains(&config.second_share) {
-            return Err(ComposerError::config(
-                "second_share",
-                format!("must be in [0, 1], got {}", config.second_share),
-            ));
-        }
-
-        let mut compiled: Vec<Option<CompiledField>> = vec![None; schema.fields.len()];
-        for (name, values) in &lexicon.fields {
-            let k = schema.field_index(name).ok_or_else(|| {
-                ComposerError::config(
-                    format!("lexicon.fields.{name}"),
-                    "the schema has no such field",
-                )
-            })?;
-            let FieldKind::List { values: vocab, .. } = &schema.fields[k].kind else {
-                return Err(ComposerError::config(
-                    format!("lexicon.fields.{name}"),
-                    "keywords can only name values of list fields",
-                ));
-            };
-            let mut phrases: HashMap<String, Vec<usize>> = HashMap::new();
-            for (value, keywords) in values {
-                let v = vocab.iter().position(|x| x == value).ok_or_else(|| {
-                    ComposerError::config(
-                        format!("lexicon.fields.{name}.{value}"),
-                        format!("`{value}` is not a value of `{name}`"),
-                    )
-                })?;
-                for kw in keywords {
-                    let key = words(kw).join(" ");
-                    if key.is_empty() {
-                        return Err(ComposerError::config(
-                            format!("lexicon.fields.{name}.{value}"),
-                            format!("keyword `{kw}` has no words"),
-                        ));
-                    }
-                    let entry = phrases.entry(key).or_default();
-                    if !entry.contains(&v) {
-                        entry.push(v);
-                    }
-                }
-            }
-            let longest = phrases
-                .keys()
-                .map(|k| k.split(' ').count())
-                .max()
-                .unwrap_or(0);
-            compiled[k] = Some(CompiledField {
-                phrases,
-                longest,
-                n_values: vocab.len(),
-            });
-        }
-
+        config.validate()?;
+        let compiled = CompiledField::compile_all(schema, lexicon)?;
         let tipping = match &config.tipping {
             None => None,
-            Some(rule) => {
-                let k = schema.field_index(&rule.field).ok_or_else(|| {
-                    ComposerError::config(
-                        "tipping.field",
-                        format!("the schema has no field `{}`", rule.field),
-                    )
-                })?;
-                let FieldKind::Tuple { slots } = &schema.fields[k].kind else {
-                    return Err(ComposerError::config(
-                        "tipping.field",
-                        format!("`{}` is not a tuple", rule.field),
-                    ));
-                };
-                if slots.len() != 2 {
-                    return Err(ComposerError::config(
-                        "tipping.field",
-                        format!(
-                            "`{}` must have two slots (frequency, generosity)",
-                            rule.field
-                        ),
-                    ));
-                }
-                for (name, th, slot) in [
-                    (
-                        "tipping.frequency_thresholds",
-                        &rule.frequency_thresholds,
-                        &slots[0],
-                    ),
-                    (
-                        "tipping.generosity_thresholds",
-                        &rule.generosity_thresholds,
-                        &slots[1],
-                    ),
-                ] {
-                    if th.len() + 1 != slot.len() {
-                        return Err(ComposerError::config(
-                            name,
-                            format!(
-                                "{} thresholds for {} values (need one fewer)",
-                                th.len(),
-                                slot.len()
-                            ),
-                        ));
-                    }
-                    if th.iter().any(|t| !t.is_finite()) || th.windows(2).any(|w| w[0] >= w[1]) {
-                        return Err(ComposerError::config(name, "must be finite and increasing"));
-                    }
-                }
-                if !(rule.min_span_days.is_finite() && rule.min_span_days > 0.0) {
-                    return Err(ComposerError::config(
-                        "tipping.min_span_days",
-                        "must be positive",
-                    ));
-                }
-                if !(rule.generosity_scale.is_finite() && rule.generosity_scale > 0.0) {
-                    return Err(ComposerError::config(
-                        "tipping.generosity_scale",
-                        "must be positive",
-                    ));
-                }
-                Some(Tipping {
-                    field: k,
-                    rule: rule.clone(),
-                })
-            }
+            Some(rule) => Some(Tipping {
+                field: rule.validate(schema)?,
+                rule: rule.clone(),
+            }),
         };
-
-        let mut fallback = Vec::with_capacity(schema.fields.len());
-        for (k, f) in schema.fields.iter().enumerate() {
-            let mut counts: Vec<(&Vec<String>, usize)> = Vec::new();
-            for (i, r) in train_refs.iter().enumerate() {
-                if r.values.len() != schema.fields.len() {
-                    return Err(ComposerError::data(format!(
-                        "training reference {i} has {} fields, the schema {}",
-                        r.values.len(),
-                        schema.fields.len()
-                    )));
-                }
-                let v = &r.values[k];
-                match counts.iter_mut().find(|(x, _)| *x == v) {
-                    Some(c) => c.1 += 1,
-                    None => counts.push((v, 1)),
-                }
-            }
-            let mut best: Option<(&Vec<String>, usize)> = None;
-            for (v, c) in counts {
-                if best.is_none_or(|(_, b)| c > b) {
-                    best = Some((v, c));
-                }
-            }
-            fallback.push(match best {
-                Some((v, _)) => v.clone(),
-                None => f.slot_values().iter().map(|s| s[0].clone()).collect(),
-            });
-        }
-
+        let fallback = most_frequent_values(schema, train_refs)?;
         Ok(TemplateComposer {
             schema: schema.clone(),
             config,
             lexicon: compiled,
             tipping,
             fallback,
+            keywords: lexicon.clone(),
         })
+    }
+
+    /// The lexicon the composer reads with (learned or given).
+    pub fn lexicon(&self) -> &KeywordLexicon {
+        &self.keywords
     }
 
     /// The schema the composer writes.
@@ -439,24 +271,9 @@ impl TemplateComposer {
                 e.author.0
             )));
         }
-        let half_life_ms = self.config.half_life_days * DAY_MS;
         let weights: Vec<f64> = tips
             .iter()
-            .map(|e| {
-                let age = (query.at_ms - e.timestamp_ms).max(0) as f64;
-                let amount = if e.amount.is_finite() {
-                    e.amount.max(0.0)
-                } else {
-                    0.0
-                };
-                let m = if self.config.amount_exponent == 0.0 {
-                    1.0
-                } else {
-                    amount.powf(self.config.amount_exponent)
-                };
-                let w = m * 0.5f64.powf(age / half_life_ms);
-                if w.is_finite() { w } else { 0.0 }
-            })
+            .map(|e| self.config.tip_weight(e, query.at_ms))
             .collect();
         let mut profiles: HashMap<AuthorId, Vec<Option<Vec<f64>>>> = HashMap::new();
         for e in tips {
@@ -529,28 +346,11 @@ impl TemplateComposer {
                 && let FieldKind::Tuple { slots } = &f.kind
             {
                 let rule = &tp.rule;
-                let first = tips
-                    .iter()
-                    .map(|e| e.timestamp_ms)
-                    .min()
-                    .unwrap_or(query.at_ms);
-                let span_ms =
-                    ((query.at_ms - first).max(0) as f64).max(rule.min_span_days * DAY_MS);
-                let rate = tips.len() as f64 / (span_ms / WEEK_MS);
-                let mut amounts: Vec<f64> = tips
-                    .iter()
-                    .map(|e| e.amount)
-                    .filter(|a| a.is_finite())
-                    .collect();
-                amounts.sort_by(f64::total_cmp);
-                let median = if amounts.is_empty() {
-                    0.0
-                } else if amounts.len() % 2 == 1 {
-                    amounts[amounts.len() / 2]
-                } else {
-                    0.5 * (amounts[amounts.len() / 2 - 1] + amounts[amounts.len() / 2])
-                };
-                let generosity = median / rule.generosity_scale;
+                let TippingStats {
+                    rate,
+                    median,
+                    generosity,
+                } = rule.stats(tips, query.at_ms);
                 let freq = &slots[0][bucket(rate, &rule.frequency_thresholds)];
                 let gen_bucket = bucket(generosity, &rule.generosity_thresholds);
                 let gen_value = &slots[1][gen_bucket];
@@ -587,6 +387,47 @@ impl TemplateComposer {
         }
         Ok((PreferenceFields { values }, evidence))
     }
+}
+
+/// Per field of `schema`: the most frequent value list in `train_refs` (ties to the
+/// first seen; the first vocabulary value of each slot when there are none).
+fn most_frequent_values(
+    schema: &PreferenceSchema,
+    train_refs: &[PreferenceFields],
+) -> Result<Vec<Vec<String>>> {
+    if let Some((i, r)) = train_refs
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.values.len() != schema.fields.len())
+    {
+        return Err(ComposerError::data(format!(
+            "training reference {i} has {} fields, the schema {}",
+            r.values.len(),
+            schema.fields.len()
+        )));
+    }
+    let mut fallback = Vec::with_capacity(schema.fields.len());
+    for (k, f) in schema.fields.iter().enumerate() {
+        let mut counts: Vec<(&Vec<String>, usize)> = Vec::new();
+        for r in train_refs {
+            let v = &r.values[k];
+            match counts.iter_mut().find(|(x, _)| *x == v) {
+                Some(c) => c.1 += 1,
+                None => counts.push((v, 1)),
+            }
+        }
+        let mut best: Option<(&Vec<String>, usize)> = None;
+        for (v, c) in counts {
+            if best.is_none_or(|(_, b)| c > b) {
+                best = Some((v, c));
+            }
+        }
+        fallback.push(match best {
+            Some((v, _)) => v.clone(),
+            None => f.slot_values().iter().map(|s| s[0].clone()).collect(),
+        });
+    }
+    Ok(fallback)
 }
 
 impl Composer for TemplateComposer {

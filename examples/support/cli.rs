@@ -1,0 +1,71 @@
+//! What the examples' command lines share: the `main` that parses the arguments and
+//! reports an error, the `--device` flag, reading a JSON configuration file, and loading
+//! the MiniLM text encoder.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::tensor::Device;
+use clap::Parser;
+use mspa::modal::text::{BertEmbedder, default_minilm_dir};
+use serde::de::DeserializeOwned;
+
+/// Parses the arguments `A` and runs `run` on them: success, or the error on stderr as
+/// `error: …` and a failing exit status.
+pub fn main<A: Parser, E: Display>(run: impl FnOnce(&A) -> Result<(), E>) -> ExitCode {
+    let args = A::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `--device` flag (flattened into an example's arguments; an example whose help
+/// says more about it replaces the help with clap's `mut_arg("device", ...)`).
+#[derive(clap::Args)]
+pub struct DeviceArg {
+    /// Burn device: flex, ndarray, wgpu, cuda or cpu.
+    #[arg(
+        id = "device",
+        long = "device",
+        value_name = "DEVICE",
+        default_value = "flex"
+    )]
+    pub name: String,
+}
+
+impl DeviceArg {
+    /// The device named, or an error for an unknown (or not compiled-in) name.
+    pub fn open(&self) -> Result<Device, mspa::modal::DeviceError> {
+        mspa::modal::device_from_name(&self.name)
+    }
+}
+
+/// Reads a JSON file into `T` (keys left out take the defaults `T`'s serde allows); an
+/// error names the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The MiniLM folder (`--model`, else `MSPA_MINILM_DIR` or the shared default) and its
+/// encoder; without one, a note on stderr that ends with `without` (what is then missing).
+pub fn text_encoder(
+    model: Option<&PathBuf>,
+    device: &Device,
+    without: &str,
+) -> Result<(Option<PathBuf>, Option<BertEmbedder>), Box<dyn std::error::Error>> {
+    let dir = model.cloned().or_else(default_minilm_dir);
+    let encoder = match &dir {
+        Some(dir) => Some(BertEmbedder::from_pretrained(dir, device)?),
+        None => {
+            eprintln!("note: no text model (--model, MSPA_MINILM_DIR): {without}");
+            None
+        }
+    };
+    Ok((dir, encoder))
+}
