@@ -1,6 +1,7 @@
 //! The error type of `mspa-modal`.
 
-use std::path::PathBuf;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 
 /// Errors of `mspa-modal`. Errors about a file name the file and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,22 @@ impl ModalError {
             message: message.into(),
         }
     }
+}
+
+/// Runs the decoder `decode` on `path`, turning a panic inside it (hostile input) into a
+/// [`ModalError::Decode`] that names the file and the panic message.
+pub(crate) fn catch_decoder_panic<T>(path: &Path, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Err(ModalError::decode(
+            path,
+            format!("decoder panicked: {what}"),
+        ))
+    })
 }
 
 /// Result with [`ModalError`].

@@ -57,14 +57,14 @@ fn hf_tensors(model: &BertModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     );
     for (i, layer) in model.encoder.layers.iter().enumerate() {
         let p = format!("encoder.layer.{i}");
-        let a = &layer.attention;
+        let (a, ff) = (&layer.mha, &layer.pwff);
         for (name, linear) in [
             (format!("{p}.attention.self.query"), &a.query),
             (format!("{p}.attention.self.key"), &a.key),
             (format!("{p}.attention.self.value"), &a.value),
             (format!("{p}.attention.output.dense"), &a.output),
-            (format!("{p}.intermediate.dense"), &layer.intermediate),
-            (format!("{p}.output.dense"), &layer.output),
+            (format!("{p}.intermediate.dense"), &ff.linear_inner),
+            (format!("{p}.output.dense"), &ff.linear_outer),
         ] {
             push(
                 format!("{name}.weight"),
@@ -76,8 +76,8 @@ fn hf_tensors(model: &BertModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
             );
         }
         for (name, norm) in [
-            (format!("{p}.attention.output.LayerNorm"), &a.output_norm),
-            (format!("{p}.output.LayerNorm"), &layer.output_norm),
+            (format!("{p}.attention.output.LayerNorm"), &layer.norm_1),
+            (format!("{p}.output.LayerNorm"), &layer.norm_2),
         ] {
             push(format!("{name}.weight"), values(norm.gamma.val()));
             push(
@@ -197,7 +197,7 @@ fn a_missing_tensor_is_named_with_the_file() {
     assert!(matches!(err, ModalError::Weights { .. }), "{msg}");
     assert!(msg.contains("model.safetensors"), "{msg}");
     assert!(
-        msg.contains("encoder.layers.1.intermediate.weight"),
+        msg.contains("encoder.layers.1.pwff.linear_inner.weight"),
         "{msg}"
     );
 }
@@ -222,7 +222,7 @@ fn a_config_that_does_not_fit_the_weights_is_an_error() {
     let msg = err.to_string();
     assert!(matches!(err, ModalError::Weights { .. }), "{msg}");
     assert!(msg.contains("model.safetensors"), "{msg}");
-    assert!(msg.contains("intermediate"), "{msg}");
+    assert!(msg.contains("pwff.linear_inner"), "{msg}");
 }
 
 #[test]

@@ -16,7 +16,6 @@
 //! on hostile input is caught and reported as a [`ModalError::Decode`].
 
 use std::fs::File;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
@@ -28,7 +27,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::resample::{MAX_RATE, MIN_RATE};
-use crate::error::{ModalError, Result};
+use crate::error::{ModalError, Result, catch_decoder_panic};
 
 /// Consecutive undecodable packets tolerated before the file is declared corrupt.
 const MAX_CONSECUTIVE_ERRORS: usize = 64;
@@ -69,20 +68,7 @@ pub fn decode_audio(path: impl AsRef<Path>, max_seconds: f32) -> Result<DecodedA
             message: format!("must be positive, got {max_seconds}"),
         });
     }
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(path, max_seconds))) {
-        Ok(result) => result,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown cause".into());
-            Err(ModalError::decode(
-                path,
-                format!("decoder panicked: {what}"),
-            ))
-        }
-    }
+    catch_decoder_panic(path, || decode_inner(path, max_seconds))
 }
 
 fn describe(e: &SymError) -> String {

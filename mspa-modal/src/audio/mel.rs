@@ -210,30 +210,34 @@ impl LogMelConfig {
     }
 }
 
+/// Hz per mel below 1 kHz on the Slaney scale.
+const SLANEY_F_SP: f64 = 200.0 / 3.0;
+/// Where the Slaney scale turns logarithmic, in Hz.
+const SLANEY_MIN_LOG_HZ: f64 = 1000.0;
+/// Where the Slaney scale turns logarithmic, in mel.
+const SLANEY_MIN_LOG_MEL: f64 = SLANEY_MIN_LOG_HZ / SLANEY_F_SP;
+
+/// Mels per unit of natural log of frequency above 1 kHz, inverted (librosa's `logstep`).
+fn slaney_logstep() -> f64 {
+    6.4f64.ln() / 27.0
+}
+
 /// Hz to mel on the Slaney scale (librosa's `hz_to_mel(htk=False)`): linear below 1 kHz
 /// (200/3 Hz per mel), logarithmic above.
 pub fn hz_to_mel(hz: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
-    let logstep = 6.4f64.ln() / 27.0;
-    if hz >= MIN_LOG_HZ {
-        MIN_LOG_MEL + (hz / MIN_LOG_HZ).ln() / logstep
+    if hz >= SLANEY_MIN_LOG_HZ {
+        SLANEY_MIN_LOG_MEL + (hz / SLANEY_MIN_LOG_HZ).ln() / slaney_logstep()
     } else {
-        hz / F_SP
+        hz / SLANEY_F_SP
     }
 }
 
 /// Mel (Slaney scale) to Hz, the inverse of [`hz_to_mel`].
 pub fn mel_to_hz(mel: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
-    let logstep = 6.4f64.ln() / 27.0;
-    if mel >= MIN_LOG_MEL {
-        MIN_LOG_HZ * (logstep * (mel - MIN_LOG_MEL)).exp()
+    if mel >= SLANEY_MIN_LOG_MEL {
+        SLANEY_MIN_LOG_HZ * (slaney_logstep() * (mel - SLANEY_MIN_LOG_MEL)).exp()
     } else {
-        F_SP * mel
+        SLANEY_F_SP * mel
     }
 }
 

@@ -20,6 +20,19 @@
 //! 1024 tabulated phases with linear interpolation between neighbours (interpolation error
 //! below -100 dB). Samples beyond either end of the input are zeros. The output has
 //! `ceil(len * to / from)` samples; output sample `n` lies at input time `n * from / to`.
+//!
+//! # Why not rubato
+//!
+//! Measured against librosa's default resampler (`soxr_hq`, python-soxr 1.1.0) on 2 s of
+//! tones plus white noise, resampled to 16 kHz: this resampler differs from it by at most
+//! 3.7e-3 (44.1 kHz), 3.8e-3 (48 kHz), 6.3e-3 (22.05 kHz) and 6.4e-3 (8 kHz) per sample
+//! (only the 7.2 to 8 kHz transition band differs), and the log-mel spectrograms of the
+//! two agree to 0.005 dB below 6.8 kHz (the golden tolerance is 0.01 dB). rubato 5.1's `Fft`
+//! resampler, although flatter in the pass-band, 140 dB down in the stop-band and about
+//! three times faster, shifts its output by a fraction of a sample when the ratio is not
+//! an integer (0.18 output samples at 44.1 kHz, 0.36 at 22.05 kHz): it differs from
+//! `soxr_hq` by up to 0.12 (44.1 kHz) and 0.25 (22.05 kHz), and its log-mel by up to
+//! 0.14 and 0.25 dB. The test `audio_resample_rubato` checks the alignment on tones.
 
 use rayon::prelude::*;
 
@@ -222,11 +235,16 @@ impl Resampler {
     }
 }
 
-/// Dot product with eight independent accumulators (vectorises well on any x86-64).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+/// Dot product with `N` independent accumulators, each updated as
+/// `acc = multiply_add(x, y, acc)`; the tail beyond a multiple of `N` is summed apart.
+#[inline(always)]
+fn dot_lanes<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    multiply_add: impl Fn(f32, f32, f32) -> f32,
+) -> f32 {
+    let mut acc = [0.0f32; N];
+    let (ca, cb) = (a.chunks_exact(N), b.chunks_exact(N));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -234,11 +252,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+        for k in 0..N {
+            acc[k] = multiply_add(x[k], y[k], acc[k]);
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// Dot product with eight independent accumulators (vectorises well on any x86-64).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes::<8>(a, b, |x, y, acc| acc + x * y)
 }
 
 /// Whether [`dot_fma`] may run on this CPU.
@@ -257,20 +281,7 @@ fn has_fma() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..16 {
-            acc[k] = x[k].mul_add(y[k], acc[k]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    dot_lanes::<16>(a, b, f32::mul_add)
 }
 
 /// Dispatches to [`dot_fma`] when `fma` (the CPU has AVX2 and FMA), else [`dot`].

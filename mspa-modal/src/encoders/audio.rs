@@ -3,11 +3,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig1d};
-use burn::tensor::activation::gelu;
+use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::tensor::{Device, Tensor};
 
-use super::norm_groups;
+use super::{ConvBlock, conv_stack, forward_stack};
 
 /// Configuration of an [`AudioEncoder`].
 #[derive(Config, Debug)]
@@ -27,27 +26,7 @@ pub struct AudioEncoderConfig {
 }
 
 /// One block: kernel-5 convolution over time with stride 2, group norm, GELU.
-#[derive(Module, Debug)]
-pub struct ConvBlock1d {
-    conv: Conv1d,
-    norm: GroupNorm,
-}
-
-impl ConvBlock1d {
-    fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
-        ConvBlock1d {
-            conv: Conv1dConfig::new(c_in, c_out, 5)
-                .with_stride(2)
-                .with_padding(PaddingConfig1d::Explicit(2, 2))
-                .init(device),
-            norm: GroupNormConfig::new(norm_groups(c_out), c_out).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        gelu(self.norm.forward(self.conv.forward(x)))
-    }
-}
+pub type ConvBlock1d = ConvBlock<Conv1d>;
 
 /// A CNN that maps a log-mel spectrogram to one vector: `depth` strided conv blocks over
 /// time (mel bins as channels), mean and max pooling over time, a linear projection.
@@ -69,12 +48,13 @@ impl AudioEncoderConfig {
     /// assert_eq!(enc.forward(mel).dims(), [1, 4]);
     /// ```
     pub fn init(&self, device: &Device) -> AudioEncoder {
-        let mut blocks = Vec::with_capacity(self.depth);
-        let mut c_in = self.n_mels;
-        for _ in 0..self.depth {
-            blocks.push(ConvBlock1d::new(c_in, self.width, device));
-            c_in = self.width;
-        }
+        let conv = |c_in, c_out| {
+            Conv1dConfig::new(c_in, c_out, 5)
+                .with_stride(2)
+                .with_padding(PaddingConfig1d::Explicit(2, 2))
+                .init(device)
+        };
+        let (blocks, c_in) = conv_stack(self.depth, self.n_mels, |_| self.width, conv, device);
         AudioEncoder {
             blocks,
             head: LinearConfig::new(2 * c_in, self.d_output).init(device),
@@ -86,10 +66,7 @@ impl AudioEncoder {
     /// Encodes spectrograms: `[batch, n_mels, frames]` → `[batch, d_output]`. Clips of
     /// different lengths go in separate calls (or padded with the clip's minimum).
     pub fn forward(&self, mel: Tensor<3>) -> Tensor<2> {
-        let mut x = mel;
-        for block in &self.blocks {
-            x = block.forward(x);
-        }
+        let x = forward_stack(&self.blocks, mel);
         let [b, c, _] = x.dims();
         let mean = x.clone().mean_dim(2).reshape([b, c]);
         let max = x.max_dim(2).reshape([b, c]);
@@ -104,12 +81,13 @@ mod tests {
     #[test]
     fn output_shape_for_any_length() {
         let device = Device::flex();
-        let enc = AudioEncoderConfig::new()
-            .with_n_mels(8)
-            .with_width(8)
-            .with_depth(3)
-            .with_d_output(5)
-            .init(&device);
+        let config = AudioEncoderConfig {
+            n_mels: 8,
+            width: 8,
+            depth: 3,
+            d_output: 5,
+        };
+        let enc = config.init(&device);
         for frames in [1, 7, 101] {
             let mel = Tensor::<3>::ones([2, 8, frames], &device);
             assert_eq!(enc.forward(mel).dims(), [2, 5]);

@@ -3,11 +3,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::gelu;
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::norm_groups;
+use super::{ConvBlock, conv_stack, forward_stack};
 
 /// Configuration of a [`VisualEncoder`].
 #[derive(Config, Debug)]
@@ -27,27 +26,7 @@ pub struct VisualEncoderConfig {
 }
 
 /// One block: 3×3 convolution with stride 2, group norm, GELU.
-#[derive(Module, Debug)]
-pub struct ConvBlock2d {
-    conv: Conv2d,
-    norm: GroupNorm,
-}
-
-impl ConvBlock2d {
-    fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
-        ConvBlock2d {
-            conv: Conv2dConfig::new([c_in, c_out], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device),
-            norm: GroupNormConfig::new(norm_groups(c_out), c_out).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        gelu(self.norm.forward(self.conv.forward(x)))
-    }
-}
+pub type ConvBlock2d = ConvBlock<Conv2d>;
 
 /// A CNN that maps one frame to one vector: `depth` strided conv blocks, global average
 /// pooling, a linear projection.
@@ -74,13 +53,14 @@ impl VisualEncoderConfig {
     /// assert_eq!(enc.forward(frames).dims(), [2, 8]);
     /// ```
     pub fn init(&self, device: &Device) -> VisualEncoder {
-        let mut blocks = Vec::with_capacity(self.depth);
-        let mut c_in = self.in_channels;
-        for i in 0..self.depth {
-            let c_out = self.channels(i);
-            blocks.push(ConvBlock2d::new(c_in, c_out, device));
-            c_in = c_out;
-        }
+        let conv = |c_in, c_out| {
+            Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let channels = |i| self.channels(i);
+        let (blocks, c_in) = conv_stack(self.depth, self.in_channels, channels, conv, device);
         VisualEncoder {
             blocks,
             head: LinearConfig::new(c_in, self.d_output).init(device),
@@ -91,10 +71,7 @@ impl VisualEncoderConfig {
 impl VisualEncoder {
     /// Encodes frames: `[batch, channels, height, width]` → `[batch, d_output]`.
     pub fn forward(&self, frames: Tensor<4>) -> Tensor<2> {
-        let mut x = frames;
-        for block in &self.blocks {
-            x = block.forward(x);
-        }
+        let x = forward_stack(&self.blocks, frames);
         let [b, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([b, c]);
         self.head.forward(pooled)

@@ -5,12 +5,11 @@
 //! an alpha channel is dropped (as Pillow's `convert("RGB")` does); 16-bit images are
 //! scaled to 8 bits.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use image::{ImageReader, Limits, RgbImage};
 
-use crate::error::{ModalError, Result};
+use crate::error::{ModalError, Result, catch_decoder_panic};
 
 /// Decodes `path` to RGB. Images wider or taller than `max_side` pixels, and images whose
 /// decoding would allocate more than 512 MiB, are refused (decompression bombs). Every
@@ -24,20 +23,7 @@ use crate::error::{ModalError, Result};
 /// ```
 pub fn decode_image(path: impl AsRef<Path>, max_side: u32) -> Result<RgbImage> {
     let path = path.as_ref();
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(path, max_side))) {
-        Ok(result) => result,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown cause".into());
-            Err(ModalError::decode(
-                path,
-                format!("decoder panicked: {what}"),
-            ))
-        }
-    }
+    catch_decoder_panic(path, || decode_inner(path, max_side))
 }
 
 fn decode_inner(path: &Path, max_side: u32) -> Result<RgbImage> {

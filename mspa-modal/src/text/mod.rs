@@ -2,8 +2,8 @@
 //!
 //! * [`tokenizer`]: WordPiece tokenization from a Hugging Face `tokenizer.json` or
 //!   `vocab.txt`, truncation, and padded batches with their masks.
-//! * [`bert`]: a BERT-family transformer encoder (embeddings, self-attention with a padding
-//!   mask, GELU feed-forward, post-LayerNorm), trainable from scratch.
+//! * [`bert`]: a BERT-family transformer encoder (BERT's embeddings, then burn-nn's
+//!   post-norm `TransformerEncoder` with a padding mask), trainable from scratch.
 //! * [`pretrained`]: loading a Hugging Face folder (`config.json` + `model.safetensors`)
 //!   through an explicit key-remapping table.
 //! * [`embedder`]: the pretrained encoder as a [`mspa_metrics::TokenEmbedder`] (BERTScore)
@@ -24,10 +24,7 @@ pub mod embedder;
 pub mod pretrained;
 pub mod tokenizer;
 
-pub use bert::{
-    BertActivation, BertAttention, BertConfig, BertEmbeddings, BertEncoder, BertLayer, BertModel,
-    BertModelConfig,
-};
+pub use bert::{BertActivation, BertConfig, BertEmbeddings, BertModel, BertModelConfig};
 pub use embedder::{BertEmbedder, mean_pool};
 pub use pretrained::{
     BERT_KEY_REMAP, default_minilm_dir, load_bert_config, load_bert_model, load_bert_weights,

@@ -29,41 +29,40 @@ use crate::error::{ModalError, Result};
 /// |---|---|
 /// | `bert.X` (pre-training / task checkpoints) | `X` |
 /// | `embeddings.LayerNorm.*` | `embeddings.layer_norm.*` |
-/// | `encoder.layer.N.attention.self.{query,key,value}.*` | `encoder.layers.N.attention.{query,key,value}.*` |
-/// | `encoder.layer.N.attention.output.dense.*` | `encoder.layers.N.attention.output.*` |
-/// | `encoder.layer.N.attention.output.LayerNorm.*` | `encoder.layers.N.attention.output_norm.*` |
-/// | `encoder.layer.N.intermediate.dense.*` | `encoder.layers.N.intermediate.*` |
-/// | `encoder.layer.N.output.dense.*` | `encoder.layers.N.output.*` |
-/// | `encoder.layer.N.output.LayerNorm.*` | `encoder.layers.N.output_norm.*` |
+/// | `encoder.layer.N.attention.self.{query,key,value}.*` | `encoder.layers.N.mha.{query,key,value}.*` |
+/// | `encoder.layer.N.attention.output.dense.*` | `encoder.layers.N.mha.output.*` |
+/// | `encoder.layer.N.attention.output.LayerNorm.*` | `encoder.layers.N.norm_1.*` |
+/// | `encoder.layer.N.intermediate.dense.*` | `encoder.layers.N.pwff.linear_inner.*` |
+/// | `encoder.layer.N.output.dense.*` | `encoder.layers.N.pwff.linear_outer.*` |
+/// | `encoder.layer.N.output.LayerNorm.*` | `encoder.layers.N.norm_2.*` |
 pub const BERT_KEY_REMAP: &[(&str, &str)] = &[
     (r"^bert\.", ""),
     (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
     (
         r"^encoder\.layer\.([0-9]+)\.attention\.self\.(query|key|value)\.",
-        "encoder.layers.${1}.attention.${2}.",
+        "encoder.layers.${1}.mha.${2}.",
     ),
     (
         r"^encoder\.layer\.([0-9]+)\.attention\.output\.dense\.",
-        "encoder.layers.${1}.attention.output.",
+        "encoder.layers.${1}.mha.output.",
     ),
     (
         r"^encoder\.layer\.([0-9]+)\.attention\.output\.LayerNorm\.",
-        "encoder.layers.${1}.attention.output_norm.",
+        "encoder.layers.${1}.norm_1.",
     ),
     (
         r"^encoder\.layer\.([0-9]+)\.intermediate\.dense\.",
-        "encoder.layers.${1}.intermediate.",
+        "encoder.layers.${1}.pwff.linear_inner.",
     ),
     (
         r"^encoder\.layer\.([0-9]+)\.output\.dense\.",
-        "encoder.layers.${1}.output.",
+        "encoder.layers.${1}.pwff.linear_outer.",
     ),
     (
         r"^encoder\.layer\.([0-9]+)\.output\.LayerNorm\.",
-        "encoder.layers.${1}.output_norm.",
+        "encoder.layers.${1}.norm_2.",
     ),
 ];
-
 /// Reads `config.json` from a Hugging Face model folder.
 pub fn load_bert_config(dir: impl AsRef<Path>) -> Result<BertConfig> {
     BertConfig::from_file(dir.as_ref().join("config.json"))
