@@ -48,3 +48,8 @@ pub mod prelude {
     };
     pub use mspa_modal::{DeviceError, compiled_devices, device_from_name};
 }
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
