@@ -8,6 +8,8 @@
 //! * [`split`]: leak-free leave-last-out and global time splits, with repeat/new targets;
 //! * [`NegativeSampler`]: uniform and popularity-weighted negatives, never a positive;
 //! * [`DatasetStats`]: what `dataset_stats` prints;
+//! * [`npy`]: NumPy `.npy` 2-D float arrays (precomputed vectors such as KuaiLive's title
+//!   embeddings);
 //! * [`rng`]: the one seeded stream (SplitMix64) every crate shuffles and initialises with;
 //! * [`synth`]: the synthetic live-stream world.
 //!
@@ -32,6 +34,7 @@ pub mod fs;
 pub mod ids;
 pub mod loaders;
 pub mod negative;
+pub mod npy;
 pub mod rng;
 pub mod split;
 pub mod stats;
