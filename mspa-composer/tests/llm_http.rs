@@ -1,11 +1,17 @@
 #![cfg(feature = "llm-http")]
-//! The `llm-http` composer against a scripted HTTP server on 127.0.0.1: the request
-//! (model, json_schema response format, base64 frames, bearer token), repairs of a sloppy
-//! answer, retries on 429/5xx with Retry-After and backoff, timeouts of a silent server,
-//! immediate failure on 401, chunked answers, batches and config errors.
+//! The `llm-http` composer against a scripted HTTP and HTTPS server on 127.0.0.1: the
+//! request (model, json_schema response format, base64 frames, bearer token), repairs of
+//! a sloppy answer, retries on 429/5xx with Retry-After and backoff, timeouts of a silent
+//! server, immediate failure on 401, chunked answers, batches, config errors; HTTPS with
+//! a private CA (and refusal of an untrusted certificate), the answer cache (a second run
+//! sends nothing, a stopped job resumes), hostile servers (slow drip, endless and huge
+//! bodies, invalid JSON, redirects to another host, endless headers) and the API key
+//! from the environment, kept out of errors, caches and serialised configs.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,12 @@ enum Reply {
     Raw(Vec<u8>),
     /// Reads the request and never answers (holds the connection open).
     Hang,
+    /// Sends these bytes, then one more byte every `every` (a slow drip that never ends).
+    Drip(Vec<u8>, Duration),
+    /// Sends these bytes, then `0` bytes in 64 KiB writes (as chunks when the flag is
+    /// set) until the client stops reading or `cap` bytes went out (a body that is "a
+    /// gigabyte").
+    Flood(Vec<u8>, u64, bool),
 }
 
 /// One request the server received.
@@ -53,49 +65,114 @@ impl Recorded {
     }
 }
 
+/// A plain TCP or a TLS connection of the server.
+trait Conn: Read + Write + Send {
+    /// Ends the connection cleanly (TLS: `close_notify`).
+    fn finish(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl Conn for TcpStream {}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn finish(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+    }
+}
+
 struct Server {
     addr: SocketAddr,
+    tls: bool,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Bytes written by `Flood` and `Drip` replies.
+    sent: Arc<AtomicU64>,
+}
+
+/// The fixture directory of the TLS files (made once with `openssl`; see README there).
+fn tls_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+/// The server side of TLS: the fixture certificate for `127.0.0.1` and `localhost`,
+/// issued by the fixture CA (`ca.pem`).
+fn server_tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(tls_fixture("server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("server-key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
 }
 
 impl Server {
-    /// Answers connection `i` with `script[i]`; once the script is used up, with a 500
-    /// that names the problem (so a test that sends too much fails visibly).
+    /// Answers connection `i` with `script[i]` over plain HTTP; once the script is used
+    /// up, with a 500 that names the problem (so a test that sends too much fails
+    /// visibly).
     fn start(script: Vec<Reply>) -> Server {
+        Self::start_with(script, None)
+    }
+
+    /// The same over HTTPS.
+    fn start_tls(script: Vec<Reply>) -> Server {
+        Self::start_with(script, Some(server_tls_config()))
+    }
+
+    fn start_with(script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let rec = requests.clone();
+        let sent = Arc::new(AtomicU64::new(0));
+        let (rec, sent_by) = (requests.clone(), sent.clone());
+        let is_tls = tls.is_some();
         std::thread::spawn(move || {
-            let mut held = Vec::new();
             for (i, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(req) = read_request(&mut stream) else {
-                    continue;
-                };
-                rec.lock().unwrap().push(req);
-                match script.get(i).cloned() {
-                    Some(Reply::Raw(bytes)) => {
-                        let _ = stream.write_all(&bytes);
-                        let _ = stream.flush();
-                    }
-                    Some(Reply::Hang) => held.push(stream),
-                    None => {
-                        let _ = stream.write_all(&status(
-                            500,
-                            "Script Ended",
-                            &[],
-                            "{\"error\": \"script ended\"}",
-                        ));
-                    }
-                }
+                let Ok(stream) = stream else { continue };
+                let reply = script.get(i).cloned();
+                let (rec, sent, tls) = (rec.clone(), sent_by.clone(), tls.clone());
+                // One thread per connection: a hanging or flooding reply does not block
+                // the next connection.
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut conn: Box<dyn Conn> = match tls {
+                        Some(cfg) => match rustls::ServerConnection::new(cfg) {
+                            Ok(c) => Box::new(rustls::StreamOwned::new(c, stream)),
+                            Err(_) => return,
+                        },
+                        None => Box::new(stream),
+                    };
+                    let Some(req) = read_request(&mut *conn) else {
+                        return;
+                    };
+                    rec.lock().unwrap().push(req);
+                    serve(&mut *conn, reply, &sent);
+                });
             }
         });
-        Server { addr, requests }
+        Server {
+            addr,
+            tls: is_tls,
+            requests,
+            sent,
+        }
     }
 
     fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     fn requests(&self) -> Vec<Recorded> {
@@ -103,8 +180,58 @@ impl Server {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+fn serve(conn: &mut dyn Conn, reply: Option<Reply>, sent: &AtomicU64) {
+    match reply {
+        Some(Reply::Raw(bytes)) => {
+            let _ = conn.write_all(&bytes);
+            conn.finish();
+        }
+        Some(Reply::Hang) => std::thread::sleep(Duration::from_secs(60)),
+        Some(Reply::Drip(head, every)) => {
+            if conn.write_all(&head).and_then(|()| conn.flush()).is_err() {
+                return;
+            }
+            // At most 10 minutes; the client gives up long before.
+            for _ in 0..(600_000 / every.as_millis().max(1)) {
+                std::thread::sleep(every);
+                if conn.write_all(b" ").and_then(|()| conn.flush()).is_err() {
+                    return;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Some(Reply::Flood(head, cap, chunked)) => {
+            if conn.write_all(&head).is_err() {
+                return;
+            }
+            let zeros = if chunked {
+                let mut c = b"10000\r\n".to_vec();
+                c.extend(std::iter::repeat_n(b'0', 64 * 1024));
+                c.extend_from_slice(b"\r\n");
+                c
+            } else {
+                vec![b'0'; 64 * 1024]
+            };
+            while sent.load(Ordering::Relaxed) < cap {
+                if conn.write_all(&zeros).is_err() {
+                    return;
+                }
+                sent.fetch_add(zeros.len() as u64, Ordering::Relaxed);
+            }
+        }
+        None => {
+            let _ = conn.write_all(&status(
+                500,
+                "Script Ended",
+                &[],
+                "{\"error\": \"script ended\"}",
+            ));
+            conn.finish();
+        }
+    }
+}
+
+fn read_request(stream: &mut dyn Conn) -> Option<Recorded> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 8192];
     let head_end = loop {
@@ -250,6 +377,9 @@ fn config(server: &Server) -> LlmHttpConfig {
         max_retries: 2,
         backoff_base_s: 0.01,
         max_backoff_s: 0.2,
+        // Independent of the environment of whoever runs the tests.
+        api_key_env: None,
+        ca_cert_pem: server.tls.then(|| tls_fixture("ca.pem")),
         ..LlmHttpConfig::default()
     }
 }
@@ -873,12 +1003,53 @@ fn llm_http_config_errors() {
     };
     let msg = bad(
         LlmHttpConfig {
-            base_url: "https://api.example.com/v1".into(),
+            base_url: "ftp://api.example.com/v1".into(),
             ..LlmHttpConfig::default()
         },
         "base_url",
     );
-    assert!(msg.contains("https") && msg.contains("proxy"), "{msg}");
+    assert!(msg.contains("https://"), "{msg}");
+    bad(
+        LlmHttpConfig {
+            base_url: "https://user:secret@api.example.com/v1".into(),
+            ..LlmHttpConfig::default()
+        },
+        "base_url",
+    );
+    // https is accepted (Mozilla's roots by default).
+    let c = LlmHttpComposer::new(
+        LlmHttpConfig {
+            base_url: "https://api.example.com/v1".into(),
+            ..LlmHttpConfig::default()
+        },
+        schema.clone(),
+    )
+    .unwrap();
+    assert_eq!(c.endpoint(), "https://api.example.com/v1/chat/completions");
+    // A CA file that is missing or holds no certificate.
+    let msg = bad(
+        LlmHttpConfig {
+            ca_cert_pem: Some(tls_fixture("no-such-file.pem")),
+            ..LlmHttpConfig::default()
+        },
+        "ca_cert_pem",
+    );
+    assert!(msg.contains("no-such-file.pem"), "{msg}");
+    let msg = bad(
+        LlmHttpConfig {
+            ca_cert_pem: Some(tls_fixture("server-key.pem")),
+            ..LlmHttpConfig::default()
+        },
+        "ca_cert_pem",
+    );
+    assert!(msg.contains("CERTIFICATE"), "{msg}");
+    bad(
+        LlmHttpConfig {
+            api_key_env: Some("A=B".into()),
+            ..LlmHttpConfig::default()
+        },
+        "api_key_env",
+    );
     bad(
         LlmHttpConfig {
             model: " ".into(),
@@ -903,19 +1074,379 @@ fn llm_http_config_errors() {
     cfg.fallback.insert("mood".into(), vec!["calm".into()]);
     bad(cfg, "fallback.mood");
 
-    // The API key never shows in Debug output; the config round-trips through JSON.
+    // The API key never shows in Debug output nor in the serialised config (which is
+    // what reports write); everything else round-trips through JSON.
     let cfg = LlmHttpConfig {
         api_key: Some("sk-secret".into()),
+        cache_dir: Some("cache/llm".into()),
         ..LlmHttpConfig::default()
     };
     assert!(!format!("{cfg:?}").contains("sk-secret"));
-    let composer = LlmHttpComposer::new(cfg.clone(), schema.clone()).unwrap();
+    let composer = LlmHttpComposer::new(
+        LlmHttpConfig {
+            cache_dir: None,
+            ..cfg.clone()
+        },
+        schema.clone(),
+    )
+    .unwrap();
     assert!(!format!("{composer:?}").contains("sk-secret"));
-    let back: LlmHttpConfig = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
-    assert_eq!(back, cfg);
+    let json = serde_json::to_string(&cfg).unwrap();
+    assert!(!json.contains("sk-secret"), "{json}");
+    let back: LlmHttpConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.api_key, None);
+    assert_eq!(
+        back,
+        LlmHttpConfig {
+            api_key: None,
+            ..cfg.clone()
+        }
+    );
+    // A key given in the JSON is still read.
+    let with_key: LlmHttpConfig = serde_json::from_str("{\"api_key\": \"sk-x\"}").unwrap();
+    assert_eq!(with_key.api_key.as_deref(), Some("sk-x"));
     let partial: LlmHttpConfig = serde_json::from_str("{\"model\": \"llama3\"}").unwrap();
     assert_eq!(partial.model, "llama3");
     assert_eq!(partial.max_retries, LlmHttpConfig::default().max_retries);
+}
+
+#[test]
+fn llm_http_https_with_a_private_ca_and_a_cache_that_makes_reruns_free() {
+    let (_dir, ds) = world();
+    let schema = world_schema();
+    let (answer, text) = valid_answer(&schema);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("llm-cache");
+    const KEY_VAR: &str = "MSPA_TEST_LLM_HTTP_KEY";
+    const KEY: &str = "sk-env-0123456789abcdef";
+    // SAFETY: a variable that only this test reads or writes; Rust's std serialises its
+    // own environment accesses.
+    unsafe { std::env::set_var(KEY_VAR, KEY) };
+
+    // Three users with tips: three different requests.
+    let users: Vec<UserId> = ds
+        .users()
+        .filter(|&u| !ds.user_events(u).is_empty())
+        .take(3)
+        .collect();
+    assert_eq!(users.len(), 3);
+    let queries: Vec<HistoryQuery<'_>> = users
+        .iter()
+        .map(|&u| HistoryQuery {
+            tips: ds.user_events(u),
+            at_ms: ds
+                .user_events(u)
+                .iter()
+                .map(|e| e.timestamp_ms)
+                .max()
+                .unwrap()
+                + 1,
+        })
+        .collect();
+
+    let server = Server::start_tls(vec![ok(&answer); 8]);
+    assert!(server.base_url().starts_with("https://127.0.0.1:"));
+    let cfg = LlmHttpConfig {
+        api_key_env: Some(KEY_VAR.into()),
+        cache_dir: Some(cache_dir.clone()),
+        concurrency: 2,
+        ..config(&server)
+    };
+
+    // A job that stopped after its first history.
+    let composer = LlmHttpComposer::new(cfg.clone(), schema.clone()).unwrap();
+    assert!(composer.endpoint().starts_with("https://"));
+    let first = composer.compose_detailed(&ctx(&ds), queries[0]).unwrap();
+    assert_eq!((first.attempts, first.cached), (1, false));
+    assert_eq!(first.preference.text, text);
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(composer.stats().cache_writes, 1);
+
+    // It resumes: only the two histories without an answer are sent.
+    let composer = LlmHttpComposer::new(cfg.clone(), schema.clone()).unwrap();
+    let resumed = composer
+        .compose_batch_detailed(&ctx(&ds), &queries)
+        .unwrap();
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(
+        resumed.iter().map(|c| c.cached).collect::<Vec<_>>(),
+        [true, false, false]
+    );
+    assert_eq!(resumed[0].attempts, 0);
+    assert_eq!(resumed[0].preference, first.preference);
+    let s = composer.stats();
+    assert_eq!(
+        (s.requests, s.cache_hits, s.cache_writes, s.cache_errors),
+        (2, 1, 2, 0)
+    );
+
+    // A rerun sends no request at all and composes the same preferences.
+    let composer = LlmHttpComposer::new(cfg.clone(), schema.clone()).unwrap();
+    let rerun = composer
+        .compose_batch_detailed(&ctx(&ds), &queries)
+        .unwrap();
+    assert_eq!(server.requests().len(), 3, "the rerun sent a request");
+    let s = composer.stats();
+    assert_eq!((s.requests, s.cache_hits, s.answers), (0, 3, 3));
+    assert!(rerun.iter().all(|c| c.cached && c.attempts == 0));
+    for (a, b) in rerun.iter().zip(&resumed) {
+        assert_eq!(a.preference, b.preference);
+        assert_eq!(a.content, b.content);
+    }
+
+    // The key came from the environment, over TLS; it is in no cache file.
+    for r in server.requests() {
+        assert_eq!(r.header("authorization"), Some(format!("Bearer {KEY}")));
+        assert!(r.head.starts_with("POST /v1/chat/completions HTTP/1.1"));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        assert!(f.ends_with(".json") && f.len() == 64 + 5, "{f}");
+        let bytes = std::fs::read(cache_dir.join(f)).unwrap();
+        let entry: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(entry["model"], "test-model");
+        assert!(!String::from_utf8_lossy(&bytes).contains(KEY));
+    }
+
+    // Another key does not change the cache key; another request does.
+    let composer = LlmHttpComposer::new(
+        LlmHttpConfig {
+            api_key: Some("sk-other".into()),
+            ..cfg.clone()
+        },
+        schema.clone(),
+    )
+    .unwrap();
+    assert!(
+        composer
+            .compose_detailed(&ctx(&ds), queries[1])
+            .unwrap()
+            .cached
+    );
+    let composer = LlmHttpComposer::new(
+        LlmHttpConfig {
+            temperature: 0.5,
+            ..cfg.clone()
+        },
+        schema.clone(),
+    )
+    .unwrap();
+    let warm = composer.compose_detailed(&ctx(&ds), queries[1]).unwrap();
+    assert_eq!((warm.cached, warm.attempts), (false, 1));
+    assert_eq!(server.requests().len(), 4);
+
+    // A damaged entry is a miss (asked again and rewritten), not an error.
+    for f in &files {
+        std::fs::write(cache_dir.join(f), b"{\"format\": ").unwrap();
+    }
+    let composer = LlmHttpComposer::new(cfg.clone(), schema.clone()).unwrap();
+    let out = composer.compose_detailed(&ctx(&ds), queries[2]).unwrap();
+    assert_eq!(
+        (out.cached, out.preference.text.as_str()),
+        (false, text.as_str())
+    );
+    assert_eq!(server.requests().len(), 5);
+    assert!(
+        composer
+            .compose_detailed(&ctx(&ds), queries[2])
+            .unwrap()
+            .cached
+    );
+}
+
+#[test]
+fn llm_http_https_refuses_an_untrusted_certificate() {
+    let (_dir, ds) = world();
+    let (_, query) = busiest(&ds);
+    let (answer, _) = valid_answer(&world_schema());
+    let server = Server::start_tls(vec![ok(&answer); 4]);
+    // Trusting another CA, and Mozilla's roots: both refuse the certificate at once
+    // (a certificate does not get better on retry) and send nothing.
+    for ca in [Some(tls_fixture("other-ca.pem")), None] {
+        let cfg = LlmHttpConfig {
+            ca_cert_pem: ca.clone(),
+            max_retries: 3,
+            backoff_base_s: 1.0,
+            ..config(&server)
+        };
+        let composer = LlmHttpComposer::new(cfg, world_schema()).unwrap();
+        let t = Instant::now();
+        let err = composer.compose(&ctx(&ds), query).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                ComposerError::Http {
+                    status: None,
+                    attempts: 1,
+                    ..
+                }
+            ),
+            "{ca:?}: {err:?}"
+        );
+        assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+        eprintln!("untrusted ({ca:?}): {msg}");
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn llm_http_hostile_servers_fail_in_bounded_time_with_clear_errors() {
+    let (_dir, ds) = world();
+    let (_, query) = busiest(&ds);
+    let (answer, _) = valid_answer(&world_schema());
+    let hostile = |server: &Server, retries: u32| LlmHttpConfig {
+        timeout_s: 1.0,
+        max_retries: retries,
+        backoff_base_s: 0.01,
+        max_response_bytes: 64 * 1024,
+        ..config(server)
+    };
+    let run = |server: &Server, retries: u32| {
+        let composer = LlmHttpComposer::new(hostile(server, retries), world_schema()).unwrap();
+        let t = Instant::now();
+        let err = composer.compose(&ctx(&ds), query).unwrap_err();
+        let took = t.elapsed();
+        match err {
+            ComposerError::Http {
+                status,
+                attempts,
+                message,
+                ..
+            } => {
+                eprintln!("hostile: {attempts} attempt(s), {took:?}: {message}");
+                (status, attempts, message, took)
+            }
+            other => panic!("expected Http, got {other:?}"),
+        }
+    };
+
+    // A slow drip of the body, and of the head: the whole answer must come within the
+    // timeout, however steadily bytes arrive.
+    for head in [
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        "HTTP/1.1 200 OK\r\nX-Slow: ",
+    ] {
+        let server = Server::start(vec![Reply::Drip(
+            head.as_bytes().to_vec(),
+            Duration::from_millis(50),
+        )]);
+        let (code, attempts, message, took) = run(&server, 0);
+        assert_eq!((code, attempts), (None, 1));
+        assert!(message.contains("timed out"), "{message}");
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert!(
+            server.sent.load(Ordering::Relaxed) >= 5,
+            "the drip did not run"
+        );
+    }
+
+    // A "gigabyte" body: declared, chunked and read-to-close. Reading stops at
+    // max_response_bytes, fails at once (no retry) and names the limit.
+    const GIB: u64 = 1 << 30;
+    for (head, chunked) in [
+        (
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {GIB}\r\n\r\n"),
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_string(),
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                .to_string(),
+            false,
+        ),
+    ] {
+        let server = Server::start(vec![Reply::Flood(head.into_bytes(), GIB, chunked); 3]);
+        let (code, attempts, message, took) = run(&server, 2);
+        assert_eq!((code, attempts), (None, 1), "{message}");
+        assert!(message.contains("max_response_bytes"), "{message}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        let sent = server.sent.load(Ordering::Relaxed);
+        assert!(sent < 64 << 20, "the client read {sent} bytes");
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    // Endless response headers: refused by the header size limit.
+    let server = Server::start(vec![Reply::Flood(
+        b"HTTP/1.1 200 OK\r\nX-Filler: ".to_vec(),
+        GIB,
+        false,
+    )]);
+    let (code, attempts, message, took) = run(&server, 0);
+    assert_eq!((code, attempts), (None, 1));
+    assert!(message.contains("header"), "{message}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // Invalid JSON in a 200: retried, then a clear error.
+    let bad = Reply::Raw(status(200, "OK", &[], "{\"choices\": [{\"message\": "));
+    let server = Server::start(vec![bad.clone(), bad]);
+    let (code, attempts, message, _) = run(&server, 1);
+    assert_eq!((code, attempts), (Some(200), 2));
+    assert!(message.contains("not JSON"), "{message}");
+
+    // A redirect to another host is not followed: the key never goes there.
+    let elsewhere = Server::start(vec![ok(&answer)]);
+    let location = format!("http://{}/v1/chat/completions", elsewhere.addr);
+    let server = Server::start(vec![Reply::Raw(status(
+        307,
+        "Temporary Redirect",
+        &[("Location", &location)],
+        "",
+    ))]);
+    let (code, attempts, message, _) = run(&server, 3);
+    assert_eq!((code, attempts), (Some(307), 1));
+    assert!(
+        message.contains("redirect") && message.contains(&location),
+        "{message}"
+    );
+    assert!(elsewhere.requests().is_empty());
+}
+
+#[test]
+fn llm_http_api_key_stays_out_of_errors() {
+    let (_dir, ds) = world();
+    let (_, query) = busiest(&ds);
+    const KEY: &str = "sk-leak-9876543210";
+    let echo = format!(
+        "{{\"error\": {{\"message\": \"Incorrect API key provided: {KEY}. You sent Bearer {KEY}\"}}}}"
+    );
+    let server = Server::start(vec![
+        Reply::Raw(status(401, "Unauthorized", &[], &echo)),
+        Reply::Raw(status(500, "Internal Server Error", &[], &echo)),
+        Reply::Raw(status(500, "Internal Server Error", &[], &echo)),
+    ]);
+    for retries in [0, 1] {
+        let cfg = LlmHttpConfig {
+            api_key: Some(KEY.into()),
+            max_retries: retries,
+            ..config(&server)
+        };
+        let composer = LlmHttpComposer::new(cfg, world_schema()).unwrap();
+        let err = composer.compose(&ctx(&ds), query).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(KEY), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!format!("{composer:?}").contains(KEY));
+    }
+    assert_eq!(server.requests().len(), 3);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some(format!("Bearer {KEY}")))
+    );
 }
 
 /// The synthetic world's reference grammar as a schema (the world publishes it as JSON).

@@ -2,7 +2,7 @@
 //! contents, repair), readable from JSON.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,21 +14,44 @@ their tipping history: the streamers they tipped (stream titles, descriptions an
 how often, how much and how recently. Weigh streamers by the number and size of tips and \
 by recency.";
 
+/// The default environment variable of the API key ([`LlmHttpConfig::api_key_env`]).
+pub const DEFAULT_API_KEY_ENV: &str = "MSPA_LLM_API_KEY";
+
 /// Settings of the [`LlmHttpComposer`](super::LlmHttpComposer) (JSON: every field optional).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmHttpConfig {
-    /// The server's OpenAI-compatible base URL, `http://host[:port][/path]` (default
+    /// The server's OpenAI-compatible base URL, `http[s]://host[:port][/path]` (default
     /// `http://127.0.0.1:8000/v1`, vLLM's default). `/chat/completions` is appended
-    /// unless the path already ends with it. Plain HTTP only (see the module docs).
+    /// unless the path already ends with it.
     pub base_url: String,
     /// The model name sent in every request (default `Qwen/Qwen2.5-VL-7B-Instruct`).
     pub model: String,
-    /// Sent as `Authorization: Bearer <api_key>` when set (default none). Never printed
-    /// by `Debug`.
+    /// Sent as `Authorization: Bearer <api_key>` when set (default none); takes
+    /// precedence over [`api_key_env`](Self::api_key_env). Never serialised (a config
+    /// written to JSON or into a report does not hold it), never printed by `Debug`, and
+    /// removed from error messages. Prefer `api_key_env`. (The crate logs nothing; an
+    /// application that turns on `trace` logging for `ureq` sees raw request bytes.)
+    #[serde(skip_serializing)]
     pub api_key: Option<String>,
-    /// Seconds one attempt may take: connecting, sending and receiving the whole answer
-    /// (default 120).
+    /// The environment variable the API key is read from when `api_key` is not set
+    /// (default `MSPA_LLM_API_KEY`; `None` or an unset or empty variable: no key). Read
+    /// once, when the composer is built.
+    pub api_key_env: Option<String>,
+    /// A PEM file of the root certificates that `https` servers are verified against
+    /// *instead of* the built-in Mozilla roots (a private CA, a self-signed server
+    /// certificate's issuer). Default none: Mozilla's roots. Verification is never
+    /// turned off.
+    pub ca_cert_pem: Option<PathBuf>,
+    /// A directory of cached answers (default none: no cache). Every answer that held a
+    /// JSON object is stored under the BLAKE3 hash of the endpoint, the model and the
+    /// exact request body (not the API key); a later request with the same hash is
+    /// answered from the file without contacting the server, so a rerun costs nothing
+    /// and a stopped job resumes. Change anything in the request (model, prompt,
+    /// history, frames, temperature, seed) and the hash changes.
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds one attempt may take: resolving, connecting, the TLS handshake, sending and
+    /// receiving the whole answer (default 120).
     pub timeout_s: f64,
     /// Retries after a failed attempt (connection error, timeout, 408, 429, 5xx, an
     /// answer without a JSON object); default 3.
@@ -79,6 +102,9 @@ impl Default for LlmHttpConfig {
             base_url: "http://127.0.0.1:8000/v1".into(),
             model: "Qwen/Qwen2.5-VL-7B-Instruct".into(),
             api_key: None,
+            api_key_env: Some(DEFAULT_API_KEY_ENV.into()),
+            ca_cert_pem: None,
+            cache_dir: None,
             timeout_s: 120.0,
             max_retries: 3,
             backoff_base_s: 1.0,
@@ -107,6 +133,9 @@ impl std::fmt::Debug for LlmHttpConfig {
             .field("base_url", &self.base_url)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.api_key_env)
+            .field("ca_cert_pem", &self.ca_cert_pem)
+            .field("cache_dir", &self.cache_dir)
             .field("timeout_s", &self.timeout_s)
             .field("max_retries", &self.max_retries)
             .field("backoff_base_s", &self.backoff_base_s)

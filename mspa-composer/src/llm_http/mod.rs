@@ -24,20 +24,29 @@
 //!   by default the first allowed value). Every repair is reported ([`Repair`],
 //!   [`LlmComposition::repairs`], [`LlmHttpComposer::stats`]); the composed
 //!   [`Preference::text`] is `schema.render(fields)` and always parses.
-//! * **Transport.** A small HTTP/1.1 client on `std::net::TcpStream` (one connection per
-//!   request, `Connection: close`; `Content-Length`, chunked and read-to-close bodies;
-//!   `Authorization: Bearer` from [`LlmHttpConfig::api_key`]). Every attempt must finish
-//!   within [`LlmHttpConfig::timeout_s`] (connect, send and the whole answer). Connection
-//!   errors, timeouts, answers without a JSON object, 408, 429 and 5xx are retried up to
-//!   [`LlmHttpConfig::max_retries`] times with exponential backoff
-//!   (`backoff_base_s * 2^k`), or after the server's `Retry-After` seconds, both capped by
-//!   [`LlmHttpConfig::max_backoff_s`]; any other status fails at once with
-//!   [`ComposerError::Http`] naming the status and the server's error message.
-//!
-//! **Plain HTTP only.** There is no TLS: `https://` URLs are refused. vLLM, Ollama and
-//! llama.cpp serve plain HTTP by default; to reach an `https` endpoint, run a local
-//! TLS-terminating proxy (e.g. `stunnel`, `socat`, nginx) and point `base_url` at it.
-//! Host names are resolved with the system resolver (outside the timeout).
+//! * **Transport.** [`ureq`] over HTTP/1.1, `http://` or `https://` (TLS by rustls with
+//!   the ring provider; servers are verified against Mozilla's roots, or against the
+//!   roots of [`LlmHttpConfig::ca_cert_pem`]; verification is never turned off). The API
+//!   key comes from the environment variable [`LlmHttpConfig::api_key_env`] (default
+//!   `MSPA_LLM_API_KEY`) or [`LlmHttpConfig::api_key`] and is sent as
+//!   `Authorization: Bearer`; it is never serialised, printed by `Debug`, cached, or
+//!   shown in an error message (removed from the server's messages too). Every attempt
+//!   must finish within [`LlmHttpConfig::timeout_s`] (resolving, connecting, the TLS
+//!   handshake, sending and the whole answer, however slowly it drips); bodies over
+//!   [`LlmHttpConfig::max_response_bytes`] are cut off at that size and fail. Redirects
+//!   are not followed (the key is never sent elsewhere) and environment proxies are not
+//!   used. Connection errors, timeouts, answers that are not JSON or hold no JSON
+//!   object, 408, 429 and 5xx are retried up to [`LlmHttpConfig::max_retries`] times
+//!   with exponential backoff (`backoff_base_s * 2^k`), or after the server's
+//!   `Retry-After` seconds, both capped by [`LlmHttpConfig::max_backoff_s`]; TLS and
+//!   certificate failures, bodies over the limit, redirects and any other status fail at
+//!   once with [`ComposerError::Http`] naming the status and the server's error message.
+//! * **Cache.** With [`LlmHttpConfig::cache_dir`] set, every answer with a JSON object
+//!   is stored in a file named by the BLAKE3 hash of the endpoint, the model and the
+//!   exact request body (not the key), written atomically; a request whose hash has an
+//!   entry is answered from it without contacting the server
+//!   ([`LlmComposition::cached`], [`LlmHttpStats::cache_hits`]). A rerun of a job costs
+//!   no request, and a job stopped halfway resumes after its last stored answer.
 //!
 //! * **Embedding.** The MiniLM sentence embedding of the text when
 //!   [`ComposeContext::text_encoder`] is set, else the schema's multi-hot vector.
@@ -62,13 +71,16 @@
 //!
 //! * `config.rs`: [`LlmHttpConfig`].
 //! * `request.rs`: the system prompt and the request body of a history.
-//! * `client.rs`: the HTTP/1.1 client (URL, request, response reading, error bodies).
+//! * `client.rs`: the transport on `ureq` (URL, root certificates, one bounded `POST`,
+//!   error bodies, `Retry-After`, the answer text).
+//! * `cache.rs`: the answer cache (keys, atomic entries).
 //! * `repair.rs`: finding the JSON object in an answer, the answer's JSON schema, and
 //!   validation and repair against the schema ([`Repair`]).
 //! * `images.rs`: base64 and the MIME type of frames.
 //! * this file: the composer, its exchange loop (retries, backoff), evidence and
 //!   batching.
 
+mod cache;
 mod client;
 mod config;
 mod images;
@@ -89,16 +101,21 @@ use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
 use crate::template::words;
 
-pub use config::{DEFAULT_INSTRUCTIONS, LlmHttpConfig};
+pub use config::{DEFAULT_API_KEY_ENV, DEFAULT_INSTRUCTIONS, LlmHttpConfig};
 pub use images::base64_encode;
 pub use repair::{Repair, RepairKind, extract_json_object, response_json_schema};
 
-use client::{HttpUrl, answer_content, endpoint, error_message, post, retry_after};
+use cache::AnswerCache;
+use client::{
+    Failure, HttpUrl, Transport, answer_content, endpoint, error_message, read_root_certs,
+    retry_after,
+};
 
 /// Counters over every composition of one [`LlmHttpComposer`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LlmHttpStats {
-    /// HTTP requests sent (attempts, retries included).
+    /// HTTP requests sent (attempts, retries included; answers from the cache send
+    /// none).
     pub requests: u64,
     /// Attempts that were retried.
     pub retries: u64,
@@ -110,6 +127,15 @@ pub struct LlmHttpStats {
     pub repairs: u64,
     /// Compositions that failed.
     pub failures: u64,
+    /// Answers read from the cache (no request sent).
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// Answers stored in the cache.
+    #[serde(default)]
+    pub cache_writes: u64,
+    /// Answers that could not be stored in the cache (the composition still succeeds).
+    #[serde(default)]
+    pub cache_errors: u64,
 }
 
 /// One composition with everything the server exchange produced.
@@ -119,9 +145,11 @@ pub struct LlmComposition {
     pub preference: Preference,
     /// What was repaired in the answer (empty when it followed the schema).
     pub repairs: Vec<Repair>,
-    /// HTTP requests sent for it (1 + retries).
+    /// HTTP requests sent for it (1 + retries; 0 when it came from the cache).
     pub attempts: u32,
-    /// The model's answer text (`choices[0].message.content`).
+    /// Whether the answer came from [`LlmHttpConfig::cache_dir`].
+    pub cached: bool,
+    /// The model's answer text (`choices[0].message.content`, the API key removed).
     pub content: String,
     /// Frames sent as images.
     pub frames_sent: usize,
@@ -135,9 +163,18 @@ struct Remote {
     evidence: Vec<FieldEvidence>,
     repairs: Vec<Repair>,
     attempts: u32,
+    cached: bool,
     content: String,
     frames_sent: usize,
     frames_skipped: usize,
+}
+
+/// An answer with a JSON object, from the server or the cache.
+struct Answer {
+    content: String,
+    object: Map<String, Value>,
+    attempts: u32,
+    cached: bool,
 }
 
 /// The composer that asks an OpenAI-compatible chat-completions server (see the module
@@ -146,6 +183,10 @@ pub struct LlmHttpComposer {
     config: LlmHttpConfig,
     schema: PreferenceSchema,
     url: HttpUrl,
+    transport: Transport,
+    /// The key in use (from the config or the environment).
+    api_key: Option<String>,
+    cache: Option<AnswerCache>,
     response_schema: Value,
     system_prompt: String,
     /// Per field: the fill values (one per slot for tuples).
@@ -158,6 +199,7 @@ impl std::fmt::Debug for LlmHttpComposer {
         f.debug_struct("LlmHttpComposer")
             .field("endpoint", &self.url.display())
             .field("config", &self.config)
+            .field("api_key_set", &self.api_key.is_some())
             .field("fields", &self.schema.fields.len())
             .finish()
     }
@@ -210,8 +252,15 @@ impl LlmHttpComposer {
     /// Checks the config against the schema and prepares the endpoint, the response
     /// schema and the system prompt.
     ///
-    /// Errors ([`ComposerError::Config`]): a `base_url` that is not `http://` (https is
-    /// not supported), an empty `model`, an `api_key` or `model` with line breaks,
+    /// The API key is read here ([`LlmHttpConfig::api_key`], else the variable
+    /// [`LlmHttpConfig::api_key_env`]), the root certificates of
+    /// [`LlmHttpConfig::ca_cert_pem`] are loaded and [`LlmHttpConfig::cache_dir`] is
+    /// created.
+    ///
+    /// Errors ([`ComposerError::Config`]): a `base_url` that is not `http://` or
+    /// `https://`, an empty `model`, an `api_key` or `model` with line breaks, an
+    /// `api_key_env` that is not a variable name, a `ca_cert_pem` without a readable
+    /// certificate,
     /// non-positive `timeout_s`, negative backoff or temperature, zero `max_authors`,
     /// `concurrency` or `max_text_chars`, a `max_response_bytes` under 1 KiB, a
     /// `fallback` for a field the schema lacks or with values it does not allow.
@@ -265,6 +314,59 @@ impl LlmHttpComposer {
                 format!("must be at least 1024, got {}", config.max_response_bytes),
             ));
         }
+        if let Some(name) = &config.api_key_env
+            && (name.is_empty() || name.contains(['=', '\0']))
+        {
+            return Err(ComposerError::config(
+                "api_key_env",
+                format!("`{name}` is not an environment variable name"),
+            ));
+        }
+        let api_key = match (&config.api_key, &config.api_key_env) {
+            (Some(k), _) => Some(k.trim().to_string()),
+            (None, Some(name)) => std::env::var(name).ok().map(|k| k.trim().to_string()),
+            (None, None) => None,
+        }
+        .filter(|k| !k.is_empty());
+        if let Some(k) = &api_key
+            && k.chars().any(char::is_control)
+        {
+            // Named without its value: the key must not reach an error message.
+            let field = if config.api_key.is_some() {
+                "api_key".to_string()
+            } else {
+                format!(
+                    "api_key_env ({})",
+                    config.api_key_env.as_deref().unwrap_or("")
+                )
+            };
+            return Err(ComposerError::config(
+                field,
+                "the key contains control characters",
+            ));
+        }
+        let roots = match &config.ca_cert_pem {
+            Some(path) => {
+                Some(read_root_certs(path).map_err(|m| ComposerError::config("ca_cert_pem", m))?)
+            }
+            None => None,
+        };
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(
+                AnswerCache::open(dir, config.max_response_bytes.saturating_mul(2)).map_err(
+                    |source| ComposerError::Io {
+                        path: dir.clone(),
+                        source,
+                    },
+                )?,
+            ),
+            None => None,
+        };
+        let transport = Transport::new(
+            Duration::from_secs_f64(config.timeout_s),
+            config.max_response_bytes,
+            roots,
+        );
         for name in config.fallback.keys() {
             if schema.field_index(name).is_none() {
                 return Err(ComposerError::config(
@@ -324,6 +426,9 @@ impl LlmHttpComposer {
             config,
             schema,
             url,
+            transport,
+            api_key,
+            cache,
             response_schema,
             system_prompt,
             fallback,
@@ -370,20 +475,54 @@ impl LlmHttpComposer {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Sends `body` with retries until an answer with a JSON object arrives; returns the
-    /// answer text, the object and the number of attempts.
-    fn exchange(&self, body: &[u8]) -> Result<(String, Map<String, Value>, u32)> {
+    /// Removes the API key from a text that may quote it (an error body, an answer).
+    fn redact(&self, text: String) -> String {
+        match &self.api_key {
+            Some(k) if text.contains(k.as_str()) => text.replace(k.as_str(), "<redacted>"),
+            _ => text,
+        }
+    }
+
+    fn http_error(&self, status: Option<u16>, attempts: u32, message: String) -> ComposerError {
+        ComposerError::Http {
+            url: self.url.display(),
+            status,
+            attempts,
+            message: self.redact(message),
+        }
+    }
+
+    /// The answer of `body`: from the cache when it holds one, else from the server
+    /// (then stored in the cache).
+    fn exchange(&self, body: &[u8]) -> Result<Answer> {
+        let Some(cache) = &self.cache else {
+            return self.exchange_remote(body);
+        };
+        let endpoint = self.url.display();
+        let model = &self.config.model;
+        let key = AnswerCache::key(&endpoint, model, body);
+        if let Some(content) = cache.get(&key, &endpoint, model)
+            && let Some(object) = extract_json_object(&content)
+        {
+            self.bump(|s| s.cache_hits += 1);
+            return Ok(Answer {
+                content,
+                object,
+                attempts: 0,
+                cached: true,
+            });
+        }
+        let answer = self.exchange_remote(body)?;
+        match cache.put(&key, &endpoint, model, &answer.content) {
+            Ok(()) => self.bump(|s| s.cache_writes += 1),
+            Err(_) => self.bump(|s| s.cache_errors += 1),
+        }
+        Ok(answer)
+    }
+
+    /// Sends `body` with retries until an answer with a JSON object arrives.
+    fn exchange_remote(&self, body: &[u8]) -> Result<Answer> {
         let c = &self.config;
-        let auth = c
-            .api_key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .map(|k| format!("Bearer {k}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("Authorization", a)])
-            .unwrap_or_default();
-        let timeout = Duration::from_secs_f64(c.timeout_s);
         let max_wait = Duration::from_secs_f64(c.max_backoff_s);
         let mut attempt: u32 = 0;
         loop {
@@ -391,20 +530,33 @@ impl LlmHttpComposer {
             self.bump(|s| s.requests += 1);
             // (message, status, server's Retry-After) of a retryable failure.
             let (message, status, wait) =
-                match post(&self.url, &headers, body, timeout, c.max_response_bytes) {
+                match self
+                    .transport
+                    .post(&self.url, self.api_key.as_deref(), body)
+                {
                     Ok(resp) if (200..300).contains(&resp.status) => {
                         match answer_content(&resp.body) {
-                            Ok(content) => match extract_json_object(&content) {
-                                Some(obj) => return Ok((content, obj, attempt)),
-                                None => (
-                                    format!(
-                                        "the answer has no JSON object: `{}`",
-                                        cut(&content, 200)
+                            Ok(content) => {
+                                let content = self.redact(content);
+                                match extract_json_object(&content) {
+                                    Some(object) => {
+                                        return Ok(Answer {
+                                            content,
+                                            object,
+                                            attempts: attempt,
+                                            cached: false,
+                                        });
+                                    }
+                                    None => (
+                                        format!(
+                                            "the answer has no JSON object: `{}`",
+                                            cut(&content, 200)
+                                        ),
+                                        Some(resp.status),
+                                        None,
                                     ),
-                                    Some(resp.status),
-                                    None,
-                                ),
-                            },
+                                }
+                            }
                             Err(m) => (m, Some(resp.status), None),
                         }
                     }
@@ -418,28 +570,36 @@ impl LlmHttpComposer {
                         Some(resp.status),
                         retry_after(&resp),
                     ),
+                    Ok(resp) if (300..400).contains(&resp.status) => {
+                        return Err(self.http_error(
+                            Some(resp.status),
+                            attempt,
+                            format!(
+                                "HTTP {} {}: redirects are not followed (to `{}`); set \
+                                 base_url to the server's final address",
+                                resp.status,
+                                resp.reason,
+                                cut(resp.location.as_deref().unwrap_or("(no Location)"), 200)
+                            ),
+                        ));
+                    }
                     Ok(resp) => {
-                        return Err(ComposerError::Http {
-                            url: self.url.display(),
-                            status: Some(resp.status),
-                            attempts: attempt,
-                            message: format!(
+                        return Err(self.http_error(
+                            Some(resp.status),
+                            attempt,
+                            format!(
                                 "HTTP {} {}: {}",
                                 resp.status,
                                 resp.reason,
                                 error_message(&resp.body)
                             ),
-                        });
+                        ));
                     }
+                    Err(Failure::Fatal(m)) => return Err(self.http_error(None, attempt, m)),
                     Err(f) => (f.to_string(), None, None),
                 };
             if attempt > c.max_retries {
-                return Err(ComposerError::Http {
-                    url: self.url.display(),
-                    status,
-                    attempts: attempt,
-                    message,
-                });
+                return Err(self.http_error(status, attempt, message));
             }
             self.bump(|s| s.retries += 1);
             let backoff = wait.unwrap_or_else(|| {
@@ -499,15 +659,16 @@ impl LlmHttpComposer {
             let req = self.build_request(dataset, query)?;
             let body = serde_json::to_vec(&req.body)
                 .map_err(|e| ComposerError::data(format!("serialising the request: {e}")))?;
-            let (content, obj, attempts) = self.exchange(&body)?;
-            let (fields, repairs) = self.repair_object(&obj);
+            let answer = self.exchange(&body)?;
+            let (fields, repairs) = self.repair_object(&answer.object);
             let evidence = self.evidence(dataset, query, &fields);
             Ok(Remote {
                 fields,
                 evidence,
                 repairs,
-                attempts,
-                content,
+                attempts: answer.attempts,
+                cached: answer.cached,
+                content: answer.content,
                 frames_sent: req.frames_sent,
                 frames_skipped: req.frames_skipped,
             })
@@ -617,6 +778,7 @@ impl LlmHttpComposer {
                 },
                 repairs: r.repairs,
                 attempts: r.attempts,
+                cached: r.cached,
                 content: r.content,
                 frames_sent: r.frames_sent,
                 frames_skipped: r.frames_skipped,
