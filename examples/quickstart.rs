@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::ProgressBar;
-use mspa::pipeline::{PipelineConfig, Progress, default_minilm_dir, run_seeds};
+use mspa::pipeline::{PipelineConfig, Progress, run_seeds};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -48,15 +48,8 @@ struct Args {
     out: PathBuf,
     #[command(flatten)]
     device: cli::DeviceArg,
-    /// Epochs of MSPA and of the trained baselines.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Epochs of the learned composer.
-    #[arg(long)]
-    composer_epochs: Option<usize>,
-    /// The MiniLM folder (text features, preference embeddings, BERTScore).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    training: cli::TrainingArgs,
     /// A JSON pipeline configuration.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -82,18 +75,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(authors) = args.authors {
         config.world.authors = authors;
     }
-    if let Some(epochs) = args.epochs {
-        config.mspa.train.epochs = epochs;
+    if let Some(epochs) = args.training.epochs {
         for train in config.baselines.trainers_mut() {
             train.epochs = epochs;
         }
     }
-    if let Some(epochs) = args.composer_epochs {
-        config.composer.epochs = epochs;
-    }
+    args.training.apply(&mut config);
     config.out_dir = args.out.clone();
     config.device = args.device.name.clone();
-    config.minilm = args.model.clone().or_else(default_minilm_dir);
     if config.minilm.is_none() {
         eprintln!(
             "note: MiniLM not found (--model, MSPA_MINILM_DIR): no text features, no BERTScore"

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mspa::align::recommender::{Query, recommend};
 use mspa::core::ExternalId;
-use mspa::pipeline::{TrainedModels, default_minilm_dir};
+use mspa::pipeline::TrainedModels;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -40,15 +40,8 @@ struct Args {
     /// Checkpoint folder: loaded when it holds a trained model, written otherwise.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Epochs of MSPA when training.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Epochs of the learned composer when training.
-    #[arg(long)]
-    composer_epochs: Option<usize>,
-    /// The MiniLM folder (text features and preference embeddings).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    training: cli::TrainingArgs,
 }
 
 fn main() -> ExitCode {
@@ -66,15 +59,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             args.data.join("tips.csv").display()
         )
     })?;
-    let minilm = args.model.clone().or_else(default_minilm_dir);
     let mut settings = mspa::pipeline::PipelineConfig::default();
-    if let Some(e) = args.epochs {
-        settings.mspa.train.epochs = e;
-    }
-    if let Some(e) = args.composer_epochs {
-        settings.composer.epochs = e;
-    }
-    settings.minilm = minilm;
+    args.training.apply(&mut settings);
     let models = TrainedModels::load_or_train(
         &settings,
         &args.data,

@@ -1,6 +1,6 @@
 //! What the examples' command lines share: the `main` that parses the arguments and
-//! reports an error, the `--device` flag, reading a JSON configuration file, and loading
-//! the MiniLM text encoder.
+//! reports an error, the `--device` flag, the training flags of the examples that train
+//! MSPA, reading a JSON configuration file, and loading the MiniLM text encoder.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use burn::tensor::Device;
 use clap::Parser;
 use mspa::modal::text::{BertEmbedder, default_minilm_dir};
+use mspa::pipeline::PipelineConfig;
 use serde::de::DeserializeOwned;
 
 /// Parses the arguments `A` and runs `run` on them: success, or the error on stderr as
@@ -42,6 +43,37 @@ impl DeviceArg {
     /// The device named, or an error for an unknown (or not compiled-in) name.
     pub fn open(&self) -> Result<Device, mspa::modal::DeviceError> {
         mspa::modal::device_from_name(&self.name)
+    }
+}
+
+/// The flags of the examples that train MSPA and the learned composer (flattened into
+/// their arguments).
+#[derive(clap::Args)]
+pub struct TrainingArgs {
+    /// Epochs of MSPA (and of the trained baselines, where the example trains them).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Epochs of the learned composer.
+    #[arg(long)]
+    pub composer_epochs: Option<usize>,
+    /// The MiniLM folder (text features, preference embeddings and, where texts are
+    /// scored, BERTScore).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+impl TrainingArgs {
+    /// Writes the flags into `config`: MSPA's and the learned composer's epochs where
+    /// given, and the MiniLM folder (`--model`, else `MSPA_MINILM_DIR` or the shared
+    /// default).
+    pub fn apply(&self, config: &mut PipelineConfig) {
+        if let Some(epochs) = self.epochs {
+            config.mspa.train.epochs = epochs;
+        }
+        if let Some(epochs) = self.composer_epochs {
+            config.composer.epochs = epochs;
+        }
+        config.minilm = self.model.clone().or_else(default_minilm_dir);
     }
 }
 

@@ -118,6 +118,14 @@ pub(crate) mod check {
         require(value >= 1, field, || "must be at least 1".into())
     }
 
+    /// Every one of `values` `>= 1` (sizes checked together, such as two layer widths);
+    /// the error names `field` and says that `what` must be at least 1.
+    pub fn all_at_least_one(field: &str, what: &str, values: &[usize]) -> Result<()> {
+        require(values.iter().all(|&v| v >= 1), field, || {
+            format!("{what} must be at least 1")
+        })
+    }
+
     /// `value` finite and `>= 0`.
     pub fn non_negative(field: &str, value: f64) -> Result<()> {
         require(value.is_finite() && value >= 0.0, field, || {

@@ -70,26 +70,6 @@ pub struct TrainConfig {
     pub checkpoint_dir: Option<PathBuf>,
 }
 
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 20,
-            batch_size: 256,
-            learning_rate: 1e-3,
-            weight_decay: 1e-4,
-            warmup_fraction: 0.05,
-            min_lr_fraction: 0.0,
-            grad_clip_norm: Some(5.0),
-            patience: 5,
-            eval_every: 1,
-            seed: 0,
-            negatives: 16,
-            negative_exponent: 0.0,
-            checkpoint_dir: None,
-        }
-    }
-}
-
 impl TrainConfig {
     /// Checks every field, naming the first one out of its domain.
     pub fn validate(&self) -> Result<()> {
@@ -113,6 +93,26 @@ impl TrainConfig {
             eval_every: 0,
             checkpoint_dir: None,
             ..self.clone()
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            warmup_fraction: 0.05,
+            min_lr_fraction: 0.0,
+            grad_clip_norm: Some(5.0),
+            patience: 5,
+            eval_every: 1,
+            seed: 0,
+            negatives: 16,
+            negative_exponent: 0.0,
+            checkpoint_dir: None,
         }
     }
 }
@@ -237,21 +237,15 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
 /// report. Returns the best-validated model (or the last one if validation is off) on
 /// the plain device, and the reports of all epochs (including those of a resumed
 /// checkpoint).
-pub fn fit<M, L, V, P>(
+pub fn fit<M: Module>(
     model: M,
     config: &TrainConfig,
     device: &Device,
     examples: &[Example],
-    loss: L,
-    validate: V,
-    progress: P,
-) -> Result<(M, Vec<EpochReport>)>
-where
-    M: Module,
-    L: Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
-    V: FnMut(&M) -> Result<f64>,
-    P: FnMut(&EpochReport),
-{
+    loss: impl Fn(&M, &[&Example], &NegativeBatch, &Device) -> Tensor<1>,
+    validate: impl FnMut(&M) -> Result<f64>,
+    progress: impl FnMut(&EpochReport),
+) -> Result<(M, Vec<EpochReport>)> {
     let negatives = Negatives::from_examples(examples, config.negative_exponent)?;
     fit_with(
         model, config, device, examples, &negatives, loss, validate, progress,

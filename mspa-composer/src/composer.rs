@@ -5,12 +5,12 @@
 //! authors' extracted features, and optionally the text encoder used to embed the
 //! composed text.
 
-use mspa_core::{Dataset, TipEvent};
+use mspa_core::{DAY_MS, Dataset, TipEvent};
 use mspa_modal::features::AuthorFeatures;
 use mspa_modal::text::BertEmbedder;
 
-use crate::error::Result;
-use crate::schema::PreferenceFields;
+use crate::error::{ComposerError, Result};
+use crate::schema::{PreferenceFields, PreferenceSchema};
 
 /// What every composer may read besides the history itself.
 #[derive(Clone, Copy)]
@@ -34,6 +34,59 @@ pub struct HistoryQuery<'a> {
     pub at_ms: i64,
 }
 
+impl HistoryQuery<'_> {
+    /// Fails when a tip names an author `dataset` does not have.
+    pub fn check_authors(&self, dataset: &Dataset) -> Result<()> {
+        let n_authors = dataset.n_authors();
+        if let Some((i, e)) = self
+            .tips
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.author.index() >= n_authors)
+        {
+            return Err(ComposerError::data(format!(
+                "tip {i} names author {} but the dataset has {n_authors} authors",
+                e.author.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The weight of tip `e` in a history composed at `at_ms`: `amount ^ amount_exponent`
+/// (1 when the exponent is 0; a negative or non-finite amount counts as 0), halved every
+/// `half_life_days`; 0 for a weight that is not finite.
+pub fn tip_weight(e: &TipEvent, at_ms: i64, half_life_days: f64, amount_exponent: f64) -> f64 {
+    let age = (at_ms - e.timestamp_ms).max(0) as f64;
+    let amount = if e.amount.is_finite() {
+        e.amount.max(0.0)
+    } else {
+        0.0
+    };
+    let m = if amount_exponent == 0.0 {
+        1.0
+    } else {
+        amount.powf(amount_exponent)
+    };
+    let w = m * 0.5f64.powf(age / (half_life_days * DAY_MS));
+    if w.is_finite() { w } else { 0.0 }
+}
+
+/// Checks the settings of [`tip_weight`]: `half_life_days` finite and positive,
+/// `amount_exponent` finite (each error names its field).
+pub fn check_tip_weighting(half_life_days: f64, amount_exponent: f64) -> Result<()> {
+    if !(half_life_days.is_finite() && half_life_days > 0.0) {
+        return Err(ComposerError::config(
+            "half_life_days",
+            format!("must be positive, got {half_life_days}"),
+        ));
+    }
+    if !amount_exponent.is_finite() {
+        return Err(ComposerError::config("amount_exponent", "must be finite"));
+    }
+    Ok(())
+}
+
 /// Which tips support one value of one field.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldEvidence {
@@ -43,6 +96,29 @@ pub struct FieldEvidence {
     pub value: String,
     /// Positions in [`HistoryQuery::tips`] of the supporting tips, strongest first.
     pub tips: Vec<usize>,
+}
+
+impl FieldEvidence {
+    /// The evidence of every value `fields` lists (fields in `schema` order, values in
+    /// listed order), each supported by the same `tips`.
+    pub fn for_every_value(
+        schema: &PreferenceSchema,
+        fields: &PreferenceFields,
+        tips: &[usize],
+    ) -> Vec<FieldEvidence> {
+        schema
+            .fields
+            .iter()
+            .zip(&fields.values)
+            .flat_map(|(spec, values)| {
+                values.iter().map(|v| FieldEvidence {
+                    field: spec.name.clone(),
+                    value: v.clone(),
+                    tips: tips.to_vec(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// A composed preference.
@@ -77,6 +153,19 @@ pub trait Composer: Send + Sync {
     }
 }
 
+/// [`Composer::compose`] through [`Composer::compose_batch`] with a batch of one query,
+/// for composers whose batched path is their only one.
+pub fn compose_through_batch<C: Composer + ?Sized>(
+    composer: &C,
+    ctx: &ComposeContext<'_>,
+    query: HistoryQuery<'_>,
+) -> Result<Preference> {
+    Ok(composer
+        .compose_batch(ctx, std::slice::from_ref(&query))?
+        .pop()
+        .expect("one preference per query"))
+}
+
 /// A supervised example for composers that learn: a user's history up to `at_ms` and the
 /// reference preference text at that time.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,12 +196,12 @@ impl TrainingPair {
 /// `fields[i]`.
 pub fn embed_preferences(
     encoder: Option<&BertEmbedder>,
-    schema: &crate::schema::PreferenceSchema,
+    schema: &PreferenceSchema,
     texts: &[String],
     fields: &[PreferenceFields],
 ) -> Result<Vec<Vec<f32>>> {
     if texts.len() != fields.len() {
-        return Err(crate::ComposerError::data(format!(
+        return Err(ComposerError::data(format!(
             "{} texts for {} parsed preferences",
             texts.len(),
             fields.len()
@@ -137,11 +226,9 @@ pub fn embed_texts(encoder: &BertEmbedder, texts: &[String]) -> Result<Vec<Vec<f
             .sentence_embeddings(chunk, true)?
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| {
-                crate::ComposerError::data(format!("reading sentence embeddings: {e:?}"))
-            })?;
+            .map_err(|e| ComposerError::data(format!("reading sentence embeddings: {e:?}")))?;
         if flat.len() != chunk.len() * dim {
-            return Err(crate::ComposerError::data(format!(
+            return Err(ComposerError::data(format!(
                 "the text encoder returned {} numbers for {} texts of dimension {dim}",
                 flat.len(),
                 chunk.len()

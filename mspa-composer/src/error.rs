@@ -4,7 +4,7 @@
 //! offset in a preference text, the config field, the file). New variants are added as
 //! the crate grows (the enum is `#[non_exhaustive]`, so matching code keeps a `_` arm).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors of the composer crate.
 #[derive(Debug, thiserror::Error)]
@@ -113,3 +113,16 @@ impl ComposerError {
 
 /// Result with [`ComposerError`].
 pub type Result<T> = std::result::Result<T, ComposerError>;
+
+/// Reads a JSON file (a schema, a lexicon, a config) into `T`: an unreadable file is a
+/// [`ComposerError::Io`], malformed JSON a [`ComposerError::Json`], both naming the file.
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| ComposerError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ComposerError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}

@@ -16,9 +16,9 @@ use mspa_modal::features::{AuthorFeatures, Modality};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::composer::embed_preferences;
 use crate::composer::{
     ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
+    check_tip_weighting, compose_through_batch, embed_preferences, tip_weight,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{PreferenceFields, PreferenceSchema};
@@ -146,15 +146,7 @@ impl NearestComposer {
                 "the nearest composer needs training pairs",
             ));
         }
-        if !(config.half_life_days.is_finite() && config.half_life_days > 0.0) {
-            return Err(ComposerError::config(
-                "half_life_days",
-                format!("must be positive, got {}", config.half_life_days),
-            ));
-        }
-        if !config.amount_exponent.is_finite() {
-            return Err(ComposerError::config("amount_exponent", "must be finite"));
-        }
+        check_tip_weighting(config.half_life_days, config.amount_exponent)?;
         let representation = match ctx.features {
             Some(features) => {
                 check_features(ctx.dataset, features)?;
@@ -230,24 +222,11 @@ impl NearestComposer {
 
     /// The tip weights of a history.
     fn weights(&self, q: &HistoryQuery<'_>) -> Vec<f32> {
-        let half_life_ms = self.config.half_life_days * 86_400_000.0;
+        let (half_life_days, amount_exponent) =
+            (self.config.half_life_days, self.config.amount_exponent);
         q.tips
             .iter()
-            .map(|e| {
-                let age = (q.at_ms - e.timestamp_ms).max(0) as f64;
-                let amount = if e.amount.is_finite() {
-                    e.amount.max(0.0)
-                } else {
-                    0.0
-                };
-                let m = if self.config.amount_exponent == 0.0 {
-                    1.0
-                } else {
-                    amount.powf(self.config.amount_exponent)
-                };
-                let w = m * 0.5f64.powf(age / half_life_ms);
-                if w.is_finite() { w as f32 } else { 0.0 }
-            })
+            .map(|e| tip_weight(e, q.at_ms, half_life_days, amount_exponent) as f32)
             .collect()
     }
 
@@ -259,18 +238,7 @@ impl NearestComposer {
         features: Option<&[AuthorFeatures]>,
         q: &HistoryQuery<'_>,
     ) -> Result<Option<(Rep, Vec<f32>)>> {
-        let n_authors = dataset.n_authors();
-        if let Some((i, e)) = q
-            .tips
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.author.index() >= n_authors)
-        {
-            return Err(ComposerError::data(format!(
-                "tip {i} names author {} but the dataset has {n_authors} authors",
-                e.author.0
-            )));
-        }
+        q.check_authors(dataset)?;
         let w = self.weights(q);
         let rep = match (self.representation, features) {
             (Representation::Features(dims), Some(features)) => {
@@ -427,13 +395,6 @@ impl Composer for NearestComposer {
         "nearest"
     }
 
-    fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference> {
-        Ok(self
-            .compose_batch(ctx, std::slice::from_ref(&query))?
-            .pop()
-            .expect("one preference per query"))
-    }
-
     fn compose_batch(
         &self,
         ctx: &ComposeContext<'_>,
@@ -466,27 +427,16 @@ impl Composer for NearestComposer {
             .into_iter()
             .zip(texts.into_iter().zip(fields))
             .zip(embeddings)
-            .map(|(((_, support), (text, fields)), embedding)| {
-                let evidence = self
-                    .schema
-                    .fields
-                    .iter()
-                    .zip(&fields.values)
-                    .flat_map(|(f, values)| {
-                        values.iter().map(|v| FieldEvidence {
-                            field: f.name.clone(),
-                            value: v.clone(),
-                            tips: support.clone(),
-                        })
-                    })
-                    .collect();
-                Preference {
-                    text,
-                    fields,
-                    embedding,
-                    evidence,
-                }
+            .map(|(((_, support), (text, fields)), embedding)| Preference {
+                evidence: FieldEvidence::for_every_value(&self.schema, &fields, &support),
+                text,
+                fields,
+                embedding,
             })
             .collect())
+    }
+
+    fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference> {
+        compose_through_batch(self, ctx, query)
     }
 }

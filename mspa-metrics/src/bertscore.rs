@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::{MetricsError, Result, check_no_empty_set, check_reference_sets};
+use crate::error::{MetricsError, Result, check_no_empty_set, check_reference_sets, require};
 use crate::sum::numpy_mean;
 
 /// The contextual embedding of one text: one vector per token (special tokens included).
@@ -45,25 +45,24 @@ impl TokenEmbeddings {
         dim: usize,
         vectors: Vec<f32>,
     ) -> Result<Self> {
-        if special.len() != token_ids.len() {
-            return Err(MetricsError::BadEmbeddings(format!(
+        let bad = MetricsError::BadEmbeddings;
+        require(special.len() == token_ids.len(), || {
+            bad(format!(
                 "{} special flags for {} tokens",
                 special.len(),
                 token_ids.len()
-            )));
-        }
-        if vectors.len() != token_ids.len() * dim {
-            return Err(MetricsError::BadEmbeddings(format!(
+            ))
+        })?;
+        require(vectors.len() == token_ids.len() * dim, || {
+            bad(format!(
                 "{} values for {} tokens of dimension {dim}",
                 vectors.len(),
                 token_ids.len()
-            )));
-        }
-        if vectors.iter().any(|v| !v.is_finite()) {
-            return Err(MetricsError::BadEmbeddings(
-                "non-finite embedding value".into(),
-            ));
-        }
+            ))
+        })?;
+        require(vectors.iter().all(|v| v.is_finite()), || {
+            bad("non-finite embedding value".into())
+        })?;
         Ok(Self {
             token_ids,
             special,

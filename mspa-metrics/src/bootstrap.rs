@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::error::{MetricsError, Result};
+use crate::error::{MetricsError, Result, require};
 
 /// A paired difference of means with its bootstrap confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -55,32 +55,22 @@ pub fn paired_bootstrap(
     level: f64,
     seed: u64,
 ) -> Result<PairedDifference> {
-    if a.len() != b.len() {
-        return Err(MetricsError::InvalidInput(format!(
-            "paired bootstrap: {} values against {}",
-            a.len(),
-            b.len()
-        )));
-    }
-    if a.is_empty() {
-        return Err(MetricsError::InvalidInput(
-            "paired bootstrap: no values".into(),
-        ));
-    }
-    if resamples == 0 {
-        return Err(MetricsError::InvalidInput(
-            "paired bootstrap: resamples must be at least 1".into(),
-        ));
-    }
-    if !(level > 0.0 && level < 1.0) {
-        return Err(MetricsError::InvalidInput(format!(
-            "paired bootstrap: level must be in (0, 1), got {level}"
-        )));
-    }
+    let invalid =
+        |message: String| MetricsError::InvalidInput(format!("paired bootstrap: {message}"));
+    require(a.len() == b.len(), || {
+        invalid(format!("{} values against {}", a.len(), b.len()))
+    })?;
+    require(!a.is_empty(), || invalid("no values".into()))?;
+    require(resamples > 0, || {
+        invalid("resamples must be at least 1".into())
+    })?;
+    require(level > 0.0 && level < 1.0, || {
+        invalid(format!("level must be in (0, 1), got {level}"))
+    })?;
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     if let Some(i) = diffs.iter().position(|d| !d.is_finite()) {
-        return Err(MetricsError::InvalidInput(format!(
-            "paired bootstrap: value {i} is not finite ({} vs {})",
+        return Err(invalid(format!(
+            "value {i} is not finite ({} vs {})",
             a[i], b[i]
         )));
     }

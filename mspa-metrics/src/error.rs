@@ -120,6 +120,11 @@ pub enum MetricsError {
 /// Shorthand for results of this crate.
 pub type Result<T, E = MetricsError> = std::result::Result<T, E>;
 
+/// `Ok` if `ok`, else the error `err` builds (only on failure).
+pub(crate) fn require(ok: bool, err: impl FnOnce() -> MetricsError) -> Result<()> {
+    if ok { Ok(()) } else { Err(err()) }
+}
+
 /// `LengthMismatch` unless there is one reference set per hypothesis.
 pub(crate) fn check_reference_sets(hypotheses: usize, reference_sets: usize) -> Result<()> {
     if hypotheses != reference_sets {

@@ -96,10 +96,9 @@ impl BprMfModule {
     }
 }
 
-/// A trained BPR-MF recommender.
-#[derive(Clone, Debug)]
-pub struct BprMf {
-    scorer: FactorScorer,
+factor_recommender! {
+    /// A trained BPR-MF recommender.
+    pub struct BprMf = "BPR-MF";
 }
 
 impl BprMf {
@@ -151,5 +150,3 @@ impl BprMf {
         })
     }
 }
-
-factor_recommender!(BprMf, "BPR-MF");

@@ -22,7 +22,7 @@ use super::{
     CpuLinear, CpuMlp, FeatureMatrix, FitRun, SeededInit, sampled_softmax_loss, tensor_values,
 };
 use crate::data::{Example, NegativeBatch};
-use crate::error::{AlignError, Result};
+use crate::error::{Result, check};
 use crate::recommender::{Query, Recommender, check_out_len};
 use crate::train::{EpochReport, TrainConfig};
 
@@ -123,39 +123,6 @@ pub struct Concat {
 }
 
 impl Concat {
-    /// Trains on the training events of `split` with the authors' `features` (indexed by
-    /// author id), validating on `split.valid`.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        features: &[AuthorFeatures],
-        config: &ConcatConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(Concat, Vec<EpochReport>)> {
-        if config.hidden == 0 || config.dim == 0 {
-            return Err(AlignError::config(
-                "dim",
-                "hidden and dim must be at least 1",
-            ));
-        }
-        let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
-        let run = FitRun::new(dataset, split, config, device);
-        let model = ConcatModule::new(
-            matrix.dim,
-            config.hidden,
-            config.dim,
-            config.train.seed,
-            device,
-        );
-        run.fit(
-            model,
-            |m: &ConcatModule, batch, negs, dev| m.loss(dataset, &matrix, batch, negs, dev),
-            |m: &ConcatModule| Concat::from_module(m, &matrix, device),
-            progress,
-        )
-    }
-
     /// Copies a (plain) module to the CPU and precomputes every author's tower output.
     pub fn from_module(
         m: &ConcatModule,
@@ -174,6 +141,34 @@ impl Concat {
             user,
             authors,
         })
+    }
+
+    /// Trains on the training events of `split` with the authors' `features` (indexed by
+    /// author id), validating on `split.valid`.
+    pub fn fit(
+        dataset: &Dataset,
+        split: &Split,
+        features: &[AuthorFeatures],
+        config: &ConcatConfig,
+        device: &Device,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(Concat, Vec<EpochReport>)> {
+        check::all_at_least_one("dim", "hidden and dim", &[config.hidden, config.dim])?;
+        let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
+        let run = FitRun::new(dataset, split, config, device);
+        let model = ConcatModule::new(
+            matrix.dim,
+            config.hidden,
+            config.dim,
+            config.train.seed,
+            device,
+        );
+        run.fit(
+            model,
+            |m: &ConcatModule, batch, negs, dev| m.loss(dataset, &matrix, batch, negs, dev),
+            |m: &ConcatModule| Concat::from_module(m, &matrix, device),
+            progress,
+        )
     }
 }
 

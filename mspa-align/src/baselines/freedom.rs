@@ -295,19 +295,18 @@ pub struct FreedomModule {
 }
 
 impl FreedomModule {
-    /// A model with `n_features[i]` input columns for the i-th projection, drawn with
-    /// `seed` (embeddings from `N(0, init_std^2)`, projections from Burn's default
-    /// uniform range).
+    /// A model of `config`'s size with `n_features[i]` input columns for the i-th
+    /// projection, drawn with `config.train.seed` (embeddings from `N(0, init_std^2)`,
+    /// projections from Burn's default uniform range).
     pub fn new(
         n_users: usize,
         n_authors: usize,
         n_features: &[usize],
-        dim: usize,
-        init_std: f64,
-        seed: u64,
+        config: &FreedomConfig,
         device: &Device,
     ) -> Self {
-        let mut init = SeededInit::new(seed);
+        let mut init = SeededInit::new(config.train.seed);
+        let (dim, init_std) = (config.dim, config.init_std);
         FreedomModule {
             user: init.embedding(n_users, dim, init_std, device),
             author: init.embedding(n_authors, dim, init_std, device),
@@ -369,10 +368,9 @@ impl FreedomModule {
     }
 }
 
-/// A trained FREEDOM recommender (final embeddings on the CPU).
-#[derive(Clone, Debug)]
-pub struct Freedom {
-    scorer: FactorScorer,
+factor_recommender! {
+    /// A trained FREEDOM recommender (final embeddings on the CPU).
+    pub struct Freedom = "FREEDOM", with_embeddings;
 }
 
 impl Freedom {
@@ -419,15 +417,7 @@ impl Freedom {
         let run = FitRun::new(dataset, split, config, device);
         let known = run.known_users();
         let n_features: Vec<usize> = modalities.iter().map(|m| m.matrix.dim).collect();
-        let model = FreedomModule::new(
-            dataset.n_users(),
-            n_authors,
-            &n_features,
-            config.dim,
-            config.init_std,
-            config.train.seed,
-            device,
-        );
+        let model = FreedomModule::new(dataset.n_users(), n_authors, &n_features, config, device);
         // Per-epoch pruning driven by a call counter (see the module docs).
         let n_batches = run.examples.len().div_ceil(config.train.batch_size).max(1);
         let calls = Cell::new(0usize);
@@ -490,5 +480,3 @@ impl Freedom {
         })
     }
 }
-
-factor_recommender!(Freedom, "FREEDOM", with_embeddings);

@@ -298,17 +298,11 @@ pub struct LightGcnModule {
 }
 
 impl LightGcnModule {
-    /// A model for `n_users` x `n_authors` with embeddings of size `dim` drawn from
-    /// `N(0, init_std^2)` with `seed`.
-    pub fn new(
-        n_users: usize,
-        n_authors: usize,
-        dim: usize,
-        init_std: f64,
-        seed: u64,
-        device: &Device,
-    ) -> Self {
-        let mut init = SeededInit::new(seed);
+    /// A model for `n_users` x `n_authors` with embeddings of size `config.dim` drawn
+    /// from `N(0, init_std^2)` with `config.train.seed`.
+    pub fn new(n_users: usize, n_authors: usize, config: &LightGcnConfig, device: &Device) -> Self {
+        let mut init = SeededInit::new(config.train.seed);
+        let (dim, init_std) = (config.dim, config.init_std);
         LightGcnModule {
             user: init.embedding(n_users, dim, init_std, device),
             author: init.embedding(n_authors, dim, init_std, device),
@@ -397,10 +391,9 @@ pub(crate) fn layer0_l2(user0: Tensor<2>, author0: Tensor<2>, index: &BatchIndex
     (su + sp + sn).mul_scalar(0.5 / index.b.max(1) as f32)
 }
 
-/// A trained LightGCN recommender (final embeddings on the CPU).
-#[derive(Clone, Debug)]
-pub struct LightGcn {
-    scorer: FactorScorer,
+factor_recommender! {
+    /// A trained LightGCN recommender (final embeddings on the CPU).
+    pub struct LightGcn = "LightGCN", with_embeddings;
 }
 
 impl LightGcn {
@@ -417,14 +410,7 @@ impl LightGcn {
         let run = FitRun::new(dataset, split, config, device);
         let known = run.known_users();
         let graph = UserAuthorGraph::from_split(dataset, split).normalized();
-        let model = LightGcnModule::new(
-            dataset.n_users(),
-            dataset.n_authors(),
-            config.dim,
-            config.init_std,
-            config.train.seed,
-            device,
-        );
+        let model = LightGcnModule::new(dataset.n_users(), dataset.n_authors(), config, device);
         let layers = config.layers;
         let reg = config.reg;
         run.fit(
@@ -453,5 +439,3 @@ impl LightGcn {
         })
     }
 }
-
-factor_recommender!(LightGcn, "LightGCN", with_embeddings);

@@ -1,7 +1,7 @@
 //! The declarations every trained baseline repeats, written once: its config struct
 //! (the model's own fields plus the shared training fields) and, for the models that
-//! score through a [`super::FactorScorer`], the [`crate::recommender::Recommender`]
-//! impl.
+//! score through a [`super::FactorScorer`], the model's struct and its
+//! [`crate::recommender::Recommender`] impl.
 
 /// Defines the config of a trained baseline: the model's own fields, each with its
 /// default, then the fields every trained baseline shares (`protocol` of the validation
@@ -56,13 +56,16 @@ macro_rules! baseline_config {
     };
 }
 
-/// Implements [`crate::recommender::Recommender`] for a trained baseline that scores
-/// through its `scorer` ([`super::FactorScorer`]) field, under the report name `$name`;
-/// `with_embeddings` also gives it the accessors of the final author embeddings (the
-/// graph models).
+/// Declares a trained baseline that scores through a [`super::FactorScorer`] (its one
+/// field, `scorer`) and implements [`crate::recommender::Recommender`] for it under the
+/// report name `$name`; `with_embeddings` also gives it the accessors of the final author
+/// embeddings (the graph models).
 macro_rules! factor_recommender {
-    ($ty:ty, $name:literal, with_embeddings) => {
-        factor_recommender!($ty, $name);
+    ($(#[$meta:meta])* pub struct $ty:ident = $name:literal, with_embeddings;) => {
+        factor_recommender! {
+            $(#[$meta])*
+            pub struct $ty = $name;
+        }
 
         impl $ty {
             /// The final representation of every author (what the users' representations
@@ -77,7 +80,13 @@ macro_rules! factor_recommender {
             }
         }
     };
-    ($ty:ty, $name:literal) => {
+    ($(#[$meta:meta])* pub struct $ty:ident = $name:literal;) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        pub struct $ty {
+            scorer: $crate::baselines::FactorScorer,
+        }
+
         impl $crate::recommender::Recommender for $ty {
             fn name(&self) -> &str {
                 $name

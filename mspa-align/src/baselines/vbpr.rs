@@ -18,7 +18,7 @@ use super::{
     BatchIndex, CpuLinear, FactorScorer, FeatureMatrix, FitRun, SeededInit, bpr_loss, tensor_values,
 };
 use crate::data::{Example, NegativeBatch};
-use crate::error::{AlignError, Result, check};
+use crate::error::{Result, check};
 use crate::train::EpochReport;
 
 baseline_config! {
@@ -55,17 +55,17 @@ pub struct VbprModule {
 }
 
 impl VbprModule {
-    /// A model for `n_users` x `n_authors` with `n_features` feature columns, drawn
-    /// with `seed` (embeddings from `N(0, init_std^2)`, biases and `beta` zero).
+    /// A model of `config`'s sizes for `n_users` x `n_authors` with `n_features` feature
+    /// columns, drawn with `config.train.seed` (embeddings from `N(0, init_std^2)`,
+    /// biases and `beta` zero).
     pub fn new(
         n_users: usize,
         n_authors: usize,
         n_features: usize,
         config: &VbprConfig,
-        seed: u64,
         device: &Device,
     ) -> Self {
-        let mut init = SeededInit::new(seed);
+        let mut init = SeededInit::new(config.train.seed);
         let std = config.init_std;
         VbprModule {
             user: init.embedding(n_users, config.dim, std, device),
@@ -129,10 +129,9 @@ impl VbprModule {
     }
 }
 
-/// A trained VBPR recommender.
-#[derive(Clone, Debug)]
-pub struct Vbpr {
-    scorer: FactorScorer,
+factor_recommender! {
+    /// A trained VBPR recommender.
+    pub struct Vbpr = "VBPR";
 }
 
 impl Vbpr {
@@ -146,12 +145,11 @@ impl Vbpr {
         device: &Device,
         progress: impl FnMut(&EpochReport),
     ) -> Result<(Vbpr, Vec<EpochReport>)> {
-        if config.dim == 0 || config.visual_dim == 0 {
-            return Err(AlignError::config(
-                "dim",
-                "dim and visual_dim must be at least 1",
-            ));
-        }
+        check::all_at_least_one(
+            "dim",
+            "dim and visual_dim",
+            &[config.dim, config.visual_dim],
+        )?;
         check::non_negative("init_std", config.init_std)?;
         let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
         let run = FitRun::new(dataset, split, config, device);
@@ -161,7 +159,6 @@ impl Vbpr {
             dataset.n_authors(),
             matrix.dim,
             config,
-            config.train.seed,
             device,
         );
         run.fit(
@@ -212,5 +209,3 @@ impl Vbpr {
         })
     }
 }
-
-factor_recommender!(Vbpr, "VBPR");

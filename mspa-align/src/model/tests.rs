@@ -76,6 +76,13 @@ fn config() -> MspaConfig {
     MspaConfig::new(DIMS, TEXT_DIM, N_AUTHORS).with_d_model(8)
 }
 
+/// `config`'s model and its output for the three users, with text.
+fn model_and_output(config: MspaConfig, device: &Device) -> (Mspa, MspaOutput) {
+    let model = config.init(device).unwrap();
+    let out = model.forward(&input(device, Some(text(device, 1))));
+    (model, out)
+}
+
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -89,8 +96,7 @@ fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
 #[test]
 fn forward_returns_the_documented_shapes() {
     let device = Device::flex();
-    let model = config().with_correction_steps(2).init(&device).unwrap();
-    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let (_, out) = model_and_output(config().with_correction_steps(2), &device);
     assert_eq!(out.step_scores.len(), 3);
     for s in &out.step_scores {
         assert_eq!(s.dims(), [3, N_AUTHORS]);
@@ -107,8 +113,7 @@ fn forward_returns_the_documented_shapes() {
 #[test]
 fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
     let device = Device::flex();
-    let model = config().init(&device).unwrap();
-    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let (_, out) = model_and_output(config(), &device);
     for s in out.step_scores {
         for row in values(s).chunks(N_AUTHORS) {
             let total: f32 = row.iter().map(|x| x.exp()).sum();
@@ -129,8 +134,7 @@ fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
 #[test]
 fn correction_steps_change_the_scores() {
     let device = Device::flex();
-    let model = config().with_correction_steps(2).init(&device).unwrap();
-    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let (_, out) = model_and_output(config().with_correction_steps(2), &device);
     let difference = max_abs_diff(out.step_scores[0].clone(), out.step_scores[1].clone());
     assert!(
         difference > 1e-4,
@@ -144,8 +148,7 @@ fn correction_steps_change_the_scores() {
 #[test]
 fn zero_correction_steps_score_once() {
     let device = Device::flex();
-    let model = config().with_correction_steps(0).init(&device).unwrap();
-    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let (model, out) = model_and_output(config().with_correction_steps(0), &device);
     assert_eq!(out.step_scores.len(), 1);
     assert!(out.gates.is_empty());
     assert_eq!(model.correction_steps(), 0);

@@ -4,7 +4,8 @@
 use super::LearnedComposer;
 use super::model::Encoded;
 use crate::composer::{
-    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, embed_texts,
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, compose_through_batch,
+    embed_texts,
 };
 use crate::error::{ComposerError, Result};
 use crate::history::HistoryBatch;
@@ -86,19 +87,7 @@ impl LearnedComposer {
                 .take(EVIDENCE_TIPS)
                 .map(|s| kept.start + s)
                 .collect();
-            let evidence = self
-                .schema
-                .fields
-                .iter()
-                .zip(&f.values)
-                .flat_map(|(spec, values)| {
-                    values.iter().map(|v| FieldEvidence {
-                        field: spec.name.clone(),
-                        value: v.clone(),
-                        tips: top.clone(),
-                    })
-                })
-                .collect();
+            let evidence = FieldEvidence::for_every_value(&self.schema, &f, &top);
             out.push(Preference {
                 text,
                 fields: f,
@@ -115,11 +104,6 @@ impl Composer for LearnedComposer {
         "learned"
     }
 
-    fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference> {
-        let mut out = self.compose_chunk(ctx, std::slice::from_ref(&query))?;
-        Ok(out.remove(0))
-    }
-
     fn compose_batch(
         &self,
         ctx: &ComposeContext<'_>,
@@ -130,6 +114,10 @@ impl Composer for LearnedComposer {
             out.extend(self.compose_chunk(ctx, chunk)?);
         }
         Ok(out)
+    }
+
+    fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference> {
+        compose_through_batch(self, ctx, query)
     }
 }
 

@@ -70,7 +70,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ComposerError, Result};
+use crate::error::{ComposerError, Result, read_json_file};
 
 pub use grammar::{GrammarState, TokenKind};
 pub use spec::{FieldKind, FieldSpec, SchemaSpec};
@@ -318,14 +318,7 @@ impl PreferenceSchema {
     /// "list", "values": [...], "max": 2}}, ...]}`), with errors that name the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ComposerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let spec: SchemaSpec = serde_json::from_str(&text).map_err(|e| ComposerError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let spec: SchemaSpec = read_json_file(path)?;
         PreferenceSchema::new(spec.fields).map_err(|e| match e {
             ComposerError::Config { field, message } => ComposerError::Config {
                 field: format!("{}: {field}", path.display()),
