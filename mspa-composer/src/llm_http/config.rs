@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ComposerError, Result};
+use crate::error::Result;
 
 /// The default first paragraph of the system prompt.
 pub const DEFAULT_INSTRUCTIONS: &str = "You infer a live-stream viewer's preferences from \
@@ -161,14 +161,6 @@ impl std::fmt::Debug for LlmHttpConfig {
 impl LlmHttpConfig {
     /// Reads a config from a JSON file, with errors that name the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ComposerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ComposerError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        crate::error::read_json_file(path.as_ref())
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::images::{base64_encode, image_mime};
 use super::{LlmHttpComposer, cut};
 use crate::composer::HistoryQuery;
-use crate::error::{ComposerError, Result};
+use crate::error::Result;
 use crate::schema::{FieldKind, PreferenceSchema};
 
 /// One history's request, as built.
@@ -85,23 +85,6 @@ impl LlmHttpComposer {
         p
     }
 
-    /// Fails when a tip names an author the dataset does not have.
-    fn check_tips(dataset: &Dataset, query: &HistoryQuery<'_>) -> Result<()> {
-        let n = dataset.n_authors();
-        if let Some((i, e)) = query
-            .tips
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.author.index() >= n)
-        {
-            return Err(ComposerError::data(format!(
-                "tip {i} names author {} but the dataset has {n} authors",
-                e.author.0
-            )));
-        }
-        Ok(())
-    }
-
     /// The authors of a history, most tipped first (then larger total, then id).
     fn summarise(query: &HistoryQuery<'_>) -> Vec<AuthorSummary> {
         let mut by: HashMap<AuthorId, AuthorSummary> = HashMap::new();
@@ -140,7 +123,7 @@ impl LlmHttpComposer {
         dataset: &Dataset,
         query: &HistoryQuery<'_>,
     ) -> Result<BuiltRequest> {
-        Self::check_tips(dataset, query)?;
+        query.check_authors(dataset)?;
         let c = &self.config;
         let authors = Self::summarise(query);
         let shown = authors.len().min(c.max_authors);

@@ -174,15 +174,7 @@ impl KeywordLexicon {
 
     /// Reads a lexicon from a JSON file, with errors that name the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ComposerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ComposerError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        crate::error::read_json_file(path.as_ref())
     }
 
     /// The number of phrases of all fields.

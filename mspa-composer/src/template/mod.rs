@@ -30,13 +30,13 @@ pub use tipping::TippingRule;
 
 use std::collections::HashMap;
 
-use mspa_core::{AuthorId, DAY_MS, Dataset, TipEvent};
+use mspa_core::{AuthorId, Dataset, TipEvent};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::composer::{
     ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
-    embed_preferences,
+    check_tip_weighting, compose_through_batch, embed_preferences, tip_weight,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
@@ -78,15 +78,7 @@ impl Default for TemplateConfig {
 impl TemplateConfig {
     /// Checks the settings, naming the offending one.
     pub fn validate(&self) -> Result<()> {
-        if !(self.half_life_days.is_finite() && self.half_life_days > 0.0) {
-            return Err(ComposerError::config(
-                "half_life_days",
-                format!("must be positive, got {}", self.half_life_days),
-            ));
-        }
-        if !self.amount_exponent.is_finite() {
-            return Err(ComposerError::config("amount_exponent", "must be finite"));
-        }
+        check_tip_weighting(self.half_life_days, self.amount_exponent)?;
         if !(0.0..=1.0).contains(&self.second_share) {
             return Err(ComposerError::config(
                 "second_share",
@@ -96,22 +88,9 @@ impl TemplateConfig {
         self.lexicon.validate()
     }
 
-    /// The weight of a tip composed at `at_ms`: `amount ^ amount_exponent` halved every
-    /// `half_life_days` (0 for a weight that is not finite).
+    /// The weight of a tip composed at `at_ms` ([`tip_weight`] with these settings).
     fn tip_weight(&self, e: &TipEvent, at_ms: i64) -> f64 {
-        let age = (at_ms - e.timestamp_ms).max(0) as f64;
-        let amount = if e.amount.is_finite() {
-            e.amount.max(0.0)
-        } else {
-            0.0
-        };
-        let m = if self.amount_exponent == 0.0 {
-            1.0
-        } else {
-            amount.powf(self.amount_exponent)
-        };
-        let w = m * 0.5f64.powf(age / (self.half_life_days * DAY_MS));
-        if w.is_finite() { w } else { 0.0 }
+        tip_weight(e, at_ms, self.half_life_days, self.amount_exponent)
     }
 }
 
@@ -260,17 +239,7 @@ impl TemplateComposer {
         query: &HistoryQuery<'_>,
     ) -> Result<(PreferenceFields, Vec<FieldEvidence>)> {
         let tips = query.tips;
-        let n_authors = dataset.n_authors();
-        if let Some((i, e)) = tips
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.author.index() >= n_authors)
-        {
-            return Err(ComposerError::data(format!(
-                "tip {i} names author {} but the dataset has {n_authors} authors",
-                e.author.0
-            )));
-        }
+        query.check_authors(dataset)?;
         let weights: Vec<f64> = tips
             .iter()
             .map(|e| self.config.tip_weight(e, query.at_ms))
@@ -436,10 +405,7 @@ impl Composer for TemplateComposer {
     }
 
     fn compose(&self, ctx: &ComposeContext<'_>, query: HistoryQuery<'_>) -> Result<Preference> {
-        Ok(self
-            .compose_batch(ctx, std::slice::from_ref(&query))?
-            .pop()
-            .expect("one preference per query"))
+        compose_through_batch(self, ctx, query)
     }
 
     fn compose_batch(
