@@ -7,9 +7,8 @@
 //!
 //! ```
 //! use burn::tensor::Device;
-//! use mspa_align::fit::{FitRecommender, TrainingData};
+//! use mspa_align::fit::{FitRecommender, Progress, TrainingData};
 //! use mspa_align::recommender::{Query, Recommender, check_out_len};
-//! use mspa_align::train::EpochReport;
 //! use mspa_align::{AlignError, Result};
 //! use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
 //!
@@ -35,12 +34,7 @@
 //!
 //! impl FitRecommender for RecencyConfig {
 //!     type Model = Recency;
-//!     fn fit(
-//!         &self,
-//!         data: &TrainingData<'_>,
-//!         _device: &Device,
-//!         _progress: &mut dyn FnMut(&EpochReport),
-//!     ) -> Result<Recency> {
+//!     fn fit(&self, data: &TrainingData, _: &Device, _: Progress) -> Result<Recency> {
 //!         match data.dataset.n_authors() {
 //!             0 => Err(AlignError::data("no authors")),
 //!             n_authors => Ok(Recency { n_authors }),
@@ -116,11 +110,13 @@ impl<'a> TrainingData<'a> {
 
     /// The author features, or an error saying that `model` needs them.
     pub fn require_features(&self, model: &str) -> Result<&'a [AuthorFeatures]> {
-        self.features.ok_or_else(|| {
-            AlignError::config("features", format!("{model} needs author features"))
-        })
+        self.features
+            .ok_or_else(|| AlignError::config("features", format!("{model} needs author features")))
     }
 }
+
+/// Where a fit reports each epoch.
+pub type Progress<'a> = &'a mut dyn FnMut(&EpochReport);
 
 /// Settings that fit a [`Recommender`]. `fit` validates the settings first (an invalid
 /// one is an [`AlignError::Config`] naming the field), trains on `data` on `device` and
@@ -130,62 +126,42 @@ pub trait FitRecommender {
     type Model: Recommender;
 
     /// Validates the settings and fits the model.
-    fn fit(
-        &self,
-        data: &TrainingData<'_>,
-        device: &Device,
-        progress: &mut dyn FnMut(&EpochReport),
-    ) -> Result<Self::Model>;
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Self::Model>;
 }
 
 /// Implements [`FitRecommender`] for a trained baseline's config through its model's
-/// `fit`: `ids` for models of interactions only, `features "Name"` for models that read
-/// author features (an error names the model when `data` has none).
+/// `fit`; `features "Name"` for models that read author features (an error names the
+/// model when `data` has none).
 macro_rules! fit_through {
-    ($config:ty => $model:ty, ids) => {
+    ($config:ty => $model:ty $(, features $name:literal)?) => {
         impl FitRecommender for $config {
             type Model = $model;
-            fn fit(
-                &self,
-                data: &TrainingData<'_>,
-                device: &Device,
-                progress: &mut dyn FnMut(&EpochReport),
-            ) -> Result<$model> {
-                Ok(<$model>::fit(data.dataset, data.split, self, device, progress)?.0)
-            }
-        }
-    };
-    ($config:ty => $model:ty, features $name:literal) => {
-        impl FitRecommender for $config {
-            type Model = $model;
-            fn fit(
-                &self,
-                data: &TrainingData<'_>,
-                device: &Device,
-                progress: &mut dyn FnMut(&EpochReport),
-            ) -> Result<$model> {
-                let features = data.require_features($name)?;
-                Ok(<$model>::fit(data.dataset, data.split, features, self, device, progress)?.0)
+            fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<$model> {
+                let (dataset, split) = (data.dataset, data.split);
+                let fitted = <$model>::fit(
+                    dataset,
+                    split,
+                    $(data.require_features($name)?,)?
+                    self,
+                    device,
+                    progress,
+                )?;
+                Ok(fitted.0)
             }
         }
     };
 }
 
-fit_through!(BprMfConfig => BprMf, ids);
-fit_through!(LightGcnConfig => LightGcn, ids);
-fit_through!(SasRecConfig => SasRec, ids);
+fit_through!(BprMfConfig => BprMf);
+fit_through!(LightGcnConfig => LightGcn);
+fit_through!(SasRecConfig => SasRec);
 fit_through!(VbprConfig => Vbpr, features "VBPR");
 fit_through!(ConcatConfig => Concat, features "Concat");
 fit_through!(FreedomConfig => Freedom, features "FREEDOM");
 
 impl FitRecommender for RepeatPopConfig {
     type Model = RepeatPop;
-    fn fit(
-        &self,
-        data: &TrainingData<'_>,
-        _device: &Device,
-        _progress: &mut dyn FnMut(&EpochReport),
-    ) -> Result<RepeatPop> {
+    fn fit(&self, data: &TrainingData, _: &Device, _: Progress) -> Result<RepeatPop> {
         RepeatPop::fit(data.dataset, data.split, self)
     }
 }
@@ -195,14 +171,23 @@ impl FitRecommender for MspaSettings {
     /// Without texts in `data`, MSPA runs on history and content alone.
     fn fit(
         &self,
-        data: &TrainingData<'_>,
+        data: &TrainingData,
         device: &Device,
-        progress: &mut dyn FnMut(&EpochReport),
+        progress: Progress,
     ) -> Result<MspaRecommender> {
         let features = data.require_features("MSPA")?;
         let empty = TextPreferences::default();
         let texts = data.texts.unwrap_or(&empty);
-        Ok(fit_mspa(self, data.dataset, data.split, features, texts, device, progress)?.0)
+        Ok(fit_mspa(
+            self,
+            data.dataset,
+            data.split,
+            features,
+            texts,
+            device,
+            progress,
+        )?
+        .0)
     }
 }
 
@@ -238,7 +223,9 @@ mod tests {
         let model = config.fit(&data, &device, &mut |_| epochs += 1).unwrap();
         assert_eq!(model.name(), "BPR-MF");
         assert_eq!(epochs, 1);
-        let rule = RepeatPopConfig::default().fit(&data, &device, &mut |_| {}).unwrap();
+        let rule = RepeatPopConfig::default()
+            .fit(&data, &device, &mut |_| {})
+            .unwrap();
         assert_eq!(rule.name(), "RepeatPop");
         // Content models say what they miss.
         let err = VbprConfig::default()

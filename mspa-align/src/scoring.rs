@@ -248,7 +248,9 @@ mod tests {
         let (dim, n, n_users) = (16, 5_003, 7);
         // Values on a coarse grid so that ties happen and products are exact.
         let mut draw = |len: usize| -> Vec<f32> {
-            (0..len).map(|_| (rng.below(9) as f32 - 4.0) * 0.25).collect()
+            (0..len)
+                .map(|_| (rng.below(9) as f32 - 4.0) * 0.25)
+                .collect()
         };
         let authors = AuthorMatrix::new(dim, draw(n * dim)).unwrap();
         let users = draw(n_users * dim);

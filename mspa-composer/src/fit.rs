@@ -1,4 +1,4 @@
-//! One fitting shape for every composer: settings fit on [`ComposerTrainingData`] (the
+//! One fitting shape for every composer: settings fit on [`TeacherData`] (the
 //! schema, the dataset and its content, and a teacher's texts for training-time
 //! histories) and a [`Composer`] comes out.
 //!
@@ -8,7 +8,7 @@
 //! ```
 //! use burn::tensor::Device;
 //! use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, Preference};
-//! use mspa_composer::fit::{ComposerTrainingData, FitComposer};
+//! use mspa_composer::fit::{EpochLoss, FitComposer, TeacherData};
 //! use mspa_composer::schema::{FieldSpec, PreferenceFields, PreferenceSchema};
 //! use mspa_composer::Result;
 //! use mspa_core::DatasetBuilder;
@@ -32,12 +32,7 @@
 //!
 //! impl FitComposer for ParrotConfig {
 //!     type Composer = Parrot;
-//!     fn fit(
-//!         &self,
-//!         data: &ComposerTrainingData<'_>,
-//!         _device: &Device,
-//!         _progress: &mut dyn FnMut(usize, f64),
-//!     ) -> Result<Parrot> {
+//!     fn fit(&self, data: &TeacherData, _: &Device, _: EpochLoss) -> Result<Parrot> {
 //!         let first = data.pairs.first().ok_or_else(|| mspa_composer::ComposerError::data("no pairs"))?;
 //!         let fields = data.schema.parse(&first.reference)?;
 //!         Ok(Parrot { schema: data.schema.clone(), fields })
@@ -50,7 +45,7 @@
 //! let pairs = [mspa_composer::composer::TrainingPair {
 //!     user: mspa_core::UserId(0), tips: 0..0, at_ms: 0, reference: "mood: calm".into(),
 //! }];
-//! let data = ComposerTrainingData { schema: &schema, ctx, pairs: &pairs };
+//! let data = TeacherData { schema: &schema, ctx, pairs: &pairs };
 //! let parrot = ParrotConfig.fit(&data, &Device::flex(), &mut |_, _| {})?;
 //! let p = parrot.compose(&ctx, HistoryQuery { tips: &[], at_ms: 0 })?;
 //! assert_eq!(p.text, "mood: calm");
@@ -68,7 +63,7 @@ use crate::template::{TemplateComposer, TemplateConfig};
 
 /// What a composer is fitted on.
 #[derive(Clone, Copy)]
-pub struct ComposerTrainingData<'a> {
+pub struct TeacherData<'a> {
     /// The preference texts' schema.
     pub schema: &'a PreferenceSchema,
     /// The dataset, its authors' features and the text encoder.
@@ -77,6 +72,9 @@ pub struct ComposerTrainingData<'a> {
     /// [`crate::eval::reference_pairs`]).
     pub pairs: &'a [TrainingPair],
 }
+
+/// Where a fit reports `(epoch, mean loss)` after each epoch.
+pub type EpochLoss<'a> = &'a mut dyn FnMut(usize, f64);
 
 /// Settings that fit a [`Composer`]. `fit` validates the settings first (an invalid one
 /// is a [`crate::ComposerError::Config`] naming the field) and reports `(epoch, loss)` to
@@ -88,33 +86,23 @@ pub trait FitComposer {
     /// Validates the settings and fits the composer.
     fn fit(
         &self,
-        data: &ComposerTrainingData<'_>,
+        data: &TeacherData,
         device: &Device,
-        progress: &mut dyn FnMut(usize, f64),
+        progress: EpochLoss,
     ) -> Result<Self::Composer>;
 }
 
 impl FitComposer for TemplateConfig {
     type Composer = TemplateComposer;
     /// [`TemplateComposer::learn`]: the lexicon and thresholds from the data.
-    fn fit(
-        &self,
-        data: &ComposerTrainingData<'_>,
-        _device: &Device,
-        _progress: &mut dyn FnMut(usize, f64),
-    ) -> Result<TemplateComposer> {
+    fn fit(&self, data: &TeacherData, _: &Device, _: EpochLoss) -> Result<TemplateComposer> {
         TemplateComposer::learn(data.schema, data.ctx.dataset, data.pairs, self.clone())
     }
 }
 
 impl FitComposer for NearestConfig {
     type Composer = NearestComposer;
-    fn fit(
-        &self,
-        data: &ComposerTrainingData<'_>,
-        _device: &Device,
-        _progress: &mut dyn FnMut(usize, f64),
-    ) -> Result<NearestComposer> {
+    fn fit(&self, data: &TeacherData, _: &Device, _: EpochLoss) -> Result<NearestComposer> {
         NearestComposer::fit_with(data.schema, &data.ctx, data.pairs, self.clone())
     }
 }
@@ -123,9 +111,9 @@ impl FitComposer for LearnedComposerConfig {
     type Composer = LearnedComposer;
     fn fit(
         &self,
-        data: &ComposerTrainingData<'_>,
+        data: &TeacherData,
         device: &Device,
-        progress: &mut dyn FnMut(usize, f64),
+        progress: EpochLoss,
     ) -> Result<LearnedComposer> {
         LearnedComposer::fit(
             self.clone(),
