@@ -1,11 +1,13 @@
 //! The in-memory dataset: authors, users and a per-user, time-ordered event index (CSR).
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use rayon::slice::ParallelSliceMut;
 
 use crate::author::Author;
+use crate::error::CoreError;
 use crate::event::TipEvent;
 use crate::ids::{AuthorId, ExternalId, Interner, UserId};
 
@@ -17,6 +19,8 @@ use crate::ids::{AuthorId, ExternalId, Interner, UserId};
 #[derive(Clone, Debug)]
 pub struct Dataset {
     root: Option<PathBuf>,
+    /// The canonical form of `root`, computed on first use (`None` when it cannot be).
+    canonical_root: OnceLock<Option<PathBuf>>,
     authors: Vec<Author>,
     author_ids: Interner,
     user_ids: Interner,
@@ -45,11 +49,66 @@ impl Dataset {
         self.root.as_deref()
     }
 
-    /// The full path of a media file of an author (`root/rel`).
+    /// The full path of a media file of an author (`root/rel`), as written, unchecked.
+    /// To read the file, use [`Dataset::resolve_media`], which refuses paths that leave
+    /// the root.
     pub fn media_path(&self, rel: &Path) -> PathBuf {
         match &self.root {
             Some(root) => root.join(rel),
             None => rel.to_path_buf(),
+        }
+    }
+
+    /// The full path of a media file `rel` of `author`, checked to stay inside the
+    /// dataset root: `rel` must be relative without `..`, and the file it names, with
+    /// every symbolic link on the way followed (the canonical path), must lie under the
+    /// canonical root. A path that escapes is a [`CoreError::MediaPath`] naming the author
+    /// and the path. The path returned is `root/rel` as written (so messages show the
+    /// dataset's own names). A file that does not exist is not an error here: reading it
+    /// fails and says so. A dataset without a root (built in memory) returns `rel`
+    /// unchanged, as there is no root to escape.
+    ///
+    /// ```
+    /// use mspa_core::{Author, DatasetBuilder, ExternalId};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("f.png"), b"x").unwrap();
+    /// let mut author = Author::bare(ExternalId::from("a1"));
+    /// author.frames = vec!["f.png".into(), "../f.png".into()];
+    /// let mut b = DatasetBuilder::default();
+    /// b.add_author(author.clone()).unwrap();
+    /// let ds = b.build(Some(dir.path().to_path_buf()));
+    /// assert!(ds.resolve_media(&author, &author.frames[0]).is_ok());
+    /// assert!(ds.resolve_media(&author, &author.frames[1]).is_err());
+    /// ```
+    pub fn resolve_media(&self, author: &Author, rel: &Path) -> crate::Result<PathBuf> {
+        let Some(root) = &self.root else {
+            return Ok(rel.to_path_buf());
+        };
+        let refuse = |reason: String| CoreError::MediaPath {
+            author: author.id.to_string(),
+            path: rel.to_path_buf(),
+            reason,
+        };
+        for comp in rel.components() {
+            match comp {
+                Component::Normal(_) | Component::CurDir => {}
+                Component::ParentDir => return Err(refuse("uses `..`".into())),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(refuse("is absolute".into()));
+                }
+            }
+        }
+        let full = root.join(rel);
+        let canonical_root = self
+            .canonical_root
+            .get_or_init(|| std::fs::canonicalize(root).ok());
+        match (canonical_root, std::fs::canonicalize(&full)) {
+            (Some(croot), Ok(target)) if !target.starts_with(croot) => Err(refuse(format!(
+                "resolves (through a symbolic link) to {}, outside the dataset root {}",
+                target.display(),
+                croot.display()
+            ))),
+            _ => Ok(full),
         }
     }
 
@@ -213,6 +272,7 @@ impl DatasetBuilder {
         }
         Dataset {
             root,
+            canonical_root: OnceLock::new(),
             authors,
             author_ids,
             user_ids,

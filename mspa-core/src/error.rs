@@ -22,6 +22,8 @@ pub enum DataErrorKind {
     DuplicateAuthor,
     /// A media path that is absolute or leaves the dataset root with `..`.
     PathEscape,
+    /// A line, field or list longer than its limit (see [`crate::loaders::limits`]).
+    TooLarge,
 }
 
 impl fmt::Display for DataErrorKind {
@@ -35,8 +37,29 @@ impl fmt::Display for DataErrorKind {
             DataErrorKind::UnknownAuthor => "unknown author",
             DataErrorKind::DuplicateAuthor => "duplicate author",
             DataErrorKind::PathEscape => "path escapes the dataset root",
+            DataErrorKind::TooLarge => "limit exceeded",
         };
         f.write_str(s)
+    }
+}
+
+/// Characters of an offending value that error messages quote; longer values are cut
+/// (see [`excerpt`]), so that a 64 MB field does not become a 64 MB message.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A value as error messages quote it: whole when it has at most [`MAX_QUOTED_CHARS`]
+/// characters, otherwise its first [`MAX_QUOTED_CHARS`] characters, `…` and its length.
+///
+/// ```
+/// use mspa_core::error::excerpt;
+/// assert_eq!(excerpt("12.5"), "12.5");
+/// let long = "x".repeat(1000);
+/// assert_eq!(excerpt(&long), format!("{}…(1000 bytes)", "x".repeat(64)));
+/// ```
+pub fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}…({} bytes)", &value[..cut], value.len()),
     }
 }
 
@@ -66,6 +89,17 @@ pub enum CoreError {
         kind: DataErrorKind,
         /// The details, with the offending value.
         message: String,
+    },
+    /// A media path of an author that leaves the dataset root: absolute, with `..`, or a
+    /// symbolic link (anywhere on the way) to a file outside the root.
+    #[error("author `{author}`: media path `{}` {reason}; media must stay inside the dataset root", path.display())]
+    MediaPath {
+        /// External id of the author.
+        author: String,
+        /// The path as the dataset gives it (relative to the root).
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
     },
     /// An argument given to a function is out of its domain (a split fraction above 1,
     /// a user index past the end, ...).

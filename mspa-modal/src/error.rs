@@ -23,6 +23,29 @@ pub enum ModalError {
         /// What went wrong.
         message: String,
     },
+    /// A media path of an author that leaves the dataset root (`..`, an absolute path, or
+    /// a symbolic link to a file outside the root); the file is not opened.
+    #[error("author `{author}`: media path `{}` {reason}; media must stay inside the dataset root", path.display())]
+    PathEscape {
+        /// External id of the author.
+        author: String,
+        /// The path as the dataset gives it (relative to its root).
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A feature vector holds a value that is not a finite number (NaN or infinite).
+    #[error("{origin}: author `{author}`, {modality} features: {message}")]
+    NonFinite {
+        /// Where the vector came from (the feature store file, or the encoder).
+        origin: String,
+        /// External id of the author.
+        author: String,
+        /// The modality (`visual`, `audio`, `text`).
+        modality: String,
+        /// Where in the vector and what value.
+        message: String,
+    },
     /// A configuration value is out of its domain.
     #[error("invalid config field `{field}`: {message}")]
     Config {

@@ -396,12 +396,12 @@ fn garbage_truncated_and_missing_files_are_errors_naming_the_file() {
             ),
         }
     }
-    // Truncated JPEGs may decode to a partly grey image (like Pillow with
-    // LOAD_TRUNCATED_IMAGES); they must never panic.
+    // Truncated JPEGs are refused (the decoder alone would fill the missing rows with
+    // grey, as Pillow does only with LOAD_TRUNCATED_IMAGES).
     let path = write(dir.path(), "half.jpg", &jpg[..jpg.len() / 2]);
-    if let Err(e) = load_frame(&path, &config) {
-        assert!(e.to_string().contains("half.jpg"));
-    }
+    let err = load_frame(&path, &config).unwrap_err();
+    assert!(err.to_string().contains("half.jpg"), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
     let missing = dir.path().join("missing.png");
     match load_frame(&missing, &config) {
         Err(ModalError::Io { path, .. }) => assert_eq!(path, missing),

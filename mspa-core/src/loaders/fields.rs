@@ -29,9 +29,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use super::limits::MAX_LINE_BYTES;
 use crate::author::Author;
 use crate::dataset::{Dataset, DatasetBuilder};
-use crate::error::{CoreError, DataErrorKind, Result};
+use crate::error::{CoreError, DataErrorKind, Result, excerpt};
 use crate::ids::ExternalId;
 
 /// How far a loader has read one of its files.
@@ -134,6 +135,54 @@ pub(crate) fn read_error(path: &Path, line: u64, e: std::io::Error) -> CoreError
         }
         _ => CoreError::io(path, e),
     }
+}
+
+/// The error for line `line` of `path` being longer than [`MAX_LINE_BYTES`]; `what` is
+/// "line" or "row" (a quoted CSV field spanning lines counts the whole row).
+pub(crate) fn line_too_long(path: &Path, line: u64, what: &str) -> CoreError {
+    CoreError::data(
+        path,
+        line,
+        None,
+        DataErrorKind::TooLarge,
+        format!("{what} is longer than MAX_LINE_BYTES = {MAX_LINE_BYTES} bytes"),
+    )
+}
+
+/// Reads line `line` of `path` (with its line break) into `out`, holding at most
+/// [`MAX_LINE_BYTES`] + 2 bytes of it: a line longer than [`MAX_LINE_BYTES`] without its
+/// `\n` or `\r\n` is a `TooLarge` error, invalid UTF-8 a `Malformed` one. `false` at the
+/// end of the file.
+pub(crate) fn read_line_limited<R: BufRead>(
+    reader: &mut R,
+    bytes: &mut Vec<u8>,
+    out: &mut String,
+    path: &Path,
+    line: u64,
+) -> Result<bool> {
+    bytes.clear();
+    let n = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 2)
+        .read_until(b'\n', bytes)
+        .map_err(|e| read_error(path, line, e))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let ending = if bytes.ends_with(b"\r\n") {
+        2
+    } else {
+        usize::from(bytes.ends_with(b"\n"))
+    };
+    let content = bytes.len() - ending;
+    if content > MAX_LINE_BYTES {
+        return Err(line_too_long(path, line, "line"));
+    }
+    out.clear();
+    out.push_str(std::str::from_utf8(bytes).map_err(|_| {
+        CoreError::data(path, line, None, DataErrorKind::Malformed, "invalid UTF-8")
+    })?);
+    Ok(true)
 }
 
 /// When [`for_each_row`] looks up the columns it needs in the header.
@@ -311,7 +360,7 @@ pub(crate) fn parse_amount(file: &Path, line: u64, field: &str, raw: &str) -> Re
             line,
             Some(field),
             DataErrorKind::InvalidAmount,
-            format!("`{raw}` is not a number"),
+            format!("`{}` is not a number", excerpt(raw)),
         )
     })?;
     if !value.is_finite() || value < 0.0 {
@@ -320,7 +369,7 @@ pub(crate) fn parse_amount(file: &Path, line: u64, field: &str, raw: &str) -> Re
             line,
             Some(field),
             DataErrorKind::InvalidAmount,
-            format!("`{raw}` must be finite and non-negative"),
+            format!("`{}` must be finite and non-negative", excerpt(raw)),
         ));
     }
     Ok(value)
@@ -335,7 +384,10 @@ pub(crate) fn parse_timestamp_ms(file: &Path, line: u64, field: &str, raw: &str)
             line,
             Some(field),
             DataErrorKind::InvalidTimestamp,
-            format!("`{raw}` is not an integer number of milliseconds"),
+            format!(
+                "`{}` is not an integer number of milliseconds",
+                excerpt(raw)
+            ),
         )
     })
 }
@@ -370,7 +422,7 @@ pub(crate) fn column_positions<const N: usize>(
                 format!(
                     "header lacks column `{name}` (expected {}; found {})",
                     required.join(","),
-                    header.iter().collect::<Vec<_>>().join(",")
+                    excerpt(&header.iter().collect::<Vec<_>>().join(","))
                 ),
             )
         })?;
@@ -432,6 +484,7 @@ pub(crate) struct CsvLines<R> {
     path: PathBuf,
     line: u64,
     raw: String,
+    bytes: Vec<u8>,
 }
 
 impl<R: BufRead> CsvLines<R> {
@@ -442,16 +495,20 @@ impl<R: BufRead> CsvLines<R> {
             path: path.to_path_buf(),
             line: 0,
             raw: String::new(),
+            bytes: Vec::new(),
         }
     }
 
     fn read_line(&mut self) -> Result<bool> {
-        self.raw.clear();
-        let n = self
-            .reader
-            .read_line(&mut self.raw)
-            .map_err(|e| read_error(&self.path, self.line + 1, e))?;
-        if n == 0 {
+        let more = read_line_limited(
+            &mut self.reader,
+            &mut self.bytes,
+            &mut self.raw,
+            &self.path,
+            self.line + 1,
+        )?;
+        if !more {
+            self.raw.clear();
             return Ok(false);
         }
         self.line += 1;
@@ -509,7 +566,10 @@ impl<R: BufRead> CsvLines<R> {
             if !in_quotes {
                 break;
             }
-            // A quoted field goes on over the line break.
+            // A quoted field goes on over the line break; the whole row is bounded.
+            if record.text.len() > MAX_LINE_BYTES {
+                return Err(line_too_long(&self.path, record.line, "row"));
+            }
             record.text.push('\n');
             if !self.read_line()? {
                 return Err(CoreError::data(
@@ -520,6 +580,9 @@ impl<R: BufRead> CsvLines<R> {
                     "unterminated quoted field",
                 ));
             }
+        }
+        if record.text.len() > MAX_LINE_BYTES {
+            return Err(line_too_long(&self.path, record.line, "row"));
         }
         push_field(record, field_start, quoted);
         Ok(true)

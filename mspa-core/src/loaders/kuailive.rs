@@ -82,7 +82,10 @@ fn read_streamers(
             .join("; ");
         let at = (path, row.line());
         author_lines.add(builder, author, at, "streamer_id", |first| {
-            format!("streamer `{raw}` was already listed on line {first}")
+            format!(
+                "streamer `{}` was already listed on line {first}",
+                crate::error::excerpt(raw)
+            )
         })
     })
 }

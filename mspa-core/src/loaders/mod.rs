@@ -2,10 +2,12 @@
 //!
 //! Every loader reads its files line by line, reports progress through a callback, and
 //! turns any bad line into a [`crate::CoreError::Data`] that names the file, the line and
-//! the field; no row is ever dropped silently.
+//! the field; no row is ever dropped silently. Lines, text fields and frame lists are
+//! bounded by the [`limits`].
 
 mod fields;
 pub mod kuailive;
+pub mod limits;
 pub mod native;
 pub mod twitch;
 
@@ -36,7 +38,8 @@ impl FromStr for Format {
             "twitch" => Ok(Format::Twitch),
             "kuailive" => Ok(Format::KuaiLive),
             other => Err(crate::CoreError::InvalidArgument(format!(
-                "unknown format `{other}`: expected native, twitch or kuailive"
+                "unknown format `{}`: expected native, twitch or kuailive",
+                crate::error::excerpt(other)
             ))),
         }
     }

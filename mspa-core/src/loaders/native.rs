@@ -9,7 +9,9 @@
 //!   - `audio`: a relative path, or `null` / absent.
 //!
 //!   Other fields are ignored. Media paths must stay inside the directory: absolute
-//!   paths and `..` are refused.
+//!   paths and `..` are refused here, and symbolic links that lead outside it when the
+//!   media are read ([`crate::Dataset::resolve_media`]). Lines, texts, frame lists and
+//!   paths are bounded by the [`super::limits`].
 //! * `tips.csv`: a header naming the columns `user_id,author_id,amount,timestamp_ms` (in
 //!   any order; extra columns are ignored), then one tip per row. `user_id` and
 //!   `author_id` are strings or integers (see [`crate::ExternalId`] for how `"42"` and `42`
@@ -19,18 +21,19 @@
 //!
 //! Line numbers in errors are 1-based and count the header.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::LoadProgress;
 use super::fields::{
-    AuthorLines, ColumnCheck, DirFile, for_each_row, load_dir, open_counted, read_error, report,
+    AuthorLines, ColumnCheck, DirFile, for_each_row, load_dir, open_counted, read_line_limited,
+    report,
 };
+use super::limits::{MAX_FRAMES_PER_AUTHOR, MAX_PATH_BYTES, MAX_TEXT_BYTES};
 use crate::author::{Author, check_media_path};
 use crate::dataset::{Dataset, DatasetBuilder};
-use crate::error::{CoreError, DataErrorKind, Result};
+use crate::error::{CoreError, DataErrorKind, Result, excerpt};
 use crate::ids::ExternalId;
 
 /// The authors file of a native dataset.
@@ -64,18 +67,22 @@ fn read_authors(
     builder: &mut DatasetBuilder,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<()> {
-    let (reader, bytes, total) = open_counted(path)?;
+    let (mut reader, bytes, total) = open_counted(path)?;
     let mut author_lines = AuthorLines::default();
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        let line = line.map_err(|e| read_error(path, line_no, e))?;
+    let (mut raw, mut line) = (Vec::new(), String::new());
+    let mut line_no = 0u64;
+    while read_line_limited(&mut reader, &mut raw, &mut line, path, line_no + 1)? {
+        line_no += 1;
         if line.trim().is_empty() {
             continue;
         }
         let author = parse_author(path, line_no, &line)?;
         let id = author.id.clone();
         author_lines.add(builder, author, (path, line_no), "id", |first| {
-            format!("author id `{id}` was already defined on line {first}")
+            format!(
+                "author id `{}` was already defined on line {first}",
+                excerpt(&id.to_string())
+            )
         })?;
         report(progress, path, line_no, &bytes, total);
     }
@@ -103,7 +110,7 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
                 return Err(err(
                     Some("id"),
                     DataErrorKind::BadValue,
-                    format!("`{n}` is not an integer id"),
+                    format!("`{}` is not an integer id", excerpt(&n.to_string())),
                 ));
             }
         },
@@ -114,18 +121,30 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
             return Err(err(
                 Some("id"),
                 DataErrorKind::BadValue,
-                format!("expected a string or an integer, found {other}"),
+                format!(
+                    "expected a string or an integer, found {}",
+                    excerpt(&other.to_string())
+                ),
             ));
         }
     };
     let string_field = |name: &str| -> Result<String> {
         match obj.get(name) {
             None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) if s.len() > MAX_TEXT_BYTES => Err(err(
+                Some(name),
+                DataErrorKind::TooLarge,
+                format!(
+                    "{} bytes is longer than MAX_TEXT_BYTES = {MAX_TEXT_BYTES}: `{}`",
+                    s.len(),
+                    excerpt(s)
+                ),
+            )),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(other) => Err(err(
                 Some(name),
                 DataErrorKind::BadValue,
-                format!("expected a string, found {other}"),
+                format!("expected a string, found {}", excerpt(&other.to_string())),
             )),
         }
     };
@@ -134,13 +153,41 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
             err(
                 Some(name),
                 DataErrorKind::BadValue,
-                format!("expected a path string, found {raw}"),
+                format!(
+                    "expected a path string, found {}",
+                    excerpt(&raw.to_string())
+                ),
             )
         })?;
-        check_media_path(s).map_err(|why| err(Some(name), DataErrorKind::PathEscape, why))
+        if s.len() > MAX_PATH_BYTES {
+            return Err(err(
+                Some(name),
+                DataErrorKind::TooLarge,
+                format!(
+                    "path of {} bytes is longer than MAX_PATH_BYTES = {MAX_PATH_BYTES}: `{}`",
+                    s.len(),
+                    excerpt(s)
+                ),
+            ));
+        }
+        check_media_path(s).map_err(|why| {
+            // The reason quotes the path; quote a short excerpt of it instead.
+            let why = why.replace(s, &excerpt(s));
+            err(Some(name), DataErrorKind::PathEscape, why)
+        })
     };
     let frames = match obj.get("frames") {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > MAX_FRAMES_PER_AUTHOR => {
+            return Err(err(
+                Some("frames"),
+                DataErrorKind::TooLarge,
+                format!(
+                    "{} frames is more than MAX_FRAMES_PER_AUTHOR = {MAX_FRAMES_PER_AUTHOR}",
+                    items.len()
+                ),
+            ));
+        }
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| media_path("frames", v))
@@ -149,7 +196,10 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
             return Err(err(
                 Some("frames"),
                 DataErrorKind::BadValue,
-                format!("expected a list of paths, found {other}"),
+                format!(
+                    "expected a list of paths, found {}",
+                    excerpt(&other.to_string())
+                ),
             ));
         }
     };
@@ -184,7 +234,7 @@ fn read_tips(
             row.error(
                 Some("author_id"),
                 DataErrorKind::UnknownAuthor,
-                format!("`{author_raw}` is not an id of {AUTHORS_FILE}"),
+                format!("`{}` is not an id of {AUTHORS_FILE}", excerpt(author_raw)),
             )
         })?;
         let amount = row.amount("amount", amount_raw)?;

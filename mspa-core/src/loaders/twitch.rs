@@ -13,7 +13,7 @@ use std::path::Path;
 use super::LoadProgress;
 use super::fields::{CsvLines, Record, Row, open_counted, parse_integer, report};
 use crate::dataset::{Dataset, DatasetBuilder};
-use crate::error::{DataErrorKind, Result};
+use crate::error::{DataErrorKind, Result, excerpt};
 use crate::ids::ExternalId;
 
 /// Milliseconds in one Twitch time step (10 minutes).
@@ -55,7 +55,7 @@ pub fn load_twitch_with_progress(
             row.error(
                 Some("stream"),
                 DataErrorKind::BadValue,
-                format!("`{stream}` is not an unsigned 64-bit stream id"),
+                format!("`{}` is not an unsigned 64-bit stream id", excerpt(stream)),
             )
         })?;
         let streamer = field(2)?;
@@ -66,7 +66,7 @@ pub fn load_twitch_with_progress(
                 _ => Err(row.error(
                     Some(COLUMNS[i]),
                     DataErrorKind::InvalidTimestamp,
-                    format!("`{raw}` is not a non-negative step index"),
+                    format!("`{}` is not a non-negative step index", excerpt(raw)),
                 )),
             }
         };

@@ -10,16 +10,32 @@
 //! maximum is reached, so memory stays bounded by the maximum whatever the file's length.
 //!
 //! Robustness: every failure (missing file, unknown format, no audio track, corrupt
-//! stream, absurd sample rate) is a [`ModalError`] naming the file. A file cut short
-//! (an interrupted download) yields the audio decoded before the cut, as librosa and
-//! ffmpeg do; a file that yields no audio at all is an error. A panic inside the decoder
-//! on hostile input is caught and reported as a [`ModalError::Decode`].
+//! stream, absurd sample rate) is a [`ModalError`] naming the file. A file cut short (an
+//! interrupted download) or with a corrupt packet is an error too, never the audio
+//! decoded before the damage (librosa and ffmpeg would return that silently):
+//!
+//! * WAV: the data chunk must hold as many bytes as its header declares (the length
+//!   `0xFFFFFFFF` that streaming writers use for "unknown" is accepted);
+//! * FLAC, MP3 with a Xing/LAME header, MP4/M4A: decoding must yield at least the number
+//!   of frames the header declares;
+//! * Ogg: the last page must carry the end-of-stream flag (symphonia reads the length from
+//!   it) and decoding must yield at least that length;
+//! * any format: a packet the decoder rejects, or a read error other than the end of the
+//!   file, is an error.
+//!
+//! An MP3 without a Xing/LAME header (symphonia only estimates its length from the
+//! bitrate) and raw ADTS AAC have no declared length to check against: cut at a frame
+//! boundary, they decode to the frames before the cut.
+//!
+//! A panic inside the decoder on hostile input is caught and reported as a
+//! [`ModalError::Decode`].
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, DecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -29,8 +45,105 @@ use symphonia::core::probe::Hint;
 use super::resample::{MAX_RATE, MIN_RATE};
 use crate::error::{ModalError, Result, catch_decoder_panic};
 
-/// Consecutive undecodable packets tolerated before the file is declared corrupt.
-const MAX_CONSECUTIVE_ERRORS: usize = 64;
+/// The container, recognised from the first bytes of the file, for the truncation checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Container {
+    /// RIFF/WAVE.
+    Wav,
+    /// Native FLAC (`fLaC`).
+    Flac,
+    /// Ogg (`OggS`).
+    Ogg,
+    /// ISO base media (MP4, M4A: `ftyp` at byte 4).
+    Mp4,
+    /// Anything else (MP3, ADTS, ...).
+    Other,
+}
+
+impl Container {
+    fn sniff(head: &[u8]) -> Self {
+        if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+            Container::Wav
+        } else if head.starts_with(b"fLaC") {
+            Container::Flac
+        } else if head.starts_with(b"OggS") {
+            Container::Ogg
+        } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
+            Container::Mp4
+        } else {
+            Container::Other
+        }
+    }
+}
+
+/// The declared `data` chunk length meaning "unknown" (streaming writers such as ffmpeg
+/// writing to a pipe).
+const WAV_UNKNOWN_LENGTH: u32 = u32::MAX;
+
+/// Finds the `data` chunk of a RIFF/WAVE file: its first byte's offset and its declared
+/// length. `None` when the chunk list cannot be walked (symphonia then reports the fault).
+fn wav_data_chunk(file: &mut File, file_len: u64) -> std::io::Result<Option<(u64, u32)>> {
+    let mut pos = 12u64;
+    for _ in 0..1024 {
+        if pos + 8 > file_len {
+            return Ok(None);
+        }
+        file.seek(SeekFrom::Start(pos))?;
+        let mut header = [0u8; 8];
+        file.read_exact(&mut header)?;
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if &header[..4] == b"data" {
+            return Ok(Some((pos + 8, len)));
+        }
+        pos += 8 + u64::from(len) + u64::from(len & 1);
+    }
+    Ok(None)
+}
+
+/// Checks, before decoding, that a WAV file holds the data its header declares.
+fn check_wav_length(path: &Path, file: &mut File, file_len: u64) -> Result<()> {
+    let found = wav_data_chunk(file, file_len).map_err(|e| ModalError::io(path, e))?;
+    if let Some((start, declared)) = found
+        && declared != WAV_UNKNOWN_LENGTH
+    {
+        let held = file_len.saturating_sub(start);
+        if held < u64::from(declared) {
+            return Err(ModalError::decode(
+                path,
+                format!(
+                    "truncated WAV: the data chunk declares {declared} bytes of audio, \
+                     the file holds {held}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The number of frames (at the file's sample rate) the header of a `container` file
+/// declares, when it is exact enough to detect a file cut short.
+fn declared_frames(container: Container, params: &CodecParameters) -> Option<u64> {
+    use symphonia::core::codecs::{CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3};
+    let trusted = match container {
+        Container::Flac | Container::Ogg | Container::Mp4 => true,
+        // Without a LAME tag (the Xing/Info header's delay and padding) symphonia
+        // estimates an MP3's length from its first frames' bitrate.
+        Container::Other => {
+            [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&params.codec)
+                && params.delay.is_some()
+        }
+        // Checked on the bytes instead (a streamed WAV declares no length).
+        Container::Wav => false,
+    };
+    let n = params.n_frames.filter(|&n| trusted && n > 0)?;
+    match (params.time_base, params.sample_rate) {
+        (Some(tb), Some(rate)) if tb.denom > 0 => Some(
+            (u128::from(n) * u128::from(tb.numer) * u128::from(rate) / u128::from(tb.denom))
+                .min(u128::from(u64::MAX)) as u64,
+        ),
+        _ => Some(n),
+    }
+}
 
 /// A decoded clip: mono samples at the file's own rate.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,12 +193,35 @@ fn describe(e: &SymError) -> String {
     }
 }
 
+/// Seconds of `samples` at `rate` (0 when the rate is not known yet), for messages.
+fn seconds(samples: &[f32], rate: Option<u32>) -> String {
+    let s = rate.map_or(0.0, |r| samples.len() as f64 / f64::from(r.max(1)));
+    format!("{s:.3}")
+}
+
 fn is_end_of_stream(e: &SymError) -> bool {
     matches!(e, SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
-    let file = File::open(path).map_err(|e| ModalError::io(path, e))?;
+    let mut file = File::open(path).map_err(|e| ModalError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| ModalError::io(path, e))?.len();
+    let mut head = [0u8; 12];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ModalError::io(path, e)),
+        }
+    }
+    let container = Container::sniff(&head[..got]);
+    if container == Container::Wav {
+        check_wav_length(path, &mut file, file_len)?;
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| ModalError::io(path, e))?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -113,6 +249,13 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| ModalError::decode(path, "no audio track"))?;
     let track_id = track.id;
+    let declared = declared_frames(container, &track.codec_params);
+    if container == Container::Ogg && track.codec_params.n_frames.is_none() {
+        return Err(ModalError::decode(
+            path,
+            "truncated Ogg stream: the last page is not an end-of-stream page",
+        ));
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| ModalError::decode(path, describe(&e)))?;
@@ -122,8 +265,7 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
     let mut samples: Vec<f32> = Vec::new();
     let mut limit: Option<usize> = None;
     let mut buffer: Option<SampleBuffer<f32>> = None;
-    let mut consecutive_errors = 0usize;
-    let mut last_error: Option<String> = None;
+    let mut packets = 0u64;
     let mut cut = false;
 
     loop {
@@ -138,29 +280,29 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
             Ok(p) => p,
             Err(e) if is_end_of_stream(&e) => break,
             Err(SymError::ResetRequired) => break,
+            // A damaged stream: an error, not the audio before the damage.
             Err(e) => {
-                if samples.is_empty() {
-                    return Err(ModalError::decode(path, describe(&e)));
-                }
-                // A damaged tail: keep what was decoded.
-                break;
+                return Err(ModalError::decode(
+                    path,
+                    format!(
+                        "{} (after {} s of audio)",
+                        describe(&e),
+                        seconds(&samples, sample_rate)
+                    ),
+                ));
             }
         };
         if packet.track_id() != track_id {
             continue;
         }
+        packets += 1;
         let decoded = match decoder.decode(&packet) {
-            Ok(d) => {
-                consecutive_errors = 0;
-                d
-            }
+            Ok(d) => d,
             Err(SymError::DecodeError(m)) => {
-                consecutive_errors += 1;
-                last_error = Some(m.to_string());
-                if consecutive_errors > MAX_CONSECUTIVE_ERRORS {
-                    return Err(ModalError::decode(path, format!("corrupt stream: {m}")));
-                }
-                continue;
+                return Err(ModalError::decode(
+                    path,
+                    format!("corrupt stream: packet {packets}: {m}"),
+                ));
             }
             Err(e) if is_end_of_stream(&e) => break,
             Err(e) => return Err(ModalError::decode(path, describe(&e))),
@@ -212,12 +354,32 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
     }
 
     let Some(sample_rate) = sample_rate.filter(|_| !samples.is_empty()) else {
-        let cause = last_error.map_or_else(
-            || "no audio could be decoded".to_string(),
-            |m| format!("no audio could be decoded (corrupt stream: {m})"),
-        );
-        return Err(ModalError::decode(path, cause));
+        return Err(ModalError::decode(path, "no audio could be decoded"));
     };
+    // Float PCM can carry NaN or infinities, which would poison every mel band.
+    if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
+        return Err(ModalError::decode(
+            path,
+            format!(
+                "sample {i} ({:.3} s) is {}: not a finite number",
+                i as f64 / f64::from(sample_rate),
+                samples[i]
+            ),
+        ));
+    }
+    if !cut
+        && let Some(expected) = declared
+        && (samples.len() as u64) < expected
+    {
+        return Err(ModalError::decode(
+            path,
+            format!(
+                "truncated: decoded {} of the {expected} frames ({:.3} s) its header declares",
+                samples.len(),
+                expected as f64 / f64::from(sample_rate)
+            ),
+        ));
+    }
     Ok(DecodedAudio {
         samples,
         sample_rate,

@@ -6,6 +6,14 @@
 //! chosen device. A file that cannot be read or decoded either stops the extraction with
 //! an error naming it, or (with [`ExtractOptions::skip_invalid`]) is recorded in
 //! [`Extraction::skipped`] while the author keeps its other media.
+//!
+//! Media paths are resolved with [`Dataset::resolve_media`]: a path that leaves the
+//! dataset root (`..`, absolute, or a symbolic link to a file outside it) is a
+//! [`ModalError::PathEscape`] naming the author and the path, and the file is neither
+//! hashed nor decoded. Truncated or corrupt files are decode errors (see
+//! [`crate::frames::decode_image`] and [`crate::audio::decode_audio`]). A computed vector
+//! holding a NaN or an infinity is a [`ModalError::NonFinite`] naming the author and the
+//! modality.
 
 use std::path::{Path, PathBuf};
 
@@ -336,6 +344,14 @@ impl FeatureExtractor {
                     f.text = t.clone();
                     f.present[2] = true;
                 }
+                if let Some((m, at, x)) = f.first_non_finite() {
+                    return Err(ModalError::NonFinite {
+                        origin: "feature extraction (encoder output)".into(),
+                        author: authors[i].id.to_string(),
+                        modality: m.to_string(),
+                        message: format!("value {at} is {x}"),
+                    });
+                }
                 chunk[i] = Some(f);
             }
             computed += todo.len();
@@ -402,8 +418,8 @@ impl FeatureExtractor {
             .collect())
     }
 
-    /// Hash of an author's text and media bytes (a file that cannot be read hashes as its
-    /// error message).
+    /// Hash of an author's text and media bytes (a file that cannot be read, or whose
+    /// path leaves the dataset root and so is not read, hashes as its error message).
     fn media_hash(&self, dataset: &Dataset, author: &mspa_core::Author) -> String {
         let mut hasher = blake3::Hasher::new();
         hasher.update(author.title.as_bytes());
@@ -412,8 +428,11 @@ impl FeatureExtractor {
         let frames = author.frames.iter().take(self.config.max_frames);
         for rel in frames.chain(author.audio.iter()) {
             hasher.update(&[0xff]);
-            match std::fs::read(dataset.media_path(rel)) {
+            let bytes = resolve(dataset, author, rel)
+                .and_then(|path| std::fs::read(&path).map_err(|e| ModalError::io(path, e)));
+            match bytes {
                 Ok(bytes) => hasher.update(&bytes),
+                Err(ModalError::Io { source, .. }) => hasher.update(source.to_string().as_bytes()),
                 Err(e) => hasher.update(e.to_string().as_bytes()),
             };
         }
@@ -443,7 +462,7 @@ impl FeatureExtractor {
         let mut frames = Vec::new();
         for rel in author.frames.iter().take(self.config.max_frames) {
             let path = dataset.media_path(rel);
-            match load_frame(&path, &self.config.frames) {
+            match resolve(dataset, author, rel).and_then(|p| load_frame(&p, &self.config.frames)) {
                 Ok(f) => frames.push(f),
                 Err(e) => fail(&path, e)?,
             }
@@ -451,7 +470,7 @@ impl FeatureExtractor {
         let mut mel = None;
         if let Some(rel) = &author.audio {
             let path = dataset.media_path(rel);
-            match self.audio_pipeline.log_mel_file(&path) {
+            match resolve(dataset, author, rel).and_then(|p| self.audio_pipeline.log_mel_file(&p)) {
                 Ok(s) if s.n_frames > 0 => mel = Some((s.n_frames, s.data)),
                 Ok(_) => fail(&path, ModalError::decode(&path, "no audio samples"))?,
                 Err(e) => fail(&path, e)?,
@@ -463,6 +482,24 @@ impl FeatureExtractor {
             skipped,
         })
     }
+}
+
+/// The path to read media file `rel` of `author` from, refused when it leaves the
+/// dataset root (see [`Dataset::resolve_media`]).
+fn resolve(dataset: &Dataset, author: &mspa_core::Author, rel: &Path) -> Result<PathBuf> {
+    dataset.resolve_media(author, rel).map_err(|e| match e {
+        mspa_core::CoreError::MediaPath {
+            author,
+            path,
+            reason,
+        } => ModalError::PathEscape {
+            author,
+            path,
+            reason,
+        },
+        mspa_core::CoreError::Io { path, source } => ModalError::io(path, source),
+        other => ModalError::decode(dataset.media_path(rel), other.to_string()),
+    })
 }
 
 fn mean_rows(values: &[f32], d: usize) -> Vec<f32> {

@@ -19,6 +19,16 @@ pub enum Modality {
     Text,
 }
 
+impl std::fmt::Display for Modality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Modality::Visual => "visual",
+            Modality::Audio => "audio",
+            Modality::Text => "text",
+        })
+    }
+}
+
 impl Modality {
     /// All modalities, in mask order.
     pub const ALL: [Modality; 3] = [Modality::Visual, Modality::Audio, Modality::Text];
@@ -66,6 +76,16 @@ impl AuthorFeatures {
     /// Whether a modality is real.
     pub fn has(&self, m: Modality) -> bool {
         self.present[m.index()]
+    }
+
+    /// The first value that is not a finite number, as (modality, position, value).
+    pub fn first_non_finite(&self) -> Option<(Modality, usize, f32)> {
+        Modality::ALL.into_iter().find_map(|m| {
+            self.get(m)
+                .iter()
+                .position(|x| !x.is_finite())
+                .map(|i| (m, i, self.get(m)[i]))
+        })
     }
 
     /// Sizes of the three vectors.

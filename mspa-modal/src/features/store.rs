@@ -188,7 +188,7 @@ impl FeatureStore {
         let (dt, t) = matrix("text", Dtype::F32)?;
         let (_, p) = matrix("present", Dtype::U8)?;
         let (v, a, t) = (floats(&v), floats(&a), floats(&t));
-        let entries = (0..n)
+        let entries: Vec<StoredFeatures> = (0..n)
             .map(|i| StoredFeatures {
                 author: authors[i].clone(),
                 media_hash: hashes[i].clone(),
@@ -200,6 +200,18 @@ impl FeatureStore {
                 },
             })
             .collect();
+        // A NaN or infinity would flow into every score computed from the author:
+        // refused here, where it enters, naming the file, the author and the modality.
+        for e in &entries {
+            if let Some((m, at, x)) = e.features.first_non_finite() {
+                return Err(ModalError::NonFinite {
+                    origin: format!("feature store {}", path.display()),
+                    author: e.author.clone(),
+                    modality: m.to_string(),
+                    message: format!("value {at} is {x}"),
+                });
+            }
+        }
         Ok(FeatureStore {
             config_hash: field("config_hash")?,
             entries,

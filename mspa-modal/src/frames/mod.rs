@@ -10,6 +10,7 @@
 //! ```
 
 pub mod decode;
+mod integrity;
 pub mod preprocess;
 
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use decode::decode_image;
+pub use decode::{MAX_IMAGE_FILE_BYTES, decode_image};
 /// The `image` crate, re-exported because [`decode_image`] returns its `RgbImage` (and so
 /// that callers can write frames with the same version).
 pub use image;
