@@ -422,9 +422,7 @@ impl MspaRecommender {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("mspa");
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let tmp = mspa_core::fs::sibling(dir, "tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
         let written = (|| -> std::result::Result<(), String> {
             self.model
@@ -442,10 +440,10 @@ impl MspaRecommender {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(fail(e));
         }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| fail(e.to_string()))
+        mspa_core::fs::replace_dir(&tmp, dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            fail(e.to_string())
+        })
     }
 
     /// Loads a network saved by [`MspaRecommender::save`]; `features` and `train_counts`
@@ -462,6 +460,7 @@ impl MspaRecommender {
             path: dir.to_path_buf(),
             message,
         };
+        mspa_core::fs::recover_dir(dir).map_err(|e| fail(format!("recovering: {e}")))?;
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| fail(format!("{name}: {e}")))
         };

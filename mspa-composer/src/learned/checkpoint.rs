@@ -40,35 +40,16 @@ impl LearnedComposer {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
-        let name = dir
-            .file_name()
-            .ok_or_else(|| {
-                ComposerError::config("dir", format!("{} has no file name", dir.display()))
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let tmp = parent.join(format!(".{name}.tmp-{}-{stamp}", std::process::id()));
-        let result = self.write_into(&tmp).and_then(|()| {
-            let old = parent.join(format!(".{name}.old-{}-{stamp}", std::process::id()));
-            let had_old = dir.exists();
-            if had_old {
-                std::fs::rename(dir, &old).map_err(|e| io_err(dir, e))?;
-            }
-            if let Err(e) = std::fs::rename(&tmp, dir) {
-                if had_old {
-                    let _ = std::fs::rename(&old, dir);
-                }
-                return Err(io_err(dir, e));
-            }
-            if had_old {
-                std::fs::remove_dir_all(&old).map_err(|e| io_err(&old, e))?;
-            }
-            Ok(())
-        });
+        if dir.file_name().is_none() {
+            return Err(ComposerError::config(
+                "dir",
+                format!("{} has no file name", dir.display()),
+            ));
+        }
+        let tmp = mspa_core::fs::sibling(dir, "tmp");
+        let result = self
+            .write_into(&tmp)
+            .and_then(|()| mspa_core::fs::replace_dir(&tmp, dir).map_err(|e| io_err(dir, e)));
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -108,6 +89,7 @@ impl LearnedComposer {
     /// Reads a checkpoint written by [`LearnedComposer::save`] onto `device`. The optimizer
     /// state is loaded too (used by [`LearnedComposer::fit_resume`]).
     pub fn load(dir: &Path, device: &Device) -> Result<LearnedComposer> {
+        mspa_core::fs::recover_dir(dir).map_err(|e| io_err(dir, e))?;
         let state: CheckpointState = read_json(&dir.join(STATE_FILE))?;
         if state.format != CHECKPOINT_FORMAT {
             return Err(ComposerError::Checkpoint {

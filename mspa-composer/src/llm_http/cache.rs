@@ -1,12 +1,11 @@
 //! The answer cache of the HTTP composer: one small JSON file per request, named by the
 //! BLAKE3 hash of the endpoint, the model and the exact request body (never the API
-//! key), written atomically (a unique temporary file, then a rename), so that a rerun
+//! key), written atomically (`mspa_core::fs::write_atomic`: a unique temporary file, then a
+//! rename), so that a rerun
 //! sends no request for a history already answered and a stopped job resumes where it
 //! ended.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +29,6 @@ pub(super) struct AnswerCache {
     /// Entries larger than this are ignored (a damaged or foreign file).
     max_bytes: u64,
 }
-
-/// Makes temporary names unique among the threads of one process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl AnswerCache {
     /// Opens (creates) the directory.
@@ -90,22 +86,8 @@ impl AnswerCache {
         };
         let bytes = serde_json::to_vec_pretty(&entry).map_err(std::io::Error::other)?;
         let path = self.path(key);
-        let tmp = self.dir.join(format!(
-            ".{key}.tmp-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, &path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        // A lost entry (a power cut right after the rename) only costs a new request.
+        mspa_core::fs::write_atomic(&path, &bytes)
     }
 }
 

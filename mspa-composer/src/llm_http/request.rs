@@ -137,7 +137,12 @@ impl LlmHttpComposer {
                 if images.len() >= c.max_frames {
                     break 'outer;
                 }
-                let path = dataset.media_path(rel);
+                // A path that escapes the dataset root (also through a symlink) is never
+                // read: it is skipped like an unreadable frame.
+                let Ok(path) = dataset.resolve_media(a, rel) else {
+                    skipped += 1;
+                    continue;
+                };
                 let bytes = match std::fs::metadata(&path) {
                     Ok(m) if m.len() as usize <= c.max_frame_bytes => std::fs::read(&path).ok(),
                     _ => None,
