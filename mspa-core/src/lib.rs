@@ -11,7 +11,8 @@
 //! * [`npy`]: NumPy `.npy` 2-D float arrays (precomputed vectors such as KuaiLive's title
 //!   embeddings);
 //! * [`rng`]: the one seeded stream (SplitMix64) every crate shuffles and initialises with;
-//! * [`synth`]: the synthetic live-stream world.
+//! * `synth` (feature `synth`): the synthetic live-stream world, a data source with a
+//!   planted truth for evaluation.
 //!
 //! ```
 //! use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
@@ -38,6 +39,7 @@ pub mod npy;
 pub mod rng;
 pub mod split;
 pub mod stats;
+#[cfg(feature = "synth")]
 pub mod synth;
 
 pub use author::Author;

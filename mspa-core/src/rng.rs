@@ -1,6 +1,6 @@
 //! Seeded randomness shared by every crate: the SplitMix64 mixer and stream.
 //!
-//! The synthetic world draws through `rand_chacha` (see [`crate::synth`]); training loops,
+//! The synthetic world (feature `synth`) draws through `rand_chacha`; training loops,
 //! shuffles, parameter initialisation and hashed splits use [`SplitMix64`], whose whole
 //! state is one `u64` (saved in checkpoints, so a resumed run continues the same stream).
 //!

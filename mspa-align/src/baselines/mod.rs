@@ -1,7 +1,7 @@
 //! Baselines: popularity, repeat-aware popularity, id-based matrix factorisation, visual
 //! BPR, graph collaborative filtering (LightGCN) and its multimodal successor (FREEDOM),
 //! the shallow multimodal concatenation model, a repeat-aware sequential model (SASRec)
-//! and the oracle of the synthetic world.
+//! and (feature `synth`) the oracle of the synthetic world.
 //!
 //! | model | signal | training |
 //! |---|---|---|
@@ -34,6 +34,7 @@ pub mod concat;
 pub mod freedom;
 pub mod lightgcn;
 pub mod mostpop;
+#[cfg(feature = "synth")]
 pub mod oracle;
 pub mod repeatpop;
 pub mod sasrec;
@@ -48,6 +49,7 @@ pub use lightgcn::{
     EdgeGraph, GraphTensors, LightGcn, LightGcnConfig, LightGcnModule, UserAuthorGraph,
 };
 pub use mostpop::MostPop;
+#[cfg(feature = "synth")]
 pub use oracle::{Oracle, OracleMode};
 pub use repeatpop::{RepeatPop, RepeatPopConfig, RepeatWeighting};
 pub use sasrec::{SasRec, SasRecConfig, SasRecModule};
