@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{ComposerError, Result};
 
 /// The default first paragraph of the system prompt.
 pub const DEFAULT_INSTRUCTIONS: &str = "You infer a live-stream viewer's preferences from \
@@ -162,5 +162,95 @@ impl LlmHttpConfig {
     /// Reads a config from a JSON file, with errors that name the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         crate::error::read_json_file(path.as_ref())
+    }
+}
+
+impl LlmHttpConfig {
+    /// Checks the settings that do not need the schema or the environment: a non-empty
+    /// `model` and an `api_key` without control characters, positive `timeout_s`,
+    /// non-negative backoff and temperature (each at most 1e6 s), non-zero
+    /// `max_authors`, `concurrency` and `max_text_chars`, a `max_response_bytes` of at
+    /// least 1 KiB and an `api_key_env` that is a variable name. Each error names its
+    /// field.
+    pub fn validate(&self) -> Result<()> {
+        if self.model.trim().is_empty() {
+            return Err(ComposerError::config("model", "must not be empty"));
+        }
+        if self.model.chars().any(char::is_control) {
+            return Err(ComposerError::config(
+                "model",
+                "contains control characters",
+            ));
+        }
+        if let Some(k) = &self.api_key
+            && k.chars().any(char::is_control)
+        {
+            return Err(ComposerError::config(
+                "api_key",
+                "contains control characters",
+            ));
+        }
+        positive("timeout_s", self.timeout_s)?;
+        non_negative("backoff_base_s", self.backoff_base_s)?;
+        non_negative("max_backoff_s", self.max_backoff_s)?;
+        non_negative("temperature", self.temperature)?;
+        for (field, x) in [
+            ("timeout_s", self.timeout_s),
+            ("backoff_base_s", self.backoff_base_s),
+            ("max_backoff_s", self.max_backoff_s),
+        ] {
+            if x > 1e6 {
+                return Err(ComposerError::config(
+                    field,
+                    format!("must be at most 1e6 s, got {x}"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("max_authors", self.max_authors),
+            ("concurrency", self.concurrency),
+            ("max_text_chars", self.max_text_chars),
+        ] {
+            if v == 0 {
+                return Err(ComposerError::config(field, "must be at least 1"));
+            }
+        }
+        if self.max_response_bytes < 1024 {
+            return Err(ComposerError::config(
+                "max_response_bytes",
+                format!("must be at least 1024, got {}", self.max_response_bytes),
+            ));
+        }
+        if let Some(name) = &self.api_key_env
+            && (name.is_empty() || name.contains(['=', '\0']))
+        {
+            return Err(ComposerError::config(
+                "api_key_env",
+                format!("`{name}` is not an environment variable name"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn positive(field: &str, x: f64) -> Result<()> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(ComposerError::config(
+            field,
+            format!("must be positive, got {x}"),
+        ))
+    }
+}
+
+fn non_negative(field: &str, x: f64) -> Result<()> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(())
+    } else {
+        Err(ComposerError::config(
+            field,
+            format!("must be finite and >= 0, got {x}"),
+        ))
     }
 }

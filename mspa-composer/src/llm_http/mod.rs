@@ -205,28 +205,6 @@ impl std::fmt::Debug for LlmHttpComposer {
     }
 }
 
-fn positive(field: &str, x: f64) -> Result<()> {
-    if x.is_finite() && x > 0.0 {
-        Ok(())
-    } else {
-        Err(ComposerError::config(
-            field,
-            format!("must be positive, got {x}"),
-        ))
-    }
-}
-
-fn non_negative(field: &str, x: f64) -> Result<()> {
-    if x.is_finite() && x >= 0.0 {
-        Ok(())
-    } else {
-        Err(ComposerError::config(
-            field,
-            format!("must be finite and >= 0, got {x}"),
-        ))
-    }
-}
-
 /// Cuts `s` to `max` characters (adding `...`) and flattens newlines.
 fn cut(s: &str, max: usize) -> String {
     let flat: String = s
@@ -266,62 +244,7 @@ impl LlmHttpComposer {
     /// `fallback` for a field the schema lacks or with values it does not allow.
     pub fn new(config: LlmHttpConfig, schema: PreferenceSchema) -> Result<Self> {
         let url = endpoint(&config.base_url).map_err(|m| ComposerError::config("base_url", m))?;
-        if config.model.trim().is_empty() {
-            return Err(ComposerError::config("model", "must not be empty"));
-        }
-        if config.model.chars().any(char::is_control) {
-            return Err(ComposerError::config(
-                "model",
-                "contains control characters",
-            ));
-        }
-        if let Some(k) = &config.api_key
-            && k.chars().any(char::is_control)
-        {
-            return Err(ComposerError::config(
-                "api_key",
-                "contains control characters",
-            ));
-        }
-        positive("timeout_s", config.timeout_s)?;
-        non_negative("backoff_base_s", config.backoff_base_s)?;
-        non_negative("max_backoff_s", config.max_backoff_s)?;
-        non_negative("temperature", config.temperature)?;
-        for (field, x) in [
-            ("timeout_s", config.timeout_s),
-            ("backoff_base_s", config.backoff_base_s),
-            ("max_backoff_s", config.max_backoff_s),
-        ] {
-            if x > 1e6 {
-                return Err(ComposerError::config(
-                    field,
-                    format!("must be at most 1e6 s, got {x}"),
-                ));
-            }
-        }
-        for (field, v) in [
-            ("max_authors", config.max_authors),
-            ("concurrency", config.concurrency),
-            ("max_text_chars", config.max_text_chars),
-        ] {
-            if v == 0 {
-                return Err(ComposerError::config(field, "must be at least 1"));
-            }
-        }
-        if config.max_response_bytes < 1024 {
-            return Err(ComposerError::config(
-                "max_response_bytes",
-                format!("must be at least 1024, got {}", config.max_response_bytes),
-            ));
-        }
-        if let Some(name) = &config.api_key_env
-            && (name.is_empty() || name.contains(['=', '\0']))
-        {
-            return Err(ComposerError::config(
-                "api_key_env",
-                format!("`{name}` is not an environment variable name"),
-            ));
-        }
+        config.validate()?;
         let api_key = match (&config.api_key, &config.api_key_env) {
             (Some(k), _) => Some(k.trim().to_string()),
             (None, Some(name)) => std::env::var(name).ok().map(|k| k.trim().to_string()),
