@@ -312,9 +312,13 @@ where
                 best = Some(load_module(plain.clone(), &dir.join(best_file))?);
             }
             let optim_path = dir.join(&saved.optim_file);
-            optim = optim
-                .load(&optim_path)
-                .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
+            // A corrupt optimizer record makes Burn panic inside `load` (a tensor without
+            // a parameter id, an unsupported rank): an error of this file, not a crash.
+            optim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                optim.load(&optim_path)
+            }))
+            .map_err(|_| AlignError::checkpoint(&optim_path, "corrupt optimizer record"))?
+            .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
             state = saved;
             state.config = config.clone();
         }

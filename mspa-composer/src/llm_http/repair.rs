@@ -219,15 +219,26 @@ fn match_word(raw: &str, allowed: &[String], max_dist: usize) -> Option<(usize, 
     }
 }
 
+/// How many opening braces [`extract_json_object`] tries as the start of the object.
+const MAX_OBJECT_STARTS: usize = 64;
+
 /// Searches `text` for a JSON object: the whole text, else the first balanced `{...}`
-/// that parses (so code fences and prose around the object are tolerated).
+/// that parses, among the first 64 opening braces (so code fences and prose around the
+/// object are tolerated, and a long answer costs time linear in its length).
 pub fn extract_json_object(text: &str) -> Option<Map<String, Value>> {
     if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text.trim()) {
         return Some(m);
     }
     let bytes = text.as_bytes();
     let mut start = 0;
+    // Each candidate costs a scan to its closing brace: trying a bounded number of them
+    // keeps an answer of many `{` linear in its length.
+    let mut candidates = 0;
     while let Some(off) = text[start..].find('{') {
+        candidates += 1;
+        if candidates > MAX_OBJECT_STARTS {
+            break;
+        }
         let open = start + off;
         let mut depth = 0usize;
         let mut in_str = false;

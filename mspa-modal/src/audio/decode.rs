@@ -45,6 +45,10 @@ use symphonia::core::probe::Hint;
 use super::resample::{MAX_RATE, MIN_RATE};
 use crate::error::{ModalError, Result, catch_decoder_panic};
 
+/// The largest magnitude a decoded sample may have (full scale is 1; float formats allow
+/// more, but beyond this the spectrum's power overflows `f32`).
+pub const MAX_SAMPLE_MAGNITUDE: f32 = 1e6;
+
 /// The container, recognised from the first bytes of the file, for the truncation checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Container {
@@ -356,12 +360,17 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
     let Some(sample_rate) = sample_rate.filter(|_| !samples.is_empty()) else {
         return Err(ModalError::decode(path, "no audio could be decoded"));
     };
-    // Float PCM can carry NaN or infinities, which would poison every mel band.
-    if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
+    // Float PCM can carry NaN, infinities or values so large that their power overflows,
+    // which would poison every mel band.
+    if let Some(i) = samples
+        .iter()
+        .position(|x| !(x.is_finite() && x.abs() <= MAX_SAMPLE_MAGNITUDE))
+    {
         return Err(ModalError::decode(
             path,
             format!(
-                "sample {i} ({:.3} s) is {}: not a finite number",
+                "sample {i} ({:.3} s) is {}: not a finite number within ±{MAX_SAMPLE_MAGNITUDE} \
+                 (full scale is ±1)",
                 i as f64 / f64::from(sample_rate),
                 samples[i]
             ),

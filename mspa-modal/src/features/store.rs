@@ -186,7 +186,13 @@ impl FeatureStore {
         let (dv, v) = matrix("visual", Dtype::F32)?;
         let (da, a) = matrix("audio", Dtype::F32)?;
         let (dt, t) = matrix("text", Dtype::F32)?;
-        let (_, p) = matrix("present", Dtype::U8)?;
+        let (dp, p) = matrix("present", Dtype::U8)?;
+        if dp != 3 {
+            return Err(ModalError::Weights {
+                path: path.to_path_buf(),
+                message: format!("tensor `present` has {dp} columns, expected 3"),
+            });
+        }
         let (v, a, t) = (floats(&v), floats(&a), floats(&t));
         let entries: Vec<StoredFeatures> = (0..n)
             .map(|i| StoredFeatures {

@@ -129,8 +129,16 @@ impl TextTokenizer {
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| ModalError::io(path, e))?;
-        let inner = Tokenizer::from_bytes(&bytes)
-            .map_err(|e| ModalError::Tokenizer(format!("{}: {e}", path.display())))?;
+        // The `tokenizers` crate panics on some malformed files (a decoder that is not an
+        // object of the expected shape); that is an error of this file, not a crash.
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes)).map_err(|_| {
+            ModalError::Tokenizer(format!(
+                "{}: malformed tokenizer.json (the tokenizers crate could not read it)",
+                path.display()
+            ))
+        })?;
+        let inner =
+            parsed.map_err(|e| ModalError::Tokenizer(format!("{}: {e}", path.display())))?;
         Self::wrap(inner, &path.display().to_string())
     }
 
@@ -211,6 +219,17 @@ impl TextTokenizer {
             sep_id,
         };
         tok.set_truncation(Self::DEFAULT_MAX_LENGTH)?;
+        // Some malformed files load but make every encode panic inside `tokenizers` (a
+        // post-processor template naming a special token the file does not define):
+        // encode a probe now, so such a file is an error here and never a crash later.
+        let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tok.inner.encode("probe text", true).is_ok()
+        }));
+        if !matches!(probe, Ok(true)) {
+            return Err(ModalError::Tokenizer(format!(
+                "{name}: the tokenizer cannot encode a probe text (malformed post-processor or model)"
+            )));
+        }
         Ok(tok)
     }
 
