@@ -314,11 +314,10 @@ where
             let optim_path = dir.join(&saved.optim_file);
             // A corrupt optimizer record makes Burn panic inside `load` (a tensor without
             // a parameter id, an unsupported rank): an error of this file, not a crash.
-            optim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                optim.load(&optim_path)
-            }))
-            .map_err(|_| AlignError::checkpoint(&optim_path, "corrupt optimizer record"))?
-            .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
+            optim =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optim.load(&optim_path)))
+                    .map_err(|_| AlignError::checkpoint(&optim_path, "corrupt optimizer record"))?
+                    .map_err(|e| AlignError::checkpoint(&optim_path, e.to_string()))?;
             state = saved;
             state.config = config.clone();
         }
@@ -441,6 +440,26 @@ fn read_state(dir: &Path, config: &TrainConfig) -> Result<Option<TrainState>> {
         return Err(AlignError::checkpoint(
             &path,
             format!("unknown format `{}`", state.format),
+        ));
+    }
+    // The state names the checkpoint's files; a corrupt or hostile state must not point
+    // outside the folder.
+    let names = [
+        Some(&state.model_file),
+        Some(&state.optim_file),
+        state.best_file.as_ref(),
+    ];
+    if let Some(name) = names.into_iter().flatten().find(|n| {
+        let p = Path::new(n.as_str());
+        p.components().count() != 1
+            || !matches!(p.components().next(), Some(std::path::Component::Normal(_)))
+    }) {
+        return Err(AlignError::checkpoint(
+            &path,
+            format!(
+                "names the file `{}`, which is not a plain file name in the checkpoint folder",
+                mspa_core::error::excerpt(name)
+            ),
         ));
     }
     if state.config.resume_key() != config.resume_key() {

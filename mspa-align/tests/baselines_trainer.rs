@@ -314,6 +314,25 @@ fn baselines_trainer_checkpoint_resume_matches_uninterrupted() {
     )
     .unwrap_err();
     assert!(matches!(err, AlignError::Checkpoint { .. }), "{err}");
+
+    // A state that names a file outside the checkpoint folder is refused, never read.
+    let state_path = dir.path().join("ckpt").join("state.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&state).unwrap();
+    json["model_file"] = serde_json::Value::String("../../etc/passwd".into());
+    std::fs::write(&state_path, json.to_string()).unwrap();
+    let err = fit_with(
+        model(&device),
+        &cfg,
+        &device,
+        &examples,
+        &negatives,
+        loss,
+        score,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a plain file name"), "{err}");
 }
 
 thread_local! {
