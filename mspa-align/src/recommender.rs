@@ -154,6 +154,15 @@ pub fn evaluate(
             })
             .collect();
         rec.score_batch(&queries, out)?;
+        // A NaN is caught where it enters, named by the model, user and author.
+        if let Some(i) = out.iter().position(|x| x.is_nan()) {
+            let (row, author) = (i / n_authors.max(1), i % n_authors.max(1));
+            return Err(AlignError::data(format!(
+                "{} gave a NaN score for user {} and author {author}",
+                rec.name(),
+                chunk[row].user.0
+            )));
+        }
     }
     let rows: Vec<&[f32]> = if n_authors == 0 {
         vec![&[][..]; groups.len()]
@@ -238,5 +247,45 @@ impl Recommender for RandomRecommender {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
+
+    /// Scores every author 0, except a NaN for author 1.
+    struct Broken;
+
+    impl Recommender for Broken {
+        fn name(&self) -> &str {
+            "Broken"
+        }
+        fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) -> Result<()> {
+            out.fill(0.0);
+            for row in out.chunks_mut(out.len() / queries.len().max(1)) {
+                row[1] = f32::NAN;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_nan_score_is_an_error_naming_the_model_user_and_author() {
+        let mut b = DatasetBuilder::default();
+        let a: Vec<_> = (0..3)
+            .map(|i| b.add_author(Author::bare(ExternalId::Int(i))).unwrap())
+            .collect();
+        let u = b.user(ExternalId::Int(9));
+        for (t, &author) in a.iter().enumerate() {
+            b.push_event(u, author, 1.0, t as i64);
+        }
+        let ds = b.build(None);
+        let split = Split::leave_last_out(&ds);
+        let err = evaluate(&Broken, &ds, &split.test, Protocol::RepeatsAllowed, &[10], 8)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Broken") && err.contains("author 1"), "{err}");
     }
 }
