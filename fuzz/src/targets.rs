@@ -64,11 +64,13 @@ pub const NAMES: &[&str] = &[
     "feature_store",
     "checkpoint",
     "llm_answer",
+    "npy",
 ];
 
 pub fn make(name: &str) -> Option<Box<dyn Target>> {
     Some(match name {
         "native" => Box::new(Native),
+        "npy" => Box::new(Npy),
         "twitch" => Box::new(Twitch),
         "kuailive" => Box::new(KuaiLive),
         #[cfg(feature = "media")]
@@ -284,6 +286,86 @@ impl Target for Twitch {
     fn run(&mut self, dir: &Path, _input: &Input) -> String {
         outcome(mspa_core::load_twitch(&dir.join("100k.csv")), |ds| {
             format!("{} {}", bucket(ds.n_authors()), bucket(ds.n_events()))
+        })
+    }
+}
+
+// ------------------------------------------------------------------ npy
+
+/// `mspa_core::npy::NpyMatrix`: NumPy `.npy` files of float vectors.
+struct Npy;
+
+/// A `.npy` file as NumPy writes it (header padded to 64 bytes).
+fn npy_file(version: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    let prefix = if version == 1 { 10 } else { 12 };
+    let pad = 64 - (prefix + header.len() + 1) % 64;
+    let len = header.len() + pad + 1;
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', pad));
+    out.push(b'\n');
+    out.extend_from_slice(data);
+    out
+}
+
+impl Target for Npy {
+    fn seeds(&mut self) -> Vec<Input> {
+        let f4: Vec<u8> = (0..24).flat_map(|i| (i as f32 * 0.25).to_le_bytes()).collect();
+        let f8: Vec<u8> = (0..6).flat_map(|i| (i as f64 - 2.5).to_le_bytes()).collect();
+        let f2: Vec<u8> = [0x3c00u16, 0xc000, 0x0001, 0x7bff]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        vec![
+            Input::one("titles.npy", npy_file(1, "<f4", false, "(4, 6)", &f4)),
+            Input::one("titles.npy", npy_file(2, "<f8", true, "(2, 3)", &f8)),
+            Input::one("titles.npy", npy_file(3, "<f2", false, "(4,)", &f2)),
+        ]
+    }
+
+    fn binary(&self) -> bool {
+        true
+    }
+
+    fn dict(&self) -> Vec<&'static [u8]> {
+        vec![
+            b"\x93NUMPY",
+            b"'descr'",
+            b"'<f4'",
+            b"'<f8'",
+            b"'<f2'",
+            b"'>f4'",
+            b"'<i8'",
+            b"True",
+            b"False",
+            b"(0, 0)",
+            b"(18446744073709551615, 2)",
+            b"(4294967296, 4294967296)",
+            b"(1, 2, 3)",
+            b"()",
+        ]
+    }
+
+    fn max_len(&self) -> usize {
+        1 << 16
+    }
+
+    fn run(&mut self, dir: &Path, _input: &Input) -> String {
+        outcome(mspa_core::npy::NpyMatrix::read(dir.join("titles.npy")), |m| {
+            // The reader's contract: a rows x cols matrix of finite values.
+            assert_eq!(m.values.len(), m.rows * m.cols, "shape and values disagree");
+            assert!(m.values.iter().all(|x| x.is_finite()), "a non-finite value passed");
+            format!("{} {}", bucket(m.rows), bucket(m.cols))
         })
     }
 }
