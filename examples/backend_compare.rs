@@ -104,7 +104,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let minilm_dir = args.model.clone().or_else(default_minilm_dir);
 
     let mut results = Vec::new();
-    let mut record = |device: &str, stage: &'static str, items: usize, f: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>| -> Result<(), Box<dyn std::error::Error>> {
+    let mut record = |device: &str,
+                      stage: &'static str,
+                      items: usize,
+                      f: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>|
+     -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("{device:>9} {stage} ({items} items) ...");
         reset_peak_rss();
         let t = Instant::now();
@@ -157,13 +161,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let (users, authors, k) = (256usize, scaled(1_000_000.0, 1_000), 10usize);
     let user_vectors = vectors(users, 64, 1);
-    let author_vectors = vectors(authors, 64, 2);
-    let matrix = AuthorMatrix::new(64, author_vectors.clone())?;
+    let matrix = AuthorMatrix::new(64, vectors(authors, 64, 2))?;
     record(CPU_RUST, "score_256x1M", users * authors, &mut || {
         std::hint::black_box(top_k_dot(&user_vectors, &matrix, k, 4096)?);
         Ok(())
     })?;
-    drop(matrix);
 
     // Per-device stages.
     let sentences = scaled(2_048.0, 64);
@@ -182,12 +184,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     Ok(())
                 })?;
             }
-            None => eprintln!("note: no MiniLM folder (--model, MSPA_MINILM_DIR): minilm_encode skipped"),
+            None => eprintln!(
+                "note: no MiniLM folder (--model, MSPA_MINILM_DIR): minilm_encode skipped"
+            ),
         }
         let examples = world.examples;
-        record(name, "mspa_train_step", examples, &mut || world.train_epoch(device))?;
+        record(name, "mspa_train_step", examples, &mut || {
+            world.train_epoch(device)
+        })?;
         record(name, "score_256x1M", users * authors, &mut || {
-            std::hint::black_box(device_top_k(&user_vectors, &author_vectors, 64, k, device)?);
+            std::hint::black_box(device_top_k(&user_vectors, matrix.values(), 64, k, device)?);
             Ok(())
         })?;
     }
@@ -245,10 +251,46 @@ fn peak_rss() -> u64 {
 
 /// Words the generated sentences draw from.
 const WORDS: &[&str] = &[
-    "the", "stream", "tonight", "music", "live", "set", "with", "friends", "and", "a", "calm",
-    "piano", "neon", "lights", "gaming", "speedrun", "cooking", "recipe", "dance", "talk",
-    "about", "new", "songs", "from", "our", "community", "join", "us", "for", "fun", "chat",
-    "art", "painting", "outdoor", "hiking", "sports", "match", "review", "challenge", "tips",
+    "the",
+    "stream",
+    "tonight",
+    "music",
+    "live",
+    "set",
+    "with",
+    "friends",
+    "and",
+    "a",
+    "calm",
+    "piano",
+    "neon",
+    "lights",
+    "gaming",
+    "speedrun",
+    "cooking",
+    "recipe",
+    "dance",
+    "talk",
+    "about",
+    "new",
+    "songs",
+    "from",
+    "our",
+    "community",
+    "join",
+    "us",
+    "for",
+    "fun",
+    "chat",
+    "art",
+    "painting",
+    "outdoor",
+    "hiking",
+    "sports",
+    "match",
+    "review",
+    "challenge",
+    "tips",
 ];
 
 /// `n` sentences of `min..=max` words.

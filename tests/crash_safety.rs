@@ -21,6 +21,8 @@
 //! The parent kills 20 children after random delays of 0 to 50 ms once they run, and
 //! after each kill loads what is there.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +32,6 @@ use mspa_align::baselines::BprMfModule;
 use mspa_align::data::{Example, Negatives, training_examples};
 use mspa_align::train::{TrainConfig, checkpoint_reports, fit_with};
 use mspa_core::rng::SplitMix64;
-use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
 use mspa_modal::features::{AuthorFeatures, FeatureStore, StoredFeatures};
 
 const CHILD_ENV: &str = "MSPA_CRASH_SAFETY_CHILD";
@@ -122,19 +123,7 @@ fn world_config() -> mspa_core::synth::SyntheticWorldConfig {
 /// is there); the number of epoch reports.
 fn train(dir: &Path, epochs: usize) -> mspa_align::Result<usize> {
     let device = Device::flex();
-    let mut b = DatasetBuilder::default();
-    let authors: Vec<_> = (0..10)
-        .map(|i| b.add_author(Author::bare(ExternalId::Int(i))).unwrap())
-        .collect();
-    for u in 0..12 {
-        let user = b.user(ExternalId::Int(100 + u));
-        for t in 0..8 {
-            let a = authors[((u % 5) * 2 + t % 2) as usize];
-            b.push_event(user, a, 1.0 + t as f64, 1_000 * t + u);
-        }
-    }
-    let ds = b.build(None);
-    let split = Split::leave_last_out(&ds);
+    let (ds, split) = common::toy_checkpoint_world();
     let examples = training_examples(&ds, &split, None);
     let config = TrainConfig {
         epochs,

@@ -12,6 +12,8 @@
 //! `#[ignore = "bug: ..."]` test names each. When one is fixed, rename its directory to
 //! `fixed-…` and drop the `ignore`.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,7 +25,6 @@ use mspa_align::train::{TrainConfig, checkpoint_reports, fit_with};
 #[cfg(feature = "llm-http")]
 use mspa_composer::llm_http::{LlmHttpComposer, LlmHttpConfig};
 use mspa_composer::schema::PreferenceSchema;
-use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
 use mspa_modal::audio::AudioPipeline;
 use mspa_modal::features::FeatureStore;
 use mspa_modal::frames::{FrameConfig, load_frame};
@@ -197,19 +198,7 @@ fn feature_store(dir: &Path) {
 /// The trainer resuming from a checkpoint folder (the toy model of the fuzz target).
 fn checkpoint(dir: &Path) {
     let device = Device::flex();
-    let mut b = DatasetBuilder::default();
-    let authors: Vec<_> = (0..10)
-        .map(|i| b.add_author(Author::bare(ExternalId::Int(i))).unwrap())
-        .collect();
-    for u in 0..12 {
-        let user = b.user(ExternalId::Int(100 + u));
-        for t in 0..8 {
-            let a = authors[((u % 5) * 2 + t % 2) as usize];
-            b.push_event(user, a, 1.0 + t as f64, 1_000 * t + u);
-        }
-    }
-    let ds = b.build(None);
-    let split = Split::leave_last_out(&ds);
+    let (ds, split) = common::toy_checkpoint_world();
     let examples = training_examples(&ds, &split, None);
     let negatives = Negatives::uniform(ds.n_authors());
     let config = TrainConfig {

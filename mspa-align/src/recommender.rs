@@ -11,7 +11,7 @@
 //! and repeat targets).
 
 use mspa_core::{AuthorId, Dataset, Target, TipEvent, UserId};
-use mspa_metrics::{EvalUser, FullRankingEvaluator, Protocol, RankingReport};
+use mspa_metrics::{EvalUser, FullRankingEvaluator, MetricsError, Protocol, RankingReport};
 
 use crate::error::{AlignError, Result};
 
@@ -154,22 +154,20 @@ pub fn evaluate(
             })
             .collect();
         rec.score_batch(&queries, out)?;
-        // A NaN is caught where it enters, named by the model, user and author.
-        if let Some(i) = out.iter().position(|x| x.is_nan()) {
-            let (row, author) = (i / n_authors.max(1), i % n_authors.max(1));
-            return Err(AlignError::data(format!(
-                "{} gave a NaN score for user {} and author {author}",
-                rec.name(),
-                chunk[row].user.0
-            )));
-        }
     }
     let rows: Vec<&[f32]> = if n_authors == 0 {
         vec![&[][..]; groups.len()]
     } else {
         scores.chunks(n_authors).collect()
     };
-    Ok(evaluator.evaluate_rows(&users, &rows)?)
+    // The evaluator refuses a NaN it would rank; the error also names the model.
+    evaluator.evaluate_rows(&users, &rows).map_err(|e| match e {
+        MetricsError::NanScore { user, item } => AlignError::data(format!(
+            "{} gave a NaN score for user {user} and author {item}",
+            rec.name()
+        )),
+        e => e.into(),
+    })
 }
 
 /// NDCG@10 of a recommender on `targets` (0 when there are none): what the trainers
@@ -283,9 +281,16 @@ mod tests {
         }
         let ds = b.build(None);
         let split = Split::leave_last_out(&ds);
-        let err = evaluate(&Broken, &ds, &split.test, Protocol::RepeatsAllowed, &[10], 8)
-            .unwrap_err()
-            .to_string();
+        let err = evaluate(
+            &Broken,
+            &ds,
+            &split.test,
+            Protocol::RepeatsAllowed,
+            &[10],
+            8,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("Broken") && err.contains("author 1"), "{err}");
     }
 }

@@ -59,6 +59,11 @@ impl AuthorMatrix {
         self.values.len() / self.dim
     }
 
+    /// The vectors, row-major.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
     /// Whether there are no authors.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

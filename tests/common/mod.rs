@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests that run the examples as real binaries.
+//! Shared helpers for the integration tests: running the examples as real binaries, and
+//! the toy world the checkpoint tests train on.
 
 #![allow(dead_code)]
 
@@ -55,4 +56,24 @@ pub fn assert_clean_failure(out: &Output) {
         "backtrace hint in stderr: {err}"
     );
     assert!(!err.trim().is_empty(), "empty stderr on failure");
+}
+
+/// Ten authors and twelve users with eight tips each, split leave-last-out: the world the
+/// crash-safety and checkpoint regression tests train a toy BPR-MF on.
+pub fn toy_checkpoint_world() -> (mspa_core::Dataset, mspa_core::Split) {
+    use mspa_core::{Author, DatasetBuilder, ExternalId, Split};
+    let mut b = DatasetBuilder::default();
+    let authors: Vec<_> = (0..10)
+        .map(|i| b.add_author(Author::bare(ExternalId::Int(i))).unwrap())
+        .collect();
+    for u in 0..12 {
+        let user = b.user(ExternalId::Int(100 + u));
+        for t in 0..8 {
+            let a = authors[((u % 5) * 2 + t % 2) as usize];
+            b.push_event(user, a, 1.0 + t as f64, 1_000 * t + u);
+        }
+    }
+    let ds = b.build(None);
+    let split = Split::leave_last_out(&ds);
+    (ds, split)
 }
