@@ -26,7 +26,12 @@ fn backend_compare_measures_every_stage() {
         rows.iter()
             .any(|r| r["device"] == device && r["stage"] == stage)
     };
-    for stage in ["bleu_100k", "logmel_1h", "jpeg_decode_resize", "score_256x1M"] {
+    for stage in [
+        "bleu_100k",
+        "logmel_1h",
+        "jpeg_decode_resize",
+        "score_256x1M",
+    ] {
         assert!(has("cpu-rust", stage), "{stage}: {rows:?}");
     }
     for stage in ["mspa_train_step", "score_256x1M"] {

@@ -57,11 +57,10 @@ fn hand_lexicon() -> KeywordLexicon {
         ("format", "tutorial", &["tutorial"][..]),
         ("format", "challenge", &["reto"][..]),
     ] {
-        lexicon
-            .fields
-            .entry(field.into())
-            .or_default()
-            .insert(value.into(), phrases.iter().map(|p| p.to_string()).collect());
+        lexicon.fields.entry(field.into()).or_default().insert(
+            value.into(),
+            phrases.iter().map(|p| p.to_string()).collect(),
+        );
     }
     lexicon
 }
@@ -359,13 +358,16 @@ fn composer_template_learns_its_lexicon_and_beats_the_constant_baseline() {
     )
     .unwrap();
     let schema = world_schema();
-    let t = TemplateComposer::learn(&schema, &ds, &pairs.train, TemplateConfig::default())
-        .unwrap();
+    let t = TemplateComposer::learn(&schema, &ds, &pairs.train, TemplateConfig::default()).unwrap();
     // The lexicon is learned from the authors' texts and the training references alone;
     // the generator's phrase tables only check it here, after the fact.
     let lexicon = t.lexicon();
     for field in ["categories", "language"] {
-        assert!(lexicon.fields.contains_key(field), "{:?}", lexicon.fields.keys());
+        assert!(
+            lexicon.fields.contains_key(field),
+            "{:?}",
+            lexicon.fields.keys()
+        );
     }
     let generator: Vec<(String, String, String)> = mspa_core::synth::text_keywords()
         .iter()
@@ -385,13 +387,17 @@ fn composer_template_learns_its_lexicon_and_beats_the_constant_baseline() {
                 learned += 1;
                 agree += generator
                     .iter()
-                    .any(|(f, v, g)| f == field && v == value && g == w) as usize;
+                    .any(|(f, v, g)| f == field && v == value && g == w)
+                    as usize;
             }
         }
     }
     eprintln!("learned lexicon: {learned} words, {agree} named by the generator for that value");
     // Measured: 142 words, 138 of them the generator's for the same value.
-    assert!(learned >= 50 && agree * 10 >= learned * 9, "{agree} of {learned}: {lexicon:?}");
+    assert!(
+        learned >= 50 && agree * 10 >= learned * 9,
+        "{agree} of {learned}: {lexicon:?}"
+    );
     let ctx = ComposeContext {
         dataset: &ds,
         features: None,

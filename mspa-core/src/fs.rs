@@ -139,7 +139,10 @@ mod tests {
             std::fs::create_dir_all(&tmp).unwrap();
             std::fs::write(tmp.join("state"), version).unwrap();
             replace_dir(&tmp, &dir).unwrap();
-            assert_eq!(std::fs::read(dir.join("state")).unwrap(), version.as_bytes());
+            assert_eq!(
+                std::fs::read(dir.join("state")).unwrap(),
+                version.as_bytes()
+            );
         }
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
         // A writer killed after moving the old folder aside: it comes back.

@@ -76,12 +76,14 @@ impl NpyMatrix {
         let header = bytes
             .get(start..end)
             .ok_or_else(|| bad(format!("file ends inside its {header_len}-byte header")))?;
-        let header = std::str::from_utf8(header)
-            .map_err(|_| bad("header is not UTF-8 text".into()))?;
-        let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
+        let header =
+            std::str::from_utf8(header).map_err(|_| bad("header is not UTF-8 text".into()))?;
+        let descr =
+            dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
         let fortran = dict_value(header, "fortran_order")
             .ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
-        let shape = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
+        let shape =
+            dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
         let width = match descr.trim_matches(|c| c == '\'' || c == '"') {
             "<f4" => 4,
             "<f8" => 8,
@@ -96,7 +98,12 @@ impl NpyMatrix {
         let fortran = match fortran {
             "True" => true,
             "False" => false,
-            other => return Err(bad(format!("fortran_order {} is not True or False", short(other)))),
+            other => {
+                return Err(bad(format!(
+                    "fortran_order {} is not True or False",
+                    short(other)
+                )));
+            }
         };
         let dims: Vec<usize> = shape
             .trim_start_matches('(')
@@ -165,7 +172,10 @@ fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
     let at = header
         .find(&format!("'{key}'"))
         .or_else(|| header.find(&format!("\"{key}\"")))?;
-    let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
     } else if let Some(q @ ('\'' | '"')) = rest.chars().next() {
@@ -233,8 +243,16 @@ mod tests {
         let m = NpyMatrix::from_bytes(&npy(h, &f8(&[1., 2., 3.]), 1), "b").unwrap();
         assert_eq!((m.rows, m.cols), (3, 1));
         let h = "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }\n";
-        let half: Vec<u8> = [0x3c00u16, 0xc000].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(NpyMatrix::from_bytes(&npy(h, &half, 1), "c").unwrap().values, [1.0, -2.0]);
+        let half: Vec<u8> = [0x3c00u16, 0xc000]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            NpyMatrix::from_bytes(&npy(h, &half, 1), "c")
+                .unwrap()
+                .values,
+            [1.0, -2.0]
+        );
     }
 
     #[test]
@@ -243,20 +261,37 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"not numpy at all".to_vec(), "magic"),
             (npy(ok, &f8(&[1., 2., 3.]), 1), "data bytes"),
-            (npy(&ok.replace("<f8", "<i8"), &f8(&[1., 2., 3., 4.]), 1), "dtype"),
-            (npy(&ok.replace("(2, 2)", "(2, 2, 1)"), &f8(&[1., 2., 3., 4.]), 1), "1-D or 2-D"),
+            (
+                npy(&ok.replace("<f8", "<i8"), &f8(&[1., 2., 3., 4.]), 1),
+                "dtype",
+            ),
+            (
+                npy(
+                    &ok.replace("(2, 2)", "(2, 2, 1)"),
+                    &f8(&[1., 2., 3., 4.]),
+                    1,
+                ),
+                "1-D or 2-D",
+            ),
             (npy(ok, &f8(&[1., f64::NAN, 3., 4.]), 1), "row 0 column 1"),
             (npy(&ok.replace("(2, 2)", "(x, 2)"), &[], 1), "shape"),
             (npy(ok, &f8(&[1., 2., 3., 4.]), 9), "version"),
         ];
         for (bytes, want) in cases {
-            let err = NpyMatrix::from_bytes(&bytes, "titles.npy").unwrap_err().to_string();
-            assert!(err.contains("titles.npy") && err.contains(want), "{want}: {err}");
+            let err = NpyMatrix::from_bytes(&bytes, "titles.npy")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("titles.npy") && err.contains(want),
+                "{want}: {err}"
+            );
         }
         // A header that claims more bytes than the file has.
         let mut cut = npy(ok, &[], 1);
         cut.truncate(20);
-        let err = NpyMatrix::from_bytes(&cut, "titles.npy").unwrap_err().to_string();
+        let err = NpyMatrix::from_bytes(&cut, "titles.npy")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("header"), "{err}");
     }
 }

@@ -112,7 +112,6 @@ impl SplitMix64 {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

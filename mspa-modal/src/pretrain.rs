@@ -253,5 +253,3 @@ pub fn pretrain(
     let _ = device;
     Ok((model.valid(), curve))
 }
-
-

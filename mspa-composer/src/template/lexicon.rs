@@ -133,7 +133,11 @@ impl KeywordLexicon {
             .collect();
         let author_terms: Vec<Vec<usize>> = author_words
             .iter()
-            .map(|ws| ws.iter().filter_map(|w| vocabulary.get(w.as_str()).copied()).collect())
+            .map(|ws| {
+                ws.iter()
+                    .filter_map(|w| vocabulary.get(w.as_str()).copied())
+                    .collect()
+            })
             .collect();
         let mut terms: Vec<&str> = vec![""; vocabulary.len()];
         for (&w, &i) in &vocabulary {
@@ -179,7 +183,11 @@ impl KeywordLexicon {
 
     /// The number of phrases of all fields.
     pub fn len(&self) -> usize {
-        self.fields.values().flat_map(|f| f.values()).map(Vec::len).sum()
+        self.fields
+            .values()
+            .flat_map(|f| f.values())
+            .map(Vec::len)
+            .sum()
     }
 
     /// Whether no field has a phrase.

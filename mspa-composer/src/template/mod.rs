@@ -24,8 +24,8 @@
 mod lexicon;
 mod tipping;
 
-pub use lexicon::{KeywordLexicon, LexiconConfig, TeacherExample};
 pub(crate) use lexicon::words;
+pub use lexicon::{KeywordLexicon, LexiconConfig, TeacherExample};
 pub use tipping::TippingRule;
 
 use std::collections::HashMap;

@@ -89,7 +89,10 @@ impl TippingRule {
 
     /// The two slot vocabularies of the rule's field in `schema`, with errors that name
     /// the setting at fault.
-    pub(super) fn slots<'s>(&self, schema: &'s PreferenceSchema) -> Result<(usize, &'s [Vec<String>])> {
+    pub(super) fn slots<'s>(
+        &self,
+        schema: &'s PreferenceSchema,
+    ) -> Result<(usize, &'s [Vec<String>])> {
         let k = schema.field_index(&self.field).ok_or_else(|| {
             ComposerError::config(
                 "tipping.field",
@@ -105,7 +108,10 @@ impl TippingRule {
         if slots.len() != 2 {
             return Err(ComposerError::config(
                 "tipping.field",
-                format!("`{}` must have two slots (frequency, generosity)", self.field),
+                format!(
+                    "`{}` must have two slots (frequency, generosity)",
+                    self.field
+                ),
             ));
         }
         Ok((k, slots))
@@ -116,8 +122,16 @@ impl TippingRule {
     pub(super) fn validate(&self, schema: &PreferenceSchema) -> Result<usize> {
         let (k, slots) = self.slots(schema)?;
         for (name, th, slot) in [
-            ("tipping.frequency_thresholds", &self.frequency_thresholds, &slots[0]),
-            ("tipping.generosity_thresholds", &self.generosity_thresholds, &slots[1]),
+            (
+                "tipping.frequency_thresholds",
+                &self.frequency_thresholds,
+                &slots[0],
+            ),
+            (
+                "tipping.generosity_thresholds",
+                &self.generosity_thresholds,
+                &slots[1],
+            ),
         ] {
             if th.len() + 1 != slot.len() {
                 return Err(ComposerError::config(
@@ -274,8 +288,7 @@ mod tests {
             .map(|(&x, c)| (x, Some(c)))
             .collect();
         assert_eq!(boundaries(&mut xs, 3), vec![2.0, 4.5]);
-        let mut plain: Vec<(f64, Option<usize>)> =
-            (0..=10).map(|i| (i as f64, None)).collect();
+        let mut plain: Vec<(f64, Option<usize>)> = (0..=10).map(|i| (i as f64, None)).collect();
         let t = boundaries(&mut plain, 2);
         assert_eq!(t, vec![5.0]);
         assert_eq!(bucket(4.9, &t), 0);
