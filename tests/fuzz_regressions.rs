@@ -325,21 +325,31 @@ fn decodes_within_3_gib(file: &Path) -> bool {
 /// Few-KB M4A files whose sample tables (`stco` entry count) or sample sizes declare
 /// gigabytes, and FLAC files whose picture block or Vorbis comment lengths do:
 /// symphonia-format-isomp4 and symphonia-metadata 0.5.5 allocate what the header says
-/// (8.0, 4.3, 3.2 and 3.4 GB here), which aborts the process (an allocation failure is not a panic,
-/// so `catch_decoder_panic` cannot contain it) or, with overcommit, succeeds by luck.
-/// The decoder should refuse tables and packets larger than the file before handing it
-/// to symphonia (or symphonia be bounded).
+/// (8.0, 4.3, 3.2 and 3.4 GB here), which aborted the process (an allocation failure is
+/// not a panic, so `catch_decoder_panic` cannot contain it) or, with overcommit,
+/// succeeded by luck. Fixed: `mspa-modal/src/audio/guard.rs` checks every declared size
+/// against the bytes that exist before symphonia sees the file. Each case must decode in a
+/// child process limited to 3 GiB of address space, to an error naming the file and the
+/// field.
 #[test]
-#[ignore = "bug: mspa-modal audio: crafted M4A/FLAC headers make symphonia allocate gigabytes (process abort)"]
-fn open_audio_mp4_headers_do_not_allocate_gigabytes() {
-    for case in [
-        "open-mp4-stco-count-allocates-gigabytes",
-        "open-mp4-packet-size-allocates-gigabytes",
-        "open-flac-picture-block-allocates-gigabytes",
-        "open-flac-vorbis-comment-allocates-gigabytes",
+fn fixed_audio_mp4_headers_do_not_allocate_gigabytes() {
+    for (case, field) in [
+        ("fixed-mp4-stco-count-allocates-gigabytes", "`stco`"),
+        ("fixed-mp4-packet-size-allocates-gigabytes", "`stsz`"),
+        ("fixed-flac-picture-block-allocates-gigabytes", "PICTURE"),
+        (
+            "fixed-flac-vorbis-comment-allocates-gigabytes",
+            "VORBIS_COMMENT",
+        ),
     ] {
         let file = files(&root().join("audio").join(case)).remove(0);
         assert!(decodes_within_3_gib(&file), "{case}: the decoder died");
+        let err = mspa_modal::audio::decode_audio(&file, 30.0).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&file.display().to_string()) && message.contains(field),
+            "{case}: {message}"
+        );
     }
 }
 

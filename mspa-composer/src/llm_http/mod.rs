@@ -186,6 +186,9 @@ pub struct LlmHttpComposer {
     transport: Transport,
     /// The key in use (from the config or the environment).
     api_key: Option<String>,
+    /// What [`Self::redact`] removes: the key, then its base64 forms (see
+    /// [`key_secrets`]).
+    secrets: Vec<String>,
     cache: Option<AnswerCache>,
     response_schema: Value,
     system_prompt: String,
@@ -219,6 +222,38 @@ fn cut(s: &str, max: usize) -> String {
         out.push_str("...");
         out
     }
+}
+
+/// The shortest base64 fragment of the key that is redacted (shorter ones could match
+/// unrelated text).
+const MIN_REDACTED_FRAGMENT: usize = 12;
+
+/// The texts [`LlmHttpComposer::redact`] removes for `key`: the key itself, then the
+/// parts of its base64 encoding that appear in the base64 of *any* text containing the
+/// key (at each of the three byte alignments, in the standard and the URL-safe alphabet),
+/// so that a server echoing `Authorization` encoded (`Bearer <key>`, `user:<key>`) is
+/// redacted as well.
+fn key_secrets(key: &str) -> Vec<String> {
+    let mut out = vec![key.to_string()];
+    for offset in 0..3usize {
+        let mut data = vec![0u8; offset];
+        data.extend_from_slice(key.as_bytes());
+        let text = base64_encode(&data);
+        // Characters that depend on the prefix bytes or on the bytes after the key.
+        let start = (offset * 8).div_ceil(6);
+        let end = ((offset + key.len()) * 8) / 6;
+        if end < start + MIN_REDACTED_FRAGMENT {
+            continue;
+        }
+        let standard = text[start..end].to_string();
+        let url_safe = standard.replace('+', "-").replace('/', "_");
+        for s in [standard, url_safe] {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// Whether the word sequence `needle` occurs in `hay`.
@@ -350,6 +385,7 @@ impl LlmHttpComposer {
             schema,
             url,
             transport,
+            secrets: api_key.as_deref().map(key_secrets).unwrap_or_default(),
             api_key,
             cache,
             response_schema,
@@ -398,12 +434,15 @@ impl LlmHttpComposer {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Removes the API key from a text that may quote it (an error body, an answer).
-    fn redact(&self, text: String) -> String {
-        match &self.api_key {
-            Some(k) if text.contains(k.as_str()) => text.replace(k.as_str(), "<redacted>"),
-            _ => text,
+    /// Removes the API key, plain or base64-encoded, from a text that may quote it (an
+    /// error body, an answer, a redirect target).
+    fn redact(&self, mut text: String) -> String {
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
         }
+        text
     }
 
     fn http_error(&self, status: Option<u16>, attempts: u32, message: String) -> ComposerError {

@@ -27,21 +27,32 @@
 //! bitrate) and raw ADTS AAC have no declared length to check against: cut at a frame
 //! boundary, they decode to the frames before the cut.
 //!
+//! Before symphonia sees a file, every size its container declares (MP4 boxes, sample
+//! tables and sample sizes, FLAC metadata blocks, Vorbis comments and pictures, Ogg pages,
+//! WAV chunks, ID3v2 tags) is checked against the bytes that exist: symphonia 0.5
+//! allocates by such sizes before reading, so a few-KB file could otherwise ask for
+//! gigabytes and abort the process. A size larger than what exists is an error naming the
+//! file and the field (`guard.rs` has the rules). Leading ID3v2 tags are skipped, not
+//! parsed, and symphonia is given only the reader of the container found at the start of
+//! the file (or the MP3 and ADTS readers), so it parses nothing that was not checked.
+//!
 //! A panic inside the decoder on hostile input is caught and reported as a
 //! [`ModalError::Decode`].
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, DecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
+use symphonia::core::probe::{Hint, Probe};
 
+use super::guard::{Container, GuardError, Window, check_declared_sizes, skip_id3v2};
 use super::resample::{MAX_RATE, MIN_RATE};
 use crate::error::{ModalError, Result, catch_decoder_panic};
 
@@ -49,45 +60,19 @@ use crate::error::{ModalError, Result, catch_decoder_panic};
 /// more, but beyond this the spectrum's power overflows `f32`).
 pub const MAX_SAMPLE_MAGNITUDE: f32 = 1e6;
 
-/// The container, recognised from the first bytes of the file, for the truncation checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Container {
-    /// RIFF/WAVE.
-    Wav,
-    /// Native FLAC (`fLaC`).
-    Flac,
-    /// Ogg (`OggS`).
-    Ogg,
-    /// ISO base media (MP4, M4A: `ftyp` at byte 4).
-    Mp4,
-    /// Anything else (MP3, ADTS, ...).
-    Other,
-}
-
-impl Container {
-    fn sniff(head: &[u8]) -> Self {
-        if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-            Container::Wav
-        } else if head.starts_with(b"fLaC") {
-            Container::Flac
-        } else if head.starts_with(b"OggS") {
-            Container::Ogg
-        } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
-            Container::Mp4
-        } else {
-            Container::Other
-        }
-    }
-}
-
 /// The declared `data` chunk length meaning "unknown" (streaming writers such as ffmpeg
 /// writing to a pipe).
 const WAV_UNKNOWN_LENGTH: u32 = u32::MAX;
 
-/// Finds the `data` chunk of a RIFF/WAVE file: its first byte's offset and its declared
-/// length. `None` when the chunk list cannot be walked (symphonia then reports the fault).
-fn wav_data_chunk(file: &mut File, file_len: u64) -> std::io::Result<Option<(u64, u32)>> {
-    let mut pos = 12u64;
+/// Finds the `data` chunk of a RIFF/WAVE stream starting at byte `start`: its first
+/// byte's offset and its declared length. `None` when the chunk list cannot be walked
+/// (symphonia then reports the fault).
+fn wav_data_chunk(
+    file: &mut File,
+    start: u64,
+    file_len: u64,
+) -> std::io::Result<Option<(u64, u32)>> {
+    let mut pos = start + 12;
     for _ in 0..1024 {
         if pos + 8 > file_len {
             return Ok(None);
@@ -105,8 +90,8 @@ fn wav_data_chunk(file: &mut File, file_len: u64) -> std::io::Result<Option<(u64
 }
 
 /// Checks, before decoding, that a WAV file holds the data its header declares.
-fn check_wav_length(path: &Path, file: &mut File, file_len: u64) -> Result<()> {
-    let found = wav_data_chunk(file, file_len).map_err(|e| ModalError::io(path, e))?;
+fn check_wav_length(path: &Path, file: &mut File, start: u64, file_len: u64) -> Result<()> {
+    let found = wav_data_chunk(file, start, file_len).map_err(|e| ModalError::io(path, e))?;
     if let Some((start, declared)) = found
         && declared != WAV_UNKNOWN_LENGTH
     {
@@ -207,9 +192,47 @@ fn is_end_of_stream(e: &SymError) -> bool {
     matches!(e, SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
+/// The probe for a `container` recognised at the start of the stream: only its reader
+/// (so symphonia parses exactly what [`check_declared_sizes`] walked), or for anything
+/// else the MP3 and ADTS readers (symphonia would otherwise scan past the start and could
+/// find a `fLaC`, `OggS`, `ftyp` or `RIFF` marker that was never checked).
+fn probe_for(container: Container) -> &'static Probe {
+    use symphonia::default::formats::{
+        AdtsReader, FlacReader, IsoMp4Reader, MpaReader, OggReader, WavReader,
+    };
+    static PROBES: [OnceLock<Probe>; 5] = [const { OnceLock::new() }; 5];
+    let (slot, register): (usize, fn(&mut Probe)) = match container {
+        Container::Wav => (0, |p| p.register_all::<WavReader>()),
+        Container::Flac => (1, |p| p.register_all::<FlacReader>()),
+        Container::Ogg => (2, |p| p.register_all::<OggReader>()),
+        Container::Mp4 => (3, |p| p.register_all::<IsoMp4Reader>()),
+        Container::Other => (4, |p| {
+            p.register_all::<MpaReader>();
+            p.register_all::<AdtsReader>();
+        }),
+    };
+    PROBES[slot].get_or_init(|| {
+        let mut probe = Probe::default();
+        register(&mut probe);
+        probe
+    })
+}
+
+fn guard_error(path: &Path, e: GuardError) -> ModalError {
+    match e {
+        GuardError::Io(io) => ModalError::io(path, io),
+        GuardError::Declared(m) => ModalError::decode(path, m),
+    }
+}
+
 fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
     let mut file = File::open(path).map_err(|e| ModalError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| ModalError::io(path, e))?.len();
+    // ID3v2 tags before the audio are skipped, never parsed (their frames declare sizes
+    // the reader allocates before reading).
+    let start = skip_id3v2(&mut file, file_len).map_err(|e| guard_error(path, e))?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| ModalError::io(path, e))?;
     let mut head = [0u8; 12];
     let mut got = 0;
     while got < head.len() {
@@ -221,12 +244,21 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
         }
     }
     let container = Container::sniff(&head[..got]);
+    // Every size the container declares must fit in the bytes that exist, before
+    // symphonia allocates by it.
+    check_declared_sizes(container, &mut file, start, file_len - start)
+        .map_err(|e| guard_error(path, e))?;
     if container == Container::Wav {
-        check_wav_length(path, &mut file, file_len)?;
+        check_wav_length(path, &mut file, start, file_len)?;
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ModalError::io(path, e))?;
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let source: Box<dyn MediaSource> = if start == 0 {
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ModalError::io(path, e))?;
+        Box::new(file)
+    } else {
+        Box::new(Window::new(file, start, file_len).map_err(|e| ModalError::io(path, e))?)
+    };
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -235,7 +267,7 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
         enable_gapless: true,
         ..Default::default()
     };
-    let probed = symphonia::default::get_probe()
+    let probed = probe_for(container)
         .format(&hint, stream, &format_options, &MetadataOptions::default())
         .map_err(|e| match e {
             SymError::IoError(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => {
@@ -395,4 +427,68 @@ fn decode_inner(path: &Path, max_seconds: f32) -> Result<DecodedAudio> {
         channels,
         cut,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn leading_id3v2_tags_are_skipped_and_the_audio_decodes_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let flac = fixture("tone_1k_48k_stereo.flac");
+        let bare = dir.path().join("bare.flac");
+        std::fs::write(&bare, &flac).unwrap();
+        // An ID3v2.3 tag (one TIT2 frame, then padding) before the FLAC stream.
+        let mut tagged = b"ID3\x03\x00\x00\x00\x00\x00\x20".to_vec();
+        tagged.extend_from_slice(b"TIT2\x00\x00\x00\x05\x00\x00\x00tone");
+        tagged.resize(10 + 32, 0);
+        tagged.extend_from_slice(&flac);
+        let tagged_path = dir.path().join("tagged.flac");
+        std::fs::write(&tagged_path, &tagged).unwrap();
+        assert_eq!(
+            decode_audio(&tagged_path, 30.0).unwrap(),
+            decode_audio(&bare, 30.0).unwrap()
+        );
+        // A tag frame declaring 4 GB is never read: the tag is skipped whole.
+        tagged[14..18].copy_from_slice(&u32::MAX.to_be_bytes());
+        std::fs::write(&tagged_path, &tagged).unwrap();
+        assert_eq!(
+            decode_audio(&tagged_path, 30.0).unwrap(),
+            decode_audio(&bare, 30.0).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_container_after_junk_is_not_parsed_unchecked() {
+        // A FLAC picture block declaring 4 GB, behind one junk byte: symphonia's probe
+        // would find `fLaC` at byte 1; only the MP3 and ADTS readers are offered, so the
+        // file is an error (naming it), not an allocation.
+        let mut flac = fixture("tone_1k_48k_stereo.flac");
+        let mut picture = vec![0u8, 0, 0, 3, 0xff, 0xff, 0xff, 0xff];
+        picture.extend_from_slice(&[0u8; 32]);
+        let len = (picture.len() as u32).to_be_bytes();
+        let at = 4 + 4 + 34;
+        flac[4] &= 0x7f;
+        let mut block = vec![6u8, len[1], len[2], len[3]];
+        block.extend_from_slice(&picture);
+        flac.splice(at..at, block);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("picture.flac");
+        std::fs::write(&plain, &flac).unwrap();
+        let err = decode_audio(&plain, 30.0).unwrap_err().to_string();
+        assert!(
+            err.contains("picture.flac") && err.contains("PICTURE"),
+            "{err}"
+        );
+        let junk = dir.path().join("junk.flac");
+        std::fs::write(&junk, [&[0x20u8][..], &flac].concat()).unwrap();
+        let err = decode_audio(&junk, 30.0).unwrap_err().to_string();
+        assert!(err.contains("junk.flac"), "{err}");
+    }
 }

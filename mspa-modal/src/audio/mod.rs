@@ -9,6 +9,7 @@
 //! * [`AudioPipeline`]: all three for files, one clip or a batch in parallel.
 
 pub mod decode;
+mod guard;
 pub mod mel;
 pub mod resample;
 
