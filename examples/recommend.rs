@@ -1,14 +1,17 @@
-//! Recommends authors to one user of a synthetic world and explains each suggestion.
+//! Recommends authors to one user of a dataset and explains each suggestion.
 //!
 //! ```text
-//! cargo run --release --example recommend -- --data DIR --user ID [--k 10]
-//!     [--device NAME] [--checkpoint DIR] [--epochs N] [--composer-epochs N]
+//! cargo run --release --example recommend -- --data PATH [--format native|kuailive|twitch]
+//!     --user ID [--k 10] [--device NAME] [--checkpoint DIR] [--epochs N]
+//!     [--composer-epochs N]
 //! ```
 //!
 //! Without a checkpoint (or with an empty `--checkpoint DIR`) it trains the learned
-//! composer and MSPA on `DIR` (a world written by the `synth` example) and, with
-//! `--checkpoint`, saves both there; a later run with the same `--checkpoint` loads them
-//! instead of training. The user's preference is composed from all their tips.
+//! composer and MSPA on the data and, with `--checkpoint`, saves both there; a later run
+//! with the same `--checkpoint` loads them instead of training. The composer learns from
+//! the world's reference texts on a synthetic world, else from the template composer
+//! derived from the data: no `truth.json` is needed. The user's preference is composed
+//! from all their tips.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mspa::align::recommender::{Query, recommend};
 use mspa::core::ExternalId;
-use mspa::pipeline::TrainedModels;
+use mspa::pipeline::{DataSource, TrainedModels};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,10 +29,14 @@ use support::cli;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// The world directory (authors.jsonl, tips.csv, media, truth.json).
+    /// The dataset: a directory (native: authors.jsonl, tips.csv, media; kuailive) or a
+    /// CSV file (twitch).
     #[arg(long)]
     data: PathBuf,
-    /// The user's id as written in tips.csv.
+    /// The format of `--data`: native, kuailive or twitch.
+    #[arg(long, default_value = "native", value_parser = cli::parse_format)]
+    format: mspa::core::Format,
+    /// The user's id as written in the data.
     #[arg(long)]
     user: String,
     /// How many authors to recommend.
@@ -50,20 +57,25 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = args.device.open()?;
-    let dataset = mspa::core::load_native(&args.data)?;
+    let source = DataSource {
+        path: args.data.clone(),
+        format: args.format,
+    };
+    let dataset = mspa::core::loaders::load(args.format, &args.data, &mut |_| {})?;
     let external = ExternalId::parse(&args.user);
     let user = dataset.user_by_external(&external).ok_or_else(|| {
         format!(
-            "user {} not found in {}",
+            "user {} not found in {} ({} data)",
             args.user,
-            args.data.join("tips.csv").display()
+            args.data.display(),
+            args.format
         )
     })?;
     let mut settings = mspa::pipeline::PipelineConfig::default();
     args.training.apply(&mut settings);
     let models = TrainedModels::load_or_train(
         &settings,
-        &args.data,
+        &source,
         &dataset,
         args.checkpoint.as_deref(),
         &device,

@@ -74,6 +74,10 @@ pub struct ModelRow {
     pub repeat: AtK,
     /// The same model under the "new authors" protocol (seen authors excluded).
     pub new_authors_protocol: AtK,
+    /// The same model under the live-candidate protocol (only the authors live at the
+    /// target's time, and the target, are ranked), when the data has broadcast times.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_candidates: Option<AtK>,
     /// Seconds spent training.
     pub train_seconds: f64,
 }
@@ -106,8 +110,15 @@ impl ModelRow {
             new: AtK::from_means(&repeats.new),
             repeat: AtK::from_means(&repeats.repeat),
             new_authors_protocol: AtK::from_means(&new_authors.all),
+            live_candidates: None,
             train_seconds,
         }
+    }
+
+    /// The row with the live-candidate protocol's report (`None`: not evaluated).
+    pub fn with_live(mut self, live: Option<&RankingReport>) -> ModelRow {
+        self.live_candidates = live.map(|r| AtK::from_means(&r.all));
+        self
     }
 }
 
@@ -250,8 +261,11 @@ pub struct Curve {
 /// Everything `report.json` holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// The synthetic world's configuration (or the dataset folder).
+    /// The synthetic world's configuration, or the dataset's path and format.
     pub world: serde_json::Value,
+    /// What the data gave the models (modalities with content, extra feature sources,
+    /// behaviour only).
+    pub notes: Vec<String>,
     /// The device name.
     pub device: String,
     /// Dataset sizes.
@@ -274,9 +288,13 @@ pub struct Report {
     pub seed_summary: Vec<SeedSummary>,
     /// MSPA's test NDCG@10 at each correction step (step 0 first).
     pub steps: Vec<f64>,
-    /// Text metrics of MSPA's composer (`learned`).
-    pub text: TextRow,
-    /// Text metrics of every composer (`learned`, `template`, `nearest`).
+    /// Text metrics of MSPA's composer (`learned`) against the reference texts, when the
+    /// data has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextRow>,
+    /// Text metrics of every composer (`learned`, `template`, `nearest`) against the
+    /// reference texts; empty (and left out of the JSON) when the data has none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub composers: BTreeMap<String, TextRow>,
     /// MSPA's mean modality weights (visual, audio, text) over the test users' top 10.
     pub modality_weights: BTreeMap<String, [f64; 3]>,
@@ -297,6 +315,12 @@ impl Report {
             "Device `{}`; dataset {}; protocol: {} (full ranking over all authors, leave-last-out test).\n\n",
             self.device, self.dataset, self.protocol
         ));
+        for line in &self.notes {
+            md.push_str(&format!("- {line}\n"));
+        }
+        if !self.notes.is_empty() {
+            md.push('\n');
+        }
         md.push_str("## Ranking\n\n");
         md.push_str("| model | Recall@10 | NDCG@10 | Recall@20 | NDCG@20 | new NDCG@10 | repeat NDCG@10 | new-authors protocol NDCG@10 | train s |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");
@@ -313,6 +337,17 @@ impl Report {
                 m.new_authors_protocol.at.ndcg10,
                 m.train_seconds
             ));
+        }
+        if self.models.iter().any(|m| m.live_candidates.is_some()) {
+            md.push_str("\n## Live-candidate protocol\n\nOnly the authors live at the target's time (and the target) are ranked.\n\n| model | Recall@10 | NDCG@10 | Recall@20 | NDCG@20 |\n|---|---|---|---|---|\n");
+            for m in &self.models {
+                if let Some(live) = &m.live_candidates {
+                    md.push_str(&format!(
+                        "| {} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                        m.name, live.at.recall10, live.at.ndcg10, live.at.recall20, live.at.ndcg20
+                    ));
+                }
+            }
         }
         if !self.significance.is_empty() {
             md.push_str("\n## MSPA against each model\n\nPaired difference of test NDCG@10 (MSPA minus the model) over the same test users, with its 95% bootstrap interval (users resampled).\n\n| model | delta NDCG@10 | 95% CI | significant |\n|---|---|---|---|\n");
@@ -397,7 +432,11 @@ impl Report {
             .map(|(i, v)| format!("step {i}: {v:.4}"))
             .collect();
         md.push_str(&steps.join(", "));
-        md.push_str("\n\n## Composed preferences (held-out users)\n\n| composer | BLEU-4 | ROUGE-L | BERTScore F1 | field F1 |\n|---|---|---|---|---|\n");
+        if !self.composers.is_empty() {
+            md.push_str("\n\n## Composed preferences (held-out users)\n\n| composer | BLEU-4 | ROUGE-L | BERTScore F1 | field F1 |\n|---|---|---|---|---|\n");
+        } else {
+            md.push('\n');
+        }
         for (name, t) in &self.composers {
             md.push_str(&format!(
                 "| {name} | {:.2} | {:.4} | {} | {:.4} |\n",

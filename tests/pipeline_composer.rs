@@ -47,8 +47,15 @@ fn pipeline_composers_fit_on_the_leak_free_pairs_only() {
         text_encoder: None,
     };
     let device = mspa::modal::device_from_name("flex").unwrap();
-    let stage =
-        fit_composers(&config, &ctx, &truth, &split, &device, &mut |_, _, _, _| {}).unwrap();
+    let stage = fit_composers(
+        &config,
+        &ctx,
+        Some(&truth),
+        &split,
+        &device,
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
 
     let expected = reference_pairs(&dataset, &truth.references(), &split, &config.pairs).unwrap();
     assert_eq!(stage.pairs, expected);

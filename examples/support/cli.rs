@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use burn::tensor::Device;
 use clap::Parser;
+use mspa::core::Format;
 use mspa::modal::text::{BertEmbedder, default_minilm_dir};
-use mspa::pipeline::PipelineConfig;
+use mspa::pipeline::{DataSource, PipelineConfig};
 use serde::de::DeserializeOwned;
 
 /// Parses the arguments `A` and runs `run` on them: success, or the error on stderr as
@@ -44,6 +45,32 @@ impl DeviceArg {
     pub fn open(&self) -> Result<Device, mspa::modal::DeviceError> {
         mspa::modal::device_from_name(&self.name)
     }
+}
+
+/// The `--data PATH --format FORMAT` flags of the examples that run on a dataset.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// The dataset: a directory (native, kuailive) or a CSV file (twitch).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// The format of `--data`: native, kuailive or twitch.
+    #[arg(long, default_value = "native", value_parser = parse_format, requires = "data")]
+    pub format: Format,
+}
+
+impl DataArgs {
+    /// The dataset named, if any.
+    pub fn source(&self) -> Option<DataSource> {
+        self.data.as_ref().map(|path| DataSource {
+            path: path.clone(),
+            format: self.format,
+        })
+    }
+}
+
+/// Parses a `--format` value (native, kuailive or twitch).
+pub fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse().map_err(|e: mspa::core::CoreError| e.to_string())
 }
 
 /// The flags of the examples that train MSPA and the learned composer (flattened into

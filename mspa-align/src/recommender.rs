@@ -10,7 +10,7 @@
 //! "training" items (excluded under [`Protocol::NewAuthors`], and the split between new
 //! and repeat targets).
 
-use mspa_core::{AuthorId, Dataset, Target, TipEvent, UserId};
+use mspa_core::{AuthorId, Dataset, LiveSchedule, Target, TipEvent, UserId};
 use mspa_metrics::{EvalUser, FullRankingEvaluator, MetricsError, Protocol, RankingReport};
 
 use crate::error::{AlignError, Result};
@@ -103,6 +103,37 @@ pub fn evaluate(
     ks: &[usize],
     batch_size: usize,
 ) -> Result<RankingReport> {
+    evaluate_among(rec, dataset, targets, protocol, ks, batch_size, None)
+}
+
+/// [`evaluate`] under the live-streaming candidate protocol: each query ranks only the
+/// authors live at its time ([`Dataset::live`]) and its own targets (a target is always a
+/// candidate, as in LiveRec); every other author scores `-inf`. Errors when the dataset
+/// has no broadcast times.
+pub fn evaluate_live(
+    rec: &dyn Recommender,
+    dataset: &Dataset,
+    targets: &[Target],
+    protocol: Protocol,
+    ks: &[usize],
+    batch_size: usize,
+) -> Result<RankingReport> {
+    let live = dataset.live().ok_or_else(|| {
+        AlignError::data("the live-candidate protocol needs broadcast times; this dataset has none")
+    })?;
+    evaluate_among(rec, dataset, targets, protocol, ks, batch_size, Some(live))
+}
+
+/// [`evaluate`], with the candidates limited to the live authors when `live` is given.
+fn evaluate_among(
+    rec: &dyn Recommender,
+    dataset: &Dataset,
+    targets: &[Target],
+    protocol: Protocol,
+    ks: &[usize],
+    batch_size: usize,
+    live: Option<&LiveSchedule>,
+) -> Result<RankingReport> {
     if batch_size == 0 {
         return Err(AlignError::config("batch_size", "must be at least 1"));
     }
@@ -154,6 +185,15 @@ pub fn evaluate(
             })
             .collect();
         rec.score_batch(&queries, out)?;
+        if let Some(live) = live {
+            for (g, row) in chunk.iter().zip(out.chunks_mut(n_authors.max(1))) {
+                for (a, score) in row.iter_mut().enumerate() {
+                    if !live.is_live(AuthorId(a as u32), g.at_ms) && !g.targets.contains(&a) {
+                        *score = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
     }
     let rows: Vec<&[f32]> = if n_authors == 0 {
         vec![&[][..]; groups.len()]

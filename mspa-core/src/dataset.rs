@@ -10,6 +10,7 @@ use crate::author::Author;
 use crate::error::CoreError;
 use crate::event::TipEvent;
 use crate::ids::{AuthorId, ExternalId, Interner, UserId};
+use crate::live::LiveSchedule;
 
 /// Authors, users and their tip events.
 ///
@@ -26,6 +27,7 @@ pub struct Dataset {
     user_ids: Interner,
     events: Vec<TipEvent>,
     user_offsets: Vec<usize>,
+    live: Option<LiveSchedule>,
 }
 
 impl Dataset {
@@ -42,6 +44,12 @@ impl Dataset {
     /// Number of events.
     pub fn n_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// When each author was live, if the source data records broadcasts (KuaiLive rooms,
+    /// Twitch streams); `None` for data without broadcast times.
+    pub fn live(&self) -> Option<&LiveSchedule> {
+        self.live.as_ref()
     }
 
     /// The directory media paths are relative to, if the dataset came from disk.
@@ -198,6 +206,7 @@ pub struct DatasetBuilder {
     author_ids: Interner,
     user_ids: Interner,
     events: Vec<TipEvent>,
+    live: Option<LiveSchedule>,
 }
 
 impl DatasetBuilder {
@@ -246,6 +255,14 @@ impl DatasetBuilder {
         });
     }
 
+    /// Records that `author` was live (broadcasting) from `start_ms` to `end_ms`; the
+    /// built dataset then has a [`Dataset::live`] schedule.
+    pub fn add_live_interval(&mut self, author: AuthorId, start_ms: i64, end_ms: i64) {
+        self.live
+            .get_or_insert_with(LiveSchedule::default)
+            .add(author, start_ms, end_ms);
+    }
+
     /// Number of events pushed so far.
     pub fn n_events(&self) -> usize {
         self.events.len()
@@ -259,7 +276,12 @@ impl DatasetBuilder {
             author_ids,
             user_ids,
             mut events,
+            mut live,
         } = self;
+        if let Some(live) = live.as_mut() {
+            live.resize(authors.len());
+            live.finish();
+        }
         // Stable sort: equal (user, time) keep their source order.
         events.par_sort_by_key(|e| (e.user, e.timestamp_ms));
         let n_users = user_ids.len();
@@ -278,6 +300,7 @@ impl DatasetBuilder {
             user_ids,
             events,
             user_offsets,
+            live,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! * [`TipEvent`], [`Author`] and the [`Dataset`] with its per-user, time-ordered CSR index;
 //! * [`loaders`]: the native format, Twitch and KuaiLive, with errors that name the file,
 //!   the line and the field;
+//! * [`live`]: when each author was on air, for the live-candidate protocol;
 //! * [`split`]: leak-free leave-last-out and global time splits, with repeat/new targets;
 //! * [`NegativeSampler`]: uniform and popularity-weighted negatives, never a positive;
 //! * [`DatasetStats`]: what `dataset_stats` prints;
@@ -29,10 +30,12 @@
 
 pub mod author;
 pub mod dataset;
+mod debug;
 pub mod error;
 pub mod event;
 pub mod fs;
 pub mod ids;
+pub mod live;
 pub mod loaders;
 pub mod negative;
 pub mod npy;
@@ -47,6 +50,7 @@ pub use dataset::{Dataset, DatasetBuilder};
 pub use error::{CoreError, DataErrorKind, Result};
 pub use event::{DAY_MS, TipEvent};
 pub use ids::{AuthorId, ExternalId, Interner, UserId};
+pub use live::LiveSchedule;
 pub use loaders::{Format, LoadProgress, load_kuailive, load_native, load_twitch};
 pub use negative::NegativeSampler;
 pub use split::{Split, SplitSizes, Target, TargetKind};

@@ -1,6 +1,5 @@
 //! The baselines of the report: their settings and fitting, in report order.
 
-use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -10,8 +9,10 @@ use mspa_align::baselines::{
 };
 use mspa_align::recommender::Recommender;
 use mspa_align::train::{EpochReport, TrainConfig};
+use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::AuthorFeatures;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the baselines.
@@ -76,50 +77,74 @@ fn timed_rule<R: Recommender + 'static>(
     timed(|| Ok((fit()?, Vec::new())))
 }
 
+/// A baseline's progress sink, callable from any thread: `(name, epochs, report)`.
+pub(crate) type BaselineProgress<'a> = &'a (dyn Fn(&str, usize, &EpochReport) + Sync);
+
 /// [`timed`] for a trained baseline: `fit` gets the epoch callback, which reports to
 /// `progress` under `name` with the trainer's epoch count.
 fn timed_trained<R: Recommender + 'static>(
     name: &str,
     train: &TrainConfig,
-    progress: &mut impl FnMut(&str, usize, &EpochReport),
+    progress: BaselineProgress<'_>,
     fit: impl FnOnce(&mut dyn FnMut(&EpochReport)) -> mspa_align::Result<(R, Vec<EpochReport>)>,
 ) -> mspa_align::Result<FittedBaseline> {
     let epochs = train.epochs;
     timed(|| fit(&mut |r| progress(name, epochs, r)))
 }
 
-/// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN, FREEDOM and the
-/// oracle, in that order.
+/// One baseline to fit.
+type Job<'a> = Box<dyn FnOnce() -> mspa_align::Result<FittedBaseline> + Send + 'a>;
+
+/// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN, FREEDOM (when some
+/// author has content: its item graph is built from content alone) and, when the data
+/// has a planted truth, the oracle, concurrently; returned in that order.
 pub(crate) fn fit_baselines(
     settings: &BaselineSettings,
     dataset: &Dataset,
     split: &Split,
     features: &[AuthorFeatures],
-    world_dir: &Path,
+    truth: Option<Truth>,
     device: &Device,
-    mut progress: impl FnMut(&str, usize, &EpochReport),
+    progress: BaselineProgress<'_>,
 ) -> mspa_align::Result<Vec<FittedBaseline>> {
-    Ok(vec![
-        timed_rule(|| Ok(MostPop::fit(dataset, split)))?,
-        timed_rule(|| RepeatPop::fit(dataset, split, &settings.repeatpop))?,
-        timed_trained("BPR-MF", &settings.bprmf.train, &mut progress, |r| {
-            BprMf::fit(dataset, split, &settings.bprmf, device, r)
-        })?,
-        timed_trained("VBPR", &settings.vbpr.train, &mut progress, |r| {
-            Vbpr::fit(dataset, split, features, &settings.vbpr, device, r)
-        })?,
-        timed_trained("Concat", &settings.concat.train, &mut progress, |r| {
-            Concat::fit(dataset, split, features, &settings.concat, device, r)
-        })?,
-        timed_trained("SASRec", &settings.sasrec.train, &mut progress, |r| {
-            SasRec::fit(dataset, split, &settings.sasrec, device, r)
-        })?,
-        timed_trained("LightGCN", &settings.lightgcn.train, &mut progress, |r| {
-            LightGcn::fit(dataset, split, &settings.lightgcn, device, r)
-        })?,
-        timed_trained("FREEDOM", &settings.freedom.train, &mut progress, |r| {
-            Freedom::fit(dataset, split, features, &settings.freedom, device, r)
-        })?,
-        timed_rule(|| Oracle::load(world_dir, dataset))?,
-    ])
+    let mut jobs: Vec<Job<'_>> = vec![
+        Box::new(|| timed_rule(|| Ok(MostPop::fit(dataset, split)))),
+        Box::new(|| timed_rule(|| RepeatPop::fit(dataset, split, &settings.repeatpop))),
+        Box::new(|| {
+            timed_trained("BPR-MF", &settings.bprmf.train, progress, |r| {
+                BprMf::fit(dataset, split, &settings.bprmf, device, r)
+            })
+        }),
+        Box::new(|| {
+            timed_trained("VBPR", &settings.vbpr.train, progress, |r| {
+                Vbpr::fit(dataset, split, features, &settings.vbpr, device, r)
+            })
+        }),
+        Box::new(|| {
+            timed_trained("Concat", &settings.concat.train, progress, |r| {
+                Concat::fit(dataset, split, features, &settings.concat, device, r)
+            })
+        }),
+        Box::new(|| {
+            timed_trained("SASRec", &settings.sasrec.train, progress, |r| {
+                SasRec::fit(dataset, split, &settings.sasrec, device, r)
+            })
+        }),
+        Box::new(|| {
+            timed_trained("LightGCN", &settings.lightgcn.train, progress, |r| {
+                LightGcn::fit(dataset, split, &settings.lightgcn, device, r)
+            })
+        }),
+    ];
+    if super::data::has_content(features) {
+        jobs.push(Box::new(|| {
+            timed_trained("FREEDOM", &settings.freedom.train, progress, |r| {
+                Freedom::fit(dataset, split, features, &settings.freedom, device, r)
+            })
+        }));
+    }
+    if let Some(truth) = truth {
+        jobs.push(Box::new(move || timed_rule(|| Oracle::fit(truth, dataset))));
+    }
+    jobs.into_par_iter().map(|job| job()).collect()
 }

@@ -3,15 +3,16 @@
 //! and explained examples for the report.
 
 use mspa_align::mspa::MspaRecommender;
-use mspa_align::recommender::{Query, Recommender, evaluate};
+use mspa_align::recommender::{Query, Recommender, evaluate, evaluate_live};
 use mspa_core::{Dataset, Target};
 use mspa_metrics::{FullRankingEvaluator, Protocol, paired_bootstrap};
 
 use super::{KS, PipelineError};
 use crate::report::{ModelRow, Significance};
 
-/// Both protocols of one model on the test targets, and its NDCG@10 per test user
-/// (repeats allowed), in target order.
+/// Both protocols of one model on the test targets (and the live-candidate protocol
+/// when the data has broadcast times), and its NDCG@10 per test user (repeats allowed),
+/// in target order.
 pub(crate) fn evaluate_row(
     rec: &dyn Recommender,
     dataset: &Dataset,
@@ -20,13 +21,24 @@ pub(crate) fn evaluate_row(
 ) -> mspa_align::Result<(ModelRow, Vec<(u64, f64)>)> {
     let repeats = evaluate(rec, dataset, test, Protocol::RepeatsAllowed, &KS, 256)?;
     let new_authors = evaluate(rec, dataset, test, Protocol::NewAuthors, &KS, 256)?;
+    let live = match dataset.live() {
+        Some(_) => Some(evaluate_live(
+            rec,
+            dataset,
+            test,
+            Protocol::RepeatsAllowed,
+            &KS,
+            256,
+        )?),
+        None => None,
+    };
     let per_user = repeats
         .per_user
         .iter()
         .map(|u| (u.user, u.all.at(10).map_or(0.0, |m| m.ndcg)))
         .collect();
     Ok((
-        ModelRow::new(rec.name(), &repeats, &new_authors, train_seconds),
+        ModelRow::new(rec.name(), &repeats, &new_authors, train_seconds).with_live(live.as_ref()),
         per_user,
     ))
 }

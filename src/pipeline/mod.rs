@@ -1,10 +1,15 @@
-//! The end-to-end job behind `examples/quickstart.rs`: synthetic world → features →
-//! composed preferences → MSPA and every baseline → one evaluation → a report directory.
+//! The end-to-end job behind `examples/quickstart.rs`: data (the synthetic world, or a
+//! dataset in the native, KuaiLive or Twitch format) → features → composed preferences →
+//! MSPA and every baseline → one evaluation → a report directory.
+//!
+//! Only the text metrics against reference texts and the oracle row read a planted truth,
+//! and they appear only when the data has one (the synthetic world). Without it, the
+//! composers' teacher is the template composer derived from the data itself.
 //!
 //! Every stage reports progress through a callback; the library never prints.
 //!
 //! [`run`] is one job, [`run_seeds`] one job per seed with a combined report. The stages
-//! live in their own files: `compose.rs` (the composers on leak-free pairs and every
+//! live in their own files: `data.rs` (the data and the features it offers), `compose.rs` (the composers on leak-free pairs and every
 //! user's compositions), `baselines.rs` (the baselines' settings and fitting),
 //! `evaluate.rs` (both protocols, significance, per-step NDCG, explanations), `write.rs`
 //! (the report directory) and `serve.rs` ([`TrainedModels`], serving one user).
@@ -14,35 +19,37 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use mspa_align::mspa::{MspaSettings, fit_mspa};
+use mspa_align::mspa::MspaSettings;
 use mspa_align::train::EpochReport;
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
 use mspa_composer::eval::{PairConfig, evaluate_texts};
 use mspa_composer::learned::LearnedComposerConfig;
 use mspa_composer::schema::PreferenceSchema;
-use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
+use mspa_core::synth::SyntheticWorldConfig;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::{AuthorFeatures, ExtractOptions, ExtractorConfig, FeatureExtractor};
 use mspa_modal::text::BertEmbedder;
 pub use mspa_modal::text::default_minilm_dir;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Curve, Report, SeedResult, SeedSummary, TextRow};
+use crate::report::{Report, SeedResult, SeedSummary, TextRow};
 
 mod baselines;
 mod compose;
+mod data;
 mod evaluate;
+mod models;
 mod serve;
 mod write;
 
 pub use baselines::BaselineSettings;
 pub use compose::{ComposerStage, fit_composers};
+pub use data::{DataSource, KUAILIVE_TITLE_EMBEDDINGS};
 pub use serve::TrainedModels;
 pub use write::write_report;
 
-use baselines::fit_baselines;
 use compose::{compose_preferences, composer_training_summary};
-use evaluate::{evaluate_row, explained_examples, mean_modality_weights, significance, step_ndcg};
+use evaluate::significance;
 
 /// Cut-offs of every evaluation.
 pub(crate) const KS: [usize; 2] = [10, 20];
@@ -68,7 +75,9 @@ pub(crate) fn stage_err<E: std::fmt::Display>(stage: &str) -> impl FnOnce(E) -> 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PipelineConfig {
-    /// The synthetic world to generate.
+    /// A dataset on disk to run on; `None` (the default): the synthetic world.
+    pub data: Option<DataSource>,
+    /// The synthetic world to generate (when `data` is `None`).
     pub world: SyntheticWorldConfig,
     /// Where the report (and the world, the features, checkpoints) go.
     pub out_dir: PathBuf,
@@ -87,7 +96,8 @@ pub struct PipelineConfig {
     pub mspa: MspaSettings,
     /// The baselines.
     pub baselines: BaselineSettings,
-    /// Whether to also train the single-modality ablations.
+    /// Whether to also train the single-modality ablations (one per modality with
+    /// content, when at least two have some).
     pub modality_ablations: bool,
     /// Resamples of the test users in the paired bootstrap intervals of MSPA against
     /// every other model (seeded by the world's seed).
@@ -97,6 +107,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
+            data: None,
             world: SyntheticWorldConfig::default(),
             out_dir: PathBuf::from("target/mspa-report"),
             device: "flex".into(),
@@ -145,11 +156,14 @@ pub struct Progress {
 /// `config.out_dir`. Returns the report.
 pub fn run(
     config: &PipelineConfig,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress) + Send,
 ) -> Result<Report, PipelineError> {
     let started = Instant::now();
     let mut seconds = BTreeMap::new();
+    // Models train concurrently: each calls `progress` in turn.
+    let progress = std::sync::Mutex::new(progress);
     let mut note = |stage: &str, done: usize, total: usize, message: String| {
+        let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner());
         progress(&Progress {
             stage: stage.into(),
             done,
@@ -159,24 +173,21 @@ pub fn run(
     };
     let device = mspa_modal::device_from_name(&config.device).map_err(stage_err("device"))?;
 
-    // 1. The world.
+    // 1. The data.
     let t = Instant::now();
-    let world_dir = config.out_dir.join("world");
-    note(
-        "world",
-        0,
-        1,
-        format!(
-            "generating {} users x {} authors",
-            config.world.users, config.world.authors
-        ),
-    );
-    generate(&config.world, &world_dir).map_err(stage_err("world"))?;
-    let dataset = mspa_core::load_native(&world_dir).map_err(stage_err("world"))?;
-    let truth = Truth::load(&world_dir).map_err(stage_err("world"))?;
+    let data::LoadedData {
+        dataset,
+        truth,
+        description,
+    } = data::load_data(config, &mut note)?;
     let split = Split::leave_last_out(&dataset);
-    seconds.insert("world".to_string(), t.elapsed().as_secs_f64());
-    note("world", 1, 1, format!("{} tips", dataset.n_events()));
+    let data_stage = if config.data.is_some() {
+        "data"
+    } else {
+        "world"
+    };
+    seconds.insert(data_stage.to_string(), t.elapsed().as_secs_f64());
+    note(data_stage, 1, 1, format!("{} tips", dataset.n_events()));
 
     // 2. Features.
     let t = Instant::now();
@@ -186,24 +197,28 @@ pub fn run(
         }
         None => None,
     };
-    let features = extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
+    let mut features =
+        extract_features(config, &dataset, text_encoder.clone(), &device, &mut note)?;
+    let sources = data::add_data_features(config, &dataset, &mut features)?;
+    let notes = data::feature_notes(&features, sources);
     seconds.insert("features".to_string(), t.elapsed().as_secs_f64());
 
     // 3. Composers: fit on training users before their validation time, evaluate on
-    // held-out users.
+    // held-out users against the reference texts (when the data has them).
     let t = Instant::now();
-    let schema = world_schema();
     let ctx = ComposeContext {
         dataset: &dataset,
         features: Some(&features),
         text_encoder: text_encoder.as_ref(),
     };
-    let stage = fit_composers(config, &ctx, &truth, &split, &device, &mut note)?;
+    let stage = fit_composers(config, &ctx, truth.as_ref(), &split, &device, &mut note)?;
     let ComposerStage {
+        schema,
         pairs,
         learned,
         template,
         nearest,
+        ..
     } = &stage;
     let heldout_queries: Vec<HistoryQuery<'_>> =
         pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
@@ -214,12 +229,18 @@ pub fn run(
         text_encoder: None,
         ..ctx
     };
-    for composer in [learned as &dyn Composer, template, nearest] {
+    // Text metrics need reference texts: only a planted truth has them.
+    let scored: &[&dyn Composer] = if truth.is_some() {
+        &[learned, template, nearest]
+    } else {
+        &[]
+    };
+    for &composer in scored {
         let composed = composer
             .compose_batch(&bare, &heldout_queries)
             .map_err(stage_err("compose"))?;
         let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
-        let eval = evaluate_texts(&schema, &hyps, &references, text_encoder.as_ref())
+        let eval = evaluate_texts(schema, &hyps, &references, text_encoder.as_ref())
             .map_err(stage_err("compose"))?;
         composers.insert(
             composer.name().to_string(),
@@ -233,112 +254,22 @@ pub fn run(
     }
     // Every user's preference at a few times (training midpoint, validation, test).
     note("compose", 3, 3, "composing every user's preference".into());
-    let texts = compose_preferences(learned, &ctx, &schema, &split)?;
+    let texts = compose_preferences(learned, &ctx, schema, &split)?;
     seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
-    let composer_training = composer_training_summary(&dataset, &split, pairs);
+    let composer_training = composer_training_summary(&dataset, &split, &stage);
 
-    // 4. Models.
-    let mut rows = Vec::new();
-    let mut per_user: Vec<Vec<(u64, f64)>> = Vec::new();
-    let mut training = BTreeMap::new();
-    let mut modality_weights = BTreeMap::new();
-    let mut steps = Vec::new();
-    let mut examples = Vec::new();
+    // 4. Models, side by side.
     let t = Instant::now();
-    let mut variants = vec![config.mspa.clone()];
-    let base = &config.mspa;
-    variants.push(MspaSettings {
-        name: "MSPA (T=0)".into(),
-        correction_steps: 0,
-        ..base.clone()
-    });
-    variants.push(MspaSettings {
-        name: "MSPA (no text)".into(),
-        use_text: false,
-        ..base.clone()
-    });
-    if config.modality_ablations {
-        for (m, name) in ["visual", "audio", "text"].iter().enumerate() {
-            let mut modalities = [false; 3];
-            modalities[m] = true;
-            variants.push(MspaSettings {
-                name: format!("MSPA ({name} only)"),
-                modalities,
-                ..base.clone()
-            });
-        }
-    }
-    for (i, settings) in variants.iter().enumerate() {
-        let stage = format!("train {}", settings.name);
-        let t_model = Instant::now();
-        let epochs = settings.train.epochs;
-        let mut curve = Curve::default();
-        let (rec, _) = fit_mspa(
-            settings,
-            &dataset,
-            &split,
-            &features,
-            &texts,
-            &device,
-            |r: &EpochReport| {
-                curve.train_loss.push(r.train_loss);
-                curve.valid_ndcg10.push(r.valid_ndcg10);
-                note(&stage, r.epoch + 1, epochs, epoch_message(r));
-            },
-        )
-        .map_err(stage_err(&stage))?;
-        let train_seconds = t_model.elapsed().as_secs_f64();
-        let (row, users) = evaluate_row(&rec, &dataset, &split.test, train_seconds)
-            .map_err(stage_err("evaluate"))?;
-        rows.push(row);
-        per_user.push(users);
-        modality_weights.insert(
-            settings.name.clone(),
-            mean_modality_weights(&rec, &dataset, &split.test, 200),
-        );
-        if i == 0 {
-            steps = step_ndcg(&rec, &dataset, &split.test).map_err(stage_err("evaluate"))?;
-            examples = explained_examples(&rec, &dataset, &split.test, 3);
-        }
-        training.insert(settings.name.clone(), curve);
-    }
-    let baselines = fit_baselines(
-        &config.baselines,
-        &dataset,
-        &split,
-        &features,
-        &world_dir,
-        &device,
-        |name, epochs, r| {
-            note(
-                &format!("train {name}"),
-                r.epoch + 1,
-                epochs,
-                epoch_message(r),
-            )
-        },
-    )
-    .map_err(stage_err("baselines"))?;
-    for fitted in &baselines {
-        let (row, users) = evaluate_row(
-            fitted.recommender.as_ref(),
-            &dataset,
-            &split.test,
-            fitted.seconds,
-        )
-        .map_err(stage_err("evaluate"))?;
-        rows.push(row);
-        per_user.push(users);
-        if !fitted.curve.is_empty() {
-            training.insert(
-                fitted.recommender.name().to_string(),
-                Curve {
-                    train_loss: fitted.curve.iter().map(|r| r.train_loss).collect(),
-                    valid_ndcg10: fitted.curve.iter().map(|r| r.valid_ndcg10).collect(),
-                },
-            );
-        }
-    }
+    let models::ModelResults {
+        rows,
+        per_user,
+        training,
+        modality_weights,
+        steps,
+        examples,
+    } = models::train_and_evaluate(
+        config, &dataset, &split, &features, &texts, truth, &device, &note,
+    )?;
     seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
     let significance = significance(
         &rows,
@@ -349,13 +280,15 @@ pub fn run(
     seconds.insert("total".to_string(), started.elapsed().as_secs_f64());
 
     let report = Report {
-        world: serde_json::to_value(&config.world).unwrap_or_default(),
+        world: description,
+        notes,
         device: config.device.clone(),
         dataset: serde_json::json!({
             "users": dataset.n_users(),
             "authors": dataset.n_authors(),
             "tips": dataset.n_events(),
             "test_users": split.test.len(),
+            "live_schedule": dataset.live().is_some(),
         }),
         protocol: "repeats_allowed".into(),
         models: rows,
@@ -364,7 +297,7 @@ pub fn run(
         seeds: Vec::new(),
         seed_summary: Vec::new(),
         steps,
-        text: composers.get("learned").cloned().unwrap_or_default(),
+        text: composers.get("learned").cloned(),
         composers,
         modality_weights,
         training,
@@ -385,7 +318,7 @@ pub fn run(
 pub fn run_seeds(
     config: &PipelineConfig,
     seeds: &[u64],
-    mut progress: impl FnMut(&Progress),
+    mut progress: impl FnMut(&Progress) + Send,
 ) -> Result<Report, PipelineError> {
     match seeds {
         [] => run(config, progress),

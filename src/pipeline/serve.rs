@@ -2,19 +2,20 @@
 
 use std::path::Path;
 
+use super::DataSource;
+
 use burn::tensor::Device;
 use mspa_align::mspa::{ComposedText, MspaRecommender, TextPreferences, fit_mspa};
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
-use mspa_composer::eval::reference_pairs;
 use mspa_composer::learned::LearnedComposer;
-use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::AuthorFeatures;
 use mspa_modal::text::BertEmbedder;
 
+use super::compose::{Teacher, teacher};
+use super::data::add_data_features;
 use super::{
     PipelineConfig, PipelineError, compose_preferences, epoch_message, extract_features, stage_err,
-    world_schema,
 };
 
 /// A trained learned composer and MSPA, with what they need to serve one user: the
@@ -28,12 +29,14 @@ pub struct TrainedModels {
 
 impl TrainedModels {
     /// Loads the composer and MSPA from `checkpoint/{composer,mspa}` when both exist;
-    /// otherwise extracts features, trains both on `dataset` (a synthetic world in
-    /// `data_dir`, whose `truth.json` gives the reference texts) and, with a checkpoint
-    /// folder, saves them there. `log` receives one line per stage.
+    /// otherwise extracts features, trains both on `dataset` (loaded from `data`; the
+    /// composer learns from the world's reference texts when `data` is a synthetic world,
+    /// else from the template composer derived from the data) and, with a checkpoint
+    /// folder, saves them there. Features are cached in the data's folder. `log` receives
+    /// one line per stage.
     pub fn load_or_train(
         config: &PipelineConfig,
-        data_dir: &Path,
+        data: &DataSource,
         dataset: &Dataset,
         checkpoint: Option<&Path>,
         device: &Device,
@@ -46,17 +49,21 @@ impl TrainedModels {
             None => None,
         };
         let local = PipelineConfig {
-            out_dir: data_dir.to_path_buf(),
+            out_dir: data.dir().to_path_buf(),
+            data: Some(data.clone()),
             ..config.clone()
         };
         log("extracting features");
-        let features = extract_features(
+        let mut features = extract_features(
             &local,
             dataset,
             text_encoder.clone(),
             device,
             &mut |_, _, _, _| {},
         )?;
+        for line in add_data_features(&local, dataset, &mut features)? {
+            log(&line);
+        }
         let split = Split::leave_last_out(dataset);
         let counts = mspa_align::data::train_author_counts(dataset, &split);
         if let Some(dir) =
@@ -83,17 +90,19 @@ impl TrainedModels {
                 text_encoder,
             });
         }
-        let truth = Truth::load(data_dir).map_err(stage_err("world"))?;
         let ctx = ComposeContext {
             dataset,
             features: Some(&features),
             text_encoder: text_encoder.as_ref(),
         };
-        let schema = world_schema();
-        let pairs = reference_pairs(dataset, &truth.references(), &split, &config.pairs)
-            .map_err(stage_err("compose"))?;
+        let Teacher {
+            schema,
+            pairs,
+            name,
+            ..
+        } = teacher(config, dataset, data.truth()?.as_ref(), &split)?;
         log(&format!(
-            "training the composer on {} pairs",
+            "training the composer on {} pairs ({name})",
             pairs.train.len()
         ));
         let composer = LearnedComposer::fit(

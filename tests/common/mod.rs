@@ -77,3 +77,5 @@ pub fn toy_checkpoint_world() -> (mspa_core::Dataset, mspa_core::Split) {
     let split = Split::leave_last_out(&ds);
     (ds, split)
 }
+
+pub mod layouts;

@@ -19,11 +19,15 @@
 //! [`TemplateComposer::learn`] learns everything from the dataset and a teacher's texts
 //! for training-time histories (the lexicon by [`KeywordLexicon::learn`], the thresholds by
 //! [`TippingRule::learn_thresholds`]); [`TemplateComposer::fit`] takes a given lexicon and
-//! complete thresholds. It never reads a generator's tables or the world's truth.
+//! complete thresholds. [`TemplateComposer::from_data`] needs no teacher at all: its schema
+//! and lexicon come from the authors' own words ([`derive_vocabulary`]). It never reads a
+//! generator's tables or the world's truth.
 
+mod derive;
 mod lexicon;
 mod tipping;
 
+pub use derive::{DeriveConfig, TOPICS_FIELD, derive_vocabulary, distinctive_words};
 pub(crate) use lexicon::words;
 pub use lexicon::{KeywordLexicon, LexiconConfig, TeacherExample};
 pub use tipping::TippingRule;

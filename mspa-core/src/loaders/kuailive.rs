@@ -12,7 +12,11 @@
 //!   streamer's rooms give the author a title (the most frequent category) and a
 //!   description line listing all of them, most frequent first.
 //!
-//! Streamers found only in `gift.csv` are bare authors.
+//!   When the file has `start_timestamp` and `end_timestamp` (milliseconds), each room
+//!   is a broadcast of its streamer ([`crate::Dataset::live`]).
+//!
+//! Streamers found only in `gift.csv` are bare authors. [`room_title_ids`] reads which
+//! `live_name_id`s (rows of `title_embeddings_pca128.npy`) each streamer's rooms had.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,9 +102,24 @@ fn read_rooms(
     // streamer -> category -> rooms
     let mut categories: BTreeMap<u32, BTreeMap<String, u32>> = BTreeMap::new();
     let cols = ["streamer_id", "live_content_category"];
-    for_each_row(path, progress, cols, |_, row, [s_col, c_col]| {
+    for_each_row(path, progress, cols, |header, row, [s_col, c_col]| {
         let streamer = row.field(s_col, "streamer_id")?;
         let author = builder.author_or_bare(ExternalId::parse(streamer));
+        // The broadcast, when the file has both times (the published layout does).
+        let column = |name: &str| header.iter().position(|h| h == name);
+        if let (Some(start), Some(end)) = (column("start_timestamp"), column("end_timestamp")) {
+            let start =
+                row.timestamp_ms("start_timestamp", row.field(start, "start_timestamp")?)?;
+            let end = row.timestamp_ms("end_timestamp", row.field(end, "end_timestamp")?)?;
+            if end < start {
+                return Err(row.error(
+                    Some("end_timestamp"),
+                    crate::DataErrorKind::InvalidTimestamp,
+                    format!("the room ends ({end}) before it starts ({start})"),
+                ));
+            }
+            builder.add_live_interval(author, start, end);
+        }
         let category = row.record().get(c_col).unwrap_or("").trim();
         if !category.is_empty() {
             *categories
@@ -161,4 +180,32 @@ fn read_gifts(
             Ok(())
         },
     )
+}
+
+/// Each streamer's `live_name_id`s in `dir/room.csv` (the rows of KuaiLive's
+/// `title_embeddings_pca128.npy` that hold their rooms' title embeddings), one entry per
+/// room, by streamer id. An empty map when the directory has no `room.csv`.
+pub fn room_title_ids(dir: &Path) -> Result<BTreeMap<ExternalId, Vec<usize>>> {
+    let path = dir.join(ROOM_FILE);
+    let mut out: BTreeMap<ExternalId, Vec<usize>> = BTreeMap::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let cols = ["streamer_id", "live_name_id"];
+    for_each_row(&path, &mut |_| {}, cols, |_, row, [s_col, n_col]| {
+        let streamer = row.field(s_col, "streamer_id")?;
+        let raw = row.field(n_col, "live_name_id")?;
+        let id = fields::parse_integer(raw)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| {
+                row.error(
+                    Some("live_name_id"),
+                    crate::DataErrorKind::BadValue,
+                    format!("`{}` is not a row index", crate::error::excerpt(raw)),
+                )
+            })?;
+        out.entry(ExternalId::parse(streamer)).or_default().push(id);
+        Ok(())
+    })?;
+    Ok(out)
 }

@@ -18,8 +18,10 @@ pub use twitch::{load_twitch, load_twitch_with_progress};
 
 use std::str::FromStr;
 
-/// The dataset formats the loaders understand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The dataset formats the loaders understand (JSON: `"native"`, `"twitch"`,
+/// `"kuailive"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// A directory with `authors.jsonl` and `tips.csv` (see [`native`]).
     Native,
@@ -42,6 +44,16 @@ impl FromStr for Format {
                 crate::error::excerpt(other)
             ))),
         }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Native => "native",
+            Format::Twitch => "twitch",
+            Format::KuaiLive => "kuailive",
+        })
     }
 }
 

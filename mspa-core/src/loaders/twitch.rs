@@ -6,7 +6,9 @@
 //! event with `author = streamer`, `timestamp_ms = start × 10 min` and
 //! `amount = stop − start` (the session length in steps, an implicit strength). The stream
 //! id is checked to be an unsigned 64-bit integer and then dropped. Streamers have no text
-//! or media in this release, so authors are bare.
+//! or media in this release, so authors are bare. The sessions also give each streamer's
+//! broadcast times ([`crate::Dataset::live`]): a streamer is live during every step
+//! someone watched them.
 
 use std::path::Path;
 
@@ -89,6 +91,12 @@ pub fn load_twitch_with_progress(
         let user = builder.user(ExternalId::parse(user));
         let author = builder.author_or_bare(ExternalId::parse(streamer));
         builder.push_event(user, author, (stop - start) as f64, timestamp_ms);
+        // The streamer was on air for the session's steps (`stop` is exclusive).
+        builder.add_live_interval(
+            author,
+            timestamp_ms,
+            timestamp_ms.max(stop.saturating_mul(STEP_MS) - 1),
+        );
         report(progress, path, record.line, &bytes, total);
     }
     let root = path.parent().map(Path::to_path_buf);

@@ -1,10 +1,13 @@
 //! Per-author features: one vector per modality plus a presence mask, a safetensors
-//! feature store that reuses what is still valid, and batch extraction from a dataset.
+//! feature store that reuses what is still valid, batch extraction from a dataset, and
+//! [`FeatureSource`]s for precomputed vectors and categories.
 
 pub mod extract;
+pub mod source;
 pub mod store;
 
 pub use extract::{ExtractOptions, Extraction, ExtractorConfig, FeatureExtractor, SkippedFile};
+pub use source::{CategoryOneHot, FeatureSource, PooledRows, append_source};
 pub use store::{FeatureStore, StoredFeatures};
 
 /// The three views of an author.

@@ -1,0 +1,234 @@
+//! The model stage: MSPA, its ablations and every baseline, trained and evaluated side
+//! by side. Models are independent (each has its own seed), so they train concurrently on
+//! rayon's pool: one model's small tensors rarely keep more than one core busy, and the
+//! numbers do not depend on the order (each model's arithmetic is deterministic).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use mspa_align::mspa::{MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::train::EpochReport;
+use mspa_core::synth::Truth;
+use mspa_core::{Dataset, Split};
+use mspa_modal::features::{AuthorFeatures, Modality};
+use rayon::prelude::*;
+
+use super::baselines::fit_baselines;
+use super::data::has_modality;
+use super::evaluate::{evaluate_row, explained_examples, mean_modality_weights, step_ndcg};
+use super::{PipelineConfig, PipelineError, epoch_message, stage_err};
+use crate::report::{Curve, ModelRow};
+
+/// A progress sink every model may call from its own thread.
+pub(crate) type Note<'a> = &'a (dyn Fn(&str, usize, usize, String) + Sync);
+
+/// What the model stage gives the report, every list in report order (MSPA first).
+#[derive(Default)]
+pub(crate) struct ModelResults {
+    /// One row per model.
+    pub rows: Vec<ModelRow>,
+    /// Per model, the test users' NDCG@10 (for the bootstrap).
+    pub per_user: Vec<Vec<(u64, f64)>>,
+    /// Training curves by model name.
+    pub training: BTreeMap<String, Curve>,
+    /// MSPA variants' mean modality weights by name.
+    pub modality_weights: BTreeMap<String, [f64; 3]>,
+    /// MSPA's test NDCG@10 per correction step.
+    pub steps: Vec<f64>,
+    /// MSPA's explained examples.
+    pub examples: Vec<serde_json::Value>,
+}
+
+/// One trained and evaluated MSPA variant.
+struct VariantResult {
+    row: ModelRow,
+    users: Vec<(u64, f64)>,
+    curve: Curve,
+    weights: [f64; 3],
+    steps: Vec<f64>,
+    examples: Vec<serde_json::Value>,
+}
+
+/// MSPA, `T = 0`, no text and, when two or more modalities have content, one variant per
+/// modality with content (a single-modality ablation of a modality no author has, or of
+/// the only one there is, would only repeat a row).
+pub(crate) fn mspa_variants(
+    config: &PipelineConfig,
+    features: &[AuthorFeatures],
+) -> Vec<MspaSettings> {
+    let base = &config.mspa;
+    let mut variants = vec![
+        base.clone(),
+        MspaSettings {
+            name: "MSPA (T=0)".into(),
+            correction_steps: 0,
+            ..base.clone()
+        },
+        MspaSettings {
+            name: "MSPA (no text)".into(),
+            use_text: false,
+            ..base.clone()
+        },
+    ];
+    let with_content: Vec<Modality> = Modality::ALL
+        .into_iter()
+        .filter(|&m| has_modality(features, m))
+        .collect();
+    if config.modality_ablations && with_content.len() >= 2 {
+        for m in with_content {
+            let mut modalities = [false; 3];
+            modalities[m.index()] = true;
+            variants.push(MspaSettings {
+                name: format!("MSPA ({m} only)"),
+                modalities,
+                ..base.clone()
+            });
+        }
+    }
+    variants
+}
+
+/// Trains and evaluates every MSPA variant and every baseline concurrently.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_and_evaluate(
+    config: &PipelineConfig,
+    dataset: &Dataset,
+    split: &Split,
+    features: &[AuthorFeatures],
+    texts: &TextPreferences,
+    truth: Option<Truth>,
+    device: &Device,
+    note: Note<'_>,
+) -> Result<ModelResults, PipelineError> {
+    let variants = mspa_variants(config, features);
+    let (mspa, baselines) = rayon::join(
+        || {
+            variants
+                .par_iter()
+                .enumerate()
+                .map(|(i, settings)| {
+                    train_variant(
+                        settings,
+                        i == 0,
+                        dataset,
+                        split,
+                        features,
+                        texts,
+                        device,
+                        note,
+                    )
+                })
+                .collect::<Result<Vec<_>, PipelineError>>()
+        },
+        || {
+            fit_baselines(
+                &config.baselines,
+                dataset,
+                split,
+                features,
+                truth,
+                device,
+                &|name: &str, epochs: usize, r: &EpochReport| {
+                    note(
+                        &format!("train {name}"),
+                        r.epoch + 1,
+                        epochs,
+                        epoch_message(r),
+                    )
+                },
+            )
+            .map_err(stage_err("baselines"))
+        },
+    );
+    let mut out = ModelResults::default();
+    for (i, (settings, v)) in variants.iter().zip(mspa?).enumerate() {
+        out.rows.push(v.row);
+        out.per_user.push(v.users);
+        out.modality_weights
+            .insert(settings.name.clone(), v.weights);
+        out.training.insert(settings.name.clone(), v.curve);
+        if i == 0 {
+            out.steps = v.steps;
+            out.examples = v.examples;
+        }
+    }
+    let baselines = baselines?;
+    let evaluated: Vec<(ModelRow, Vec<(u64, f64)>)> = baselines
+        .par_iter()
+        .map(|fitted| {
+            evaluate_row(
+                fitted.recommender.as_ref(),
+                dataset,
+                &split.test,
+                fitted.seconds,
+            )
+            .map_err(stage_err("evaluate"))
+        })
+        .collect::<Result<_, _>>()?;
+    for (fitted, (row, users)) in baselines.iter().zip(evaluated) {
+        out.rows.push(row);
+        out.per_user.push(users);
+        if !fitted.curve.is_empty() {
+            out.training.insert(
+                fitted.recommender.name().to_string(),
+                Curve {
+                    train_loss: fitted.curve.iter().map(|r| r.train_loss).collect(),
+                    valid_ndcg10: fitted.curve.iter().map(|r| r.valid_ndcg10).collect(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Trains one MSPA variant and evaluates it; the main model (`main`) also gives the
+/// per-step NDCG and the explained examples.
+#[allow(clippy::too_many_arguments)]
+fn train_variant(
+    settings: &MspaSettings,
+    main: bool,
+    dataset: &Dataset,
+    split: &Split,
+    features: &[AuthorFeatures],
+    texts: &TextPreferences,
+    device: &Device,
+    note: Note<'_>,
+) -> Result<VariantResult, PipelineError> {
+    let stage = format!("train {}", settings.name);
+    let t = Instant::now();
+    let epochs = settings.train.epochs;
+    let mut curve = Curve::default();
+    let (rec, _) = fit_mspa(
+        settings,
+        dataset,
+        split,
+        features,
+        texts,
+        device,
+        |r: &EpochReport| {
+            curve.train_loss.push(r.train_loss);
+            curve.valid_ndcg10.push(r.valid_ndcg10);
+            note(&stage, r.epoch + 1, epochs, epoch_message(r));
+        },
+    )
+    .map_err(stage_err(&stage))?;
+    let (row, users) = evaluate_row(&rec, dataset, &split.test, t.elapsed().as_secs_f64())
+        .map_err(stage_err("evaluate"))?;
+    let (steps, examples) = if main {
+        (
+            step_ndcg(&rec, dataset, &split.test).map_err(stage_err("evaluate"))?,
+            explained_examples(&rec, dataset, &split.test, 3),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Ok(VariantResult {
+        row,
+        users,
+        curve,
+        weights: mean_modality_weights(&rec, dataset, &split.test, 200),
+        steps,
+        examples,
+    })
+}
