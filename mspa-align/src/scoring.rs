@@ -33,19 +33,7 @@ impl AuthorMatrix {
     /// Wraps row-major vectors of size `dim`; errors when `dim` is 0, the length is not a
     /// multiple of it or a value is not finite (naming the author).
     pub fn new(dim: usize, values: Vec<f32>) -> Result<Self> {
-        if dim == 0 || values.len() % dim != 0 {
-            return Err(AlignError::data(format!(
-                "{} author values are not rows of {dim}",
-                values.len()
-            )));
-        }
-        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
-            return Err(AlignError::data(format!(
-                "author {} has a non-finite value at dimension {}",
-                i / dim,
-                i % dim
-            )));
-        }
+        check_rows("author", dim, &values)?;
         Ok(AuthorMatrix { dim, values })
     }
 
@@ -68,6 +56,25 @@ impl AuthorMatrix {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+}
+
+/// Errors unless `values` are whole rows of `dim` (> 0) finite values, naming the first
+/// `what` (a row) that holds a non-finite one.
+fn check_rows(what: &str, dim: usize, values: &[f32]) -> Result<()> {
+    if dim == 0 || values.len() % dim != 0 {
+        return Err(AlignError::data(format!(
+            "{} {what} values are not rows of {dim}",
+            values.len()
+        )));
+    }
+    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+        return Err(AlignError::data(format!(
+            "{what} {} has a non-finite value at dimension {}",
+            i / dim,
+            i % dim
+        )));
+    }
+    Ok(())
 }
 
 /// One scored author.
@@ -141,19 +148,7 @@ pub fn top_k_dot(
     block: usize,
 ) -> Result<Vec<Vec<Scored>>> {
     let dim = authors.dim;
-    if users.len() % dim != 0 {
-        return Err(AlignError::data(format!(
-            "{} user values are not rows of {dim}",
-            users.len()
-        )));
-    }
-    if let Some(i) = users.iter().position(|x| !x.is_finite()) {
-        return Err(AlignError::data(format!(
-            "user {} has a non-finite value at dimension {}",
-            i / dim,
-            i % dim
-        )));
-    }
+    check_rows("user", dim, users)?;
     if block == 0 {
         return Err(AlignError::config("block", "must be at least 1"));
     }

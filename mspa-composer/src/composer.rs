@@ -160,10 +160,17 @@ pub fn compose_through_batch<C: Composer + ?Sized>(
     ctx: &ComposeContext<'_>,
     query: HistoryQuery<'_>,
 ) -> Result<Preference> {
-    Ok(composer
-        .compose_batch(ctx, std::slice::from_ref(&query))?
+    one_of_batch(query, |queries| composer.compose_batch(ctx, queries))
+}
+
+/// The one result of a batched call `batch` run on a batch of the one `query`.
+pub(crate) fn one_of_batch<T>(
+    query: HistoryQuery<'_>,
+    batch: impl FnOnce(&[HistoryQuery<'_>]) -> Result<Vec<T>>,
+) -> Result<T> {
+    Ok(batch(std::slice::from_ref(&query))?
         .pop()
-        .expect("one preference per query"))
+        .expect("one result per query"))
 }
 
 /// A supervised example for composers that learn: a user's history up to `at_ms` and the

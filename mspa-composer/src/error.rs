@@ -114,6 +114,15 @@ impl ComposerError {
 /// Result with [`ComposerError`].
 pub type Result<T> = std::result::Result<T, ComposerError>;
 
+/// Errors with a [`ComposerError::Config`] naming the first of `fields` (name, count)
+/// whose count is 0.
+pub(crate) fn check_at_least_one(fields: &[(&str, usize)]) -> Result<()> {
+    match fields.iter().find(|&&(_, count)| count == 0) {
+        Some(&(field, _)) => Err(ComposerError::config(field, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 /// Reads a JSON file (a schema, a lexicon, a config) into `T`: an unreadable file is a
 /// [`ComposerError::Io`], malformed JSON a [`ComposerError::Json`], both naming the file.
 pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

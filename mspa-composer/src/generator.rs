@@ -18,12 +18,15 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use mspa_modal::text::leading_rows;
 
 use crate::error::ComposerError;
 
 /// The crate result (not imported as `Result`: the `Config` derive needs the prelude one).
 type GenResult<T> = crate::error::Result<T>;
-use crate::history::{Attention, FeedForward, HistoryEncoding, MASKED, SeededInit};
+use crate::history::{
+    Attention, FeedForward, HistoryEncoding, MASKED, SeededInit, check_dropout, check_heads,
+};
 use crate::schema::{GrammarState, PreferenceSchema};
 
 /// Configuration of a [`PreferenceGenerator`].
@@ -69,16 +72,8 @@ impl GeneratorConfig {
         if self.d_memory == 0 || self.d_ff == 0 || self.max_len < 2 {
             return Err("d_memory and d_ff must be positive, max_len at least 2".into());
         }
-        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
-            return Err(format!(
-                "heads {} must divide d_model {} (both positive)",
-                self.heads, self.d_model
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("dropout {} is not in [0, 1)", self.dropout));
-        }
-        Ok(())
+        check_heads(self.d_model, self.heads)?;
+        check_dropout(self.dropout)
     }
 
     /// Builds the generator (deterministic for a given `seed`).
@@ -322,19 +317,13 @@ impl PreferenceGenerator {
         memory: &Memory,
     ) -> (Tensor<3>, Tensor<3>) {
         let [b, t] = input.dims();
-        let d = self.tokens.weight.dims()[1];
         assert!(
             t <= self.max_len(),
             "sequence of {t} tokens exceeds max_len {}",
             self.max_len()
         );
         let device = input.device();
-        let positions = self
-            .positions
-            .weight
-            .val()
-            .narrow(0, 0, t)
-            .reshape([1, t, d]);
+        let positions = leading_rows(&self.positions, t);
         let mut x = self.dropout.forward(self.tokens.forward(input) + positions);
         let causal = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
         let causal = Tensor::<2>::zeros([t, t], &device)
@@ -677,18 +666,16 @@ mod tests {
         let (generator, memory) = tiny(&device);
         let a = Tensor::<2, Int>::from_ints([[1, 4, 5, 6], [1, 7, 8, 9]], &device);
         let b = Tensor::<2, Int>::from_ints([[1, 4, 9, 3], [1, 7, 3, 3]], &device);
-        let la = generator
-            .forward(a, &memory)
-            .narrow(1, 0, 2)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let lb = generator
-            .forward(b, &memory)
-            .narrow(1, 0, 2)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        // The logits of the first two positions.
+        let early = |input| {
+            generator
+                .forward(input, &memory)
+                .narrow(1, 0, 2)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (la, lb) = (early(a), early(b));
         let diff = la
             .iter()
             .zip(&lb)

@@ -341,6 +341,24 @@ impl TipLayer {
     }
 }
 
+/// Errors unless `heads` divides `d_model`, both positive (a transformer config's check).
+pub(crate) fn check_heads(d_model: usize, heads: usize) -> std::result::Result<(), String> {
+    if d_model == 0 || heads == 0 || !d_model.is_multiple_of(heads) {
+        return Err(format!(
+            "heads {heads} must divide d_model {d_model} (both positive)"
+        ));
+    }
+    Ok(())
+}
+
+/// Errors unless `dropout` is in `[0, 1)` (a transformer config's check).
+pub(crate) fn check_dropout(dropout: f64) -> std::result::Result<(), String> {
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(format!("dropout {dropout} is not in [0, 1)"));
+    }
+    Ok(())
+}
+
 /// Configuration of a [`HistoryEncoder`].
 #[derive(Config, Debug)]
 pub struct HistoryEncoderConfig {
@@ -374,18 +392,11 @@ impl HistoryEncoderConfig {
     /// Checks the sizes: positive width and heads, heads dividing the width, dropout in
     /// `[0, 1)`, positive decay. Returns a description of the first problem.
     pub fn check(&self) -> std::result::Result<(), String> {
-        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
-            return Err(format!(
-                "heads {} must divide d_model {} (both positive)",
-                self.heads, self.d_model
-            ));
-        }
+        check_heads(self.d_model, self.heads)?;
         if self.d_ff == 0 {
             return Err("d_ff must be positive".into());
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("dropout {} is not in [0, 1)", self.dropout));
-        }
+        check_dropout(self.dropout)?;
         if !(self.initial_decay_per_day > 0.0 && self.initial_decay_per_day.is_finite()) {
             return Err(format!(
                 "initial_decay_per_day {} must be positive",

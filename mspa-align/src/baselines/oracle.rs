@@ -38,14 +38,7 @@ pub struct Oracle {
     user_names: Vec<String>,
 }
 
-impl std::fmt::Debug for Oracle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Oracle")
-            .field("mode", &self.mode)
-            .field("n_authors", &self.n_authors)
-            .finish()
-    }
-}
+mspa_core::debug_fields!(Oracle { mode, n_authors });
 
 impl Oracle {
     /// Wraps a loaded truth, mapping its ids onto `dataset`'s dense ids.

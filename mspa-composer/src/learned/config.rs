@@ -5,7 +5,7 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ComposerError, Result};
+use crate::error::{ComposerError, Result, check_at_least_one};
 use crate::generator::{DecodeStrategy, GeneratorConfig};
 use crate::history::HistoryEncoderConfig;
 
@@ -77,9 +77,7 @@ impl LearnedComposerConfig {
     /// Checks the training and decoding values (the model sizes are checked when the
     /// model is built).
     pub fn check(&self) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(ComposerError::config("batch_size", "must be at least 1"));
-        }
+        check_at_least_one(&[("batch_size", self.batch_size)])?;
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(ComposerError::config(
                 "learning_rate",
@@ -98,12 +96,10 @@ impl LearnedComposerConfig {
                 "must be finite and non-negative",
             ));
         }
-        if self.max_history == 0 {
-            return Err(ComposerError::config("max_history", "must be at least 1"));
-        }
-        if self.beam_width == 0 {
-            return Err(ComposerError::config("beam_width", "must be at least 1"));
-        }
+        check_at_least_one(&[
+            ("max_history", self.max_history),
+            ("beam_width", self.beam_width),
+        ])?;
         if !(self.aux_weight >= 0.0 && self.aux_weight.is_finite()) {
             return Err(ComposerError::config(
                 "aux_weight",

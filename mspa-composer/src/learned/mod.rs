@@ -68,15 +68,12 @@ pub struct LearnedComposer {
     optimizer: Option<ModuleOptimizer>,
 }
 
-impl std::fmt::Debug for LearnedComposer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LearnedComposer")
-            .field("config", &self.config)
-            .field("epochs_done", &self.epochs_done)
-            .field("loss_curve", &self.loss_curve)
-            .finish_non_exhaustive()
-    }
-}
+mspa_core::debug_fields!(LearnedComposer {
+    config,
+    epochs_done,
+    loss_curve,
+    ..
+});
 
 impl LearnedComposer {
     /// The config (with the sizes filled in by `fit`).

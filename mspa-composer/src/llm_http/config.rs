@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ComposerError, Result};
+use crate::error::{ComposerError, Result, check_at_least_one};
 
 /// The default first paragraph of the system prompt.
 pub const DEFAULT_INSTRUCTIONS: &str = "You infer a live-stream viewer's preferences from \
@@ -206,15 +206,11 @@ impl LlmHttpConfig {
                 ));
             }
         }
-        for (field, v) in [
+        check_at_least_one(&[
             ("max_authors", self.max_authors),
             ("concurrency", self.concurrency),
             ("max_text_chars", self.max_text_chars),
-        ] {
-            if v == 0 {
-                return Err(ComposerError::config(field, "must be at least 1"));
-            }
-        }
+        ])?;
         if self.max_response_bytes < 1024 {
             return Err(ComposerError::config(
                 "max_response_bytes",

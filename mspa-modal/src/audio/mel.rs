@@ -510,14 +510,11 @@ pub struct LogMelPlan {
     filters: MelFilterbank,
 }
 
-impl std::fmt::Debug for LogMelPlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogMelPlan")
-            .field("config", &self.config)
-            .field("sample_rate", &self.sample_rate)
-            .finish_non_exhaustive()
-    }
-}
+mspa_core::debug_fields!(LogMelPlan {
+    config,
+    sample_rate,
+    ..
+});
 
 impl LogMelPlan {
     /// Validates `config` for `sample_rate` and precomputes the plan.

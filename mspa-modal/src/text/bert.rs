@@ -350,6 +350,17 @@ fn zero_bias(linear: &mut Linear, device: &Device) {
     linear.bias = Some(Initializer::Zeros.init([d_out], device));
 }
 
+/// Rows `0..n` of an embedding table `[rows, d]` as `[1, n, d]`, to add to a batch of
+/// `n`-token sequences (e.g. learned absolute positions `0..n`).
+///
+/// # Panics
+///
+/// Panics if `n` exceeds the table's rows.
+pub fn leading_rows(table: &Embedding, n: usize) -> Tensor<3> {
+    let [_, d] = table.weight.dims();
+    table.weight.val().narrow(0, 0, n).reshape([1, n, d])
+}
+
 /// Word + absolute position + token-type embeddings, then LayerNorm and dropout.
 #[derive(Module, Debug)]
 pub struct BertEmbeddings {
@@ -383,27 +394,16 @@ impl BertEmbeddings {
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
         let [_, seq_len] = input_ids.dims();
-        let [max_positions, hidden] = self.position_embeddings.weight.dims();
+        let max_positions = self.position_embeddings.weight.dims()[0];
         assert!(
             seq_len <= max_positions,
             "sequence of {seq_len} tokens exceeds max_position_embeddings {max_positions}"
         );
         let words = self.word_embeddings.forward(input_ids);
-        // Rows 0..seq_len of the position table, broadcast over the batch.
-        let positions = self
-            .position_embeddings
-            .weight
-            .val()
-            .narrow(0, 0, seq_len)
-            .reshape([1, seq_len, hidden]);
+        let positions = leading_rows(&self.position_embeddings, seq_len);
         let types = match token_type_ids {
             Some(ids) => self.token_type_embeddings.forward(ids),
-            None => self
-                .token_type_embeddings
-                .weight
-                .val()
-                .narrow(0, 0, 1)
-                .reshape([1, 1, hidden]),
+            None => leading_rows(&self.token_type_embeddings, 1),
         };
         self.dropout
             .forward(self.layer_norm.forward(words + positions + types))

@@ -24,7 +24,9 @@ pub mod embedder;
 pub mod pretrained;
 pub mod tokenizer;
 
-pub use bert::{BertActivation, BertConfig, BertEmbeddings, BertModel, BertModelConfig};
+pub use bert::{
+    BertActivation, BertConfig, BertEmbeddings, BertModel, BertModelConfig, leading_rows,
+};
 pub use embedder::{BertEmbedder, mean_pool};
 pub use pretrained::{
     BERT_KEY_REMAP, default_minilm_dir, load_bert_config, load_bert_model, load_bert_weights,
