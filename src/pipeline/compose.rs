@@ -3,14 +3,17 @@
 
 use burn::tensor::Device;
 use mspa_align::mspa::{ComposedText, TextPreferences};
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
+use mspa_composer::composer::{
+    ComposeContext, Composer, HistoryQuery, TrainingPair, embed_preferences,
+};
 use mspa_composer::eval::{ReferencePairs, held_back_from, reference_pairs};
 use mspa_composer::learned::LearnedComposer;
 use mspa_composer::nearest::NearestComposer;
 use mspa_composer::schema::PreferenceSchema;
 use mspa_composer::template::{DeriveConfig, TemplateComposer, TemplateConfig};
 use mspa_core::synth::Truth;
-use mspa_core::{Dataset, ExternalId, Split, TipEvent};
+use mspa_core::{Dataset, Split, TipEvent};
+use serde::{Deserialize, Serialize};
 
 use super::{PipelineConfig, PipelineError, stage_err, world_schema};
 
@@ -21,6 +24,9 @@ pub struct ComposerStage {
     /// Whose texts the pairs hold: the world's reference texts, or the template composer
     /// derived from the data.
     pub teacher: String,
+    /// Whether the held-out pairs hold reference texts in `schema` (the world's, when they
+    /// also taught the composers): only then are the composers' texts scored.
+    pub scored: bool,
     /// The leak-free training pairs (see [`reference_pairs`]) and the held-out users.
     pub pairs: ReferencePairs,
     /// The learned composer (MSPA reads its compositions).
@@ -31,23 +37,51 @@ pub struct ComposerStage {
     pub nearest: NearestComposer,
 }
 
+/// Who writes the texts the composers learn from (JSON: `{"kind": "auto"}`,
+/// `{"kind": "template"}`, `{"kind": "mllm", "config": {...}, "max_pairs": 500}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ComposerTeacher {
+    /// The world's reference texts when the data has a planted truth, else the template
+    /// composer derived from the data (the default).
+    #[default]
+    Auto,
+    /// The template composer derived from the data, also on a synthetic world.
+    Template,
+    /// An OpenAI-compatible multimodal LLM (feature `llm-http`) writes the texts of at
+    /// most `max_pairs` training pairs (a seeded sample), in the schema derived from the
+    /// data; the learned composer is distilled from them and composes for everyone.
+    #[cfg(feature = "llm-http")]
+    Mllm {
+        /// The server, model and cache.
+        config: mspa_composer::llm_http::LlmHttpConfig,
+        /// The most training pairs the MLLM writes.
+        max_pairs: usize,
+    },
+}
+
 /// The composers' teacher and its leak-free pairs (see [`reference_pairs`]: no pair of a
 /// user the recommenders evaluate on lies at or after that user's validation time).
 pub(crate) struct Teacher {
     /// The schema of the teacher's texts.
     pub schema: PreferenceSchema,
-    /// The pairs.
+    /// The pairs: training texts by the teacher; held-out texts are the world's
+    /// references (empty without a truth).
     pub pairs: ReferencePairs,
     /// The template composer (learned from the references, or derived from the data).
     pub template: TemplateComposer,
     /// Who wrote the texts.
     pub name: String,
+    /// Whether the held-out references are in the composers' schema (text metrics).
+    pub scored: bool,
 }
 
-/// With a planted truth: the world's reference texts (they reach the composer library as
-/// a plain function), and the template composer learned from them. Without one: the
-/// template composer derived from the data alone ([`TemplateComposer::from_data`], its
-/// tipping thresholds from the training histories), whose texts the pairs hold.
+/// The teacher `config.teacher` names. The world's reference texts (they reach the
+/// composer library as a plain function) teach the composers when the data has a truth
+/// and the teacher is `Auto`; the template composer is then learned from them. Otherwise
+/// the template composer is derived from the data alone ([`TemplateComposer::from_data`],
+/// its tipping thresholds from the training histories), and it, or the MLLM, writes the
+/// texts of the same leak-free training pairs.
 pub(crate) fn teacher(
     config: &PipelineConfig,
     dataset: &Dataset,
@@ -55,7 +89,7 @@ pub(crate) fn teacher(
     split: &Split,
 ) -> Result<Teacher, PipelineError> {
     let err = stage_err::<mspa_composer::ComposerError>;
-    if let Some(truth) = truth {
+    if let (Some(truth), ComposerTeacher::Auto) = (truth, &config.teacher) {
         let schema = world_schema();
         let pairs = reference_pairs(dataset, &truth.references(), split, &config.pairs)
             .map_err(err("compose"))?;
@@ -67,6 +101,7 @@ pub(crate) fn teacher(
             pairs,
             template,
             name: "the world's reference texts".into(),
+            scored: true,
         });
     }
     let histories = training_histories(dataset, split);
@@ -77,29 +112,81 @@ pub(crate) fn teacher(
         TemplateConfig::default(),
     )
     .map_err(err("compose"))?;
+    // The pairs' users and times; the held-out texts are the world's when it has any.
+    let no_text = |_: &str, _: i64| Ok(String::new());
+    let references = truth.map(Truth::references);
+    let texts: &dyn Fn(&str, i64) -> Result<String, String> = match &references {
+        Some(r) => r,
+        None => &no_text,
+    };
+    let mut pairs =
+        reference_pairs(dataset, texts, split, &config.pairs).map_err(err("compose"))?;
+    let (name, max_pairs) = match &config.teacher {
+        #[cfg(feature = "llm-http")]
+        ComposerTeacher::Mllm {
+            config: llm,
+            max_pairs,
+        } => (
+            format!("MLLM `{}` at {}", llm.model, llm.base_url),
+            Some(*max_pairs),
+        ),
+        _ => ("template composer derived from the data".to_string(), None),
+    };
+    if let Some(n) = max_pairs {
+        keep_sample(&mut pairs.train, n, config.pairs.seed);
+    }
+    let teacher: Box<dyn Composer> = match &config.teacher {
+        #[cfg(feature = "llm-http")]
+        ComposerTeacher::Mllm { config: llm, .. } => Box::new(
+            mspa_composer::llm_http::LlmHttpComposer::new(llm.clone(), template.schema().clone())
+                .map_err(err("compose"))?,
+        ),
+        _ => Box::new(template.clone()),
+    };
     let bare = ComposeContext {
         dataset,
         features: None,
         text_encoder: None,
     };
-    let text = |user: &str, at_ms: i64| -> Result<String, String> {
-        let u = dataset
-            .user_by_external(&ExternalId::parse(user))
-            .ok_or_else(|| format!("unknown user {user}"))?;
-        let tips = dataset.user_events(u);
-        let tips = &tips[..tips.partition_point(|t| t.timestamp_ms < at_ms)];
-        template
-            .compose(&bare, HistoryQuery { tips, at_ms })
-            .map(|p| p.text)
-            .map_err(|e| e.to_string())
-    };
-    let pairs = reference_pairs(dataset, &text, split, &config.pairs).map_err(err("compose"))?;
+    let queries: Vec<HistoryQuery<'_>> = pairs.train.iter().map(|p| p.query(dataset)).collect();
+    let written = teacher
+        .compose_batch(&bare, &queries)
+        .map_err(err("compose"))?;
+    for (pair, p) in pairs.train.iter_mut().zip(written) {
+        pair.reference = p.text;
+    }
     Ok(Teacher {
         schema: template.schema().clone(),
         pairs,
         template,
-        name: "template composer derived from the data".into(),
+        name,
+        scored: false,
     })
+}
+
+/// Keeps a seeded sample of at most `n` of `pairs`, in their order.
+fn keep_sample(pairs: &mut Vec<TrainingPair>, n: usize, seed: u64) {
+    if pairs.len() <= n {
+        return;
+    }
+    let mut keys: Vec<(u64, usize)> = (0..pairs.len())
+        .map(|i| {
+            (
+                mspa_core::rng::mix64(seed ^ mspa_core::rng::mix64(i as u64)),
+                i,
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    let mut keep = vec![false; pairs.len()];
+    for &(_, i) in &keys[..n] {
+        keep[i] = true;
+    }
+    let mut i = 0;
+    pairs.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// Each user's training tips (a prefix of their history) with the time just after the
@@ -141,6 +228,7 @@ pub fn fit_composers(
         pairs,
         template,
         name: teacher,
+        scored,
     } = teacher(config, ctx.dataset, truth, split)?;
     note(
         "compose",
@@ -172,6 +260,7 @@ pub fn fit_composers(
     Ok(ComposerStage {
         schema,
         teacher,
+        scored,
         pairs,
         learned,
         template,

@@ -43,7 +43,7 @@ mod serve;
 mod write;
 
 pub use baselines::BaselineSettings;
-pub use compose::{ComposerStage, fit_composers};
+pub use compose::{ComposerStage, ComposerTeacher, fit_composers};
 pub use data::{DataSource, KUAILIVE_TITLE_EMBEDDINGS};
 pub use serve::TrainedModels;
 pub use write::write_report;
@@ -90,6 +90,8 @@ pub struct PipelineConfig {
     pub extractor: ExtractorConfig,
     /// The learned composer.
     pub composer: LearnedComposerConfig,
+    /// Who writes the texts the composers learn from.
+    pub teacher: ComposerTeacher,
     /// Held-out protocol of the composers.
     pub pairs: PairConfig,
     /// MSPA (the ablations derive from it).
@@ -114,6 +116,7 @@ impl Default for PipelineConfig {
             minilm: None,
             extractor: ExtractorConfig::default(),
             composer: LearnedComposerConfig::default(),
+            teacher: ComposerTeacher::default(),
             pairs: PairConfig::default(),
             mspa: MspaSettings::default(),
             baselines: BaselineSettings::default(),
@@ -229,8 +232,9 @@ pub fn run(
         text_encoder: None,
         ..ctx
     };
-    // Text metrics need reference texts: only a planted truth has them.
-    let scored: &[&dyn Composer] = if truth.is_some() {
+    // Text metrics need reference texts in the composers' schema: the world's, when they
+    // taught the composers.
+    let scored: &[&dyn Composer] = if stage.scored {
         &[learned, template, nearest]
     } else {
         &[]
