@@ -1,9 +1,12 @@
 //! One fitting shape for every recommender: a validated configuration fits on
 //! [`TrainingData`] and a [`Recommender`] comes out.
 //!
-//! A downstream crate adds a model by implementing two traits: [`FitRecommender`] on its
-//! settings and [`Recommender`] on the fitted model. Everything that ranks and evaluates
-//! (the report, [`crate::recommender::evaluate`]) then takes it like the built-in ones.
+//! Every built-in model fits this way: the settings of each baseline (in
+//! [`crate::baselines`], next to its model) and [`crate::mspa::MspaSettings`] implement
+//! [`FitRecommender`]. A downstream crate adds a model by implementing two traits:
+//! [`FitRecommender`] on its settings and [`Recommender`] on the fitted model. Everything
+//! that ranks and evaluates (the report, [`crate::recommender::evaluate`]) then takes it
+//! like the built-in ones.
 //!
 //! ```
 //! use burn::tensor::Device;
@@ -61,12 +64,8 @@ use burn::tensor::Device;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::AuthorFeatures;
 
-use crate::baselines::{
-    BprMf, BprMfConfig, Concat, ConcatConfig, Freedom, FreedomConfig, LightGcn, LightGcnConfig,
-    RepeatPop, RepeatPopConfig, SasRec, SasRecConfig, Vbpr, VbprConfig,
-};
 use crate::error::{AlignError, Result};
-use crate::mspa::{MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
+use crate::mspa::TextPreferences;
 use crate::recommender::Recommender;
 use crate::train::EpochReport;
 
@@ -127,73 +126,26 @@ pub trait FitRecommender {
 
     /// Validates the settings and fits the model.
     fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Self::Model>;
-}
 
-/// Implements [`FitRecommender`] for a trained baseline's config through its model's
-/// `fit`; `features "Name"` for models that read author features (an error names the
-/// model when `data` has none).
-macro_rules! fit_through {
-    ($config:ty => $model:ty $(, features $name:literal)?) => {
-        impl FitRecommender for $config {
-            type Model = $model;
-            fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<$model> {
-                let (dataset, split) = (data.dataset, data.split);
-                let fitted = <$model>::fit(
-                    dataset,
-                    split,
-                    $(data.require_features($name)?,)?
-                    self,
-                    device,
-                    progress,
-                )?;
-                Ok(fitted.0)
-            }
-        }
-    };
-}
-
-fit_through!(BprMfConfig => BprMf);
-fit_through!(LightGcnConfig => LightGcn);
-fit_through!(SasRecConfig => SasRec);
-fit_through!(VbprConfig => Vbpr, features "VBPR");
-fit_through!(ConcatConfig => Concat, features "Concat");
-fit_through!(FreedomConfig => Freedom, features "FREEDOM");
-
-impl FitRecommender for RepeatPopConfig {
-    type Model = RepeatPop;
-    fn fit(&self, data: &TrainingData, _: &Device, _: Progress) -> Result<RepeatPop> {
-        RepeatPop::fit(data.dataset, data.split, self)
-    }
-}
-
-impl FitRecommender for MspaSettings {
-    type Model = MspaRecommender;
-    /// Without texts in `data`, MSPA runs on history and content alone.
-    fn fit(
+    /// [`FitRecommender::fit`] that also returns every epoch's report (the curve, empty
+    /// for models without epochs), collected from the progress callback. A run resumed
+    /// from a checkpoint reports only the epochs it runs
+    /// ([`crate::train::checkpoint_reports`] reads the earlier ones).
+    fn fit_with_curve(
         &self,
         data: &TrainingData,
         device: &Device,
-        progress: Progress,
-    ) -> Result<MspaRecommender> {
-        let features = data.require_features("MSPA")?;
-        let empty = TextPreferences::default();
-        let texts = data.texts.unwrap_or(&empty);
-        Ok(fit_mspa(
-            self,
-            data.dataset,
-            data.split,
-            features,
-            texts,
-            device,
-            progress,
-        )?
-        .0)
+    ) -> Result<(Self::Model, Vec<EpochReport>)> {
+        let mut curve = Vec::new();
+        let model = self.fit(data, device, &mut |r| curve.push(r.clone()))?;
+        Ok((model, curve))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baselines::{BprMfConfig, LightGcnConfig, RepeatPopConfig, VbprConfig};
     use mspa_core::{Author, DatasetBuilder, ExternalId};
 
     fn tiny() -> (Dataset, Split) {
@@ -223,10 +175,15 @@ mod tests {
         let model = config.fit(&data, &device, &mut |_| epochs += 1).unwrap();
         assert_eq!(model.name(), "BPR-MF");
         assert_eq!(epochs, 1);
-        let rule = RepeatPopConfig::default()
-            .fit(&data, &device, &mut |_| {})
+        // The curve is what progress saw: one report per epoch, none for a rule.
+        let (_, curve) = config.fit_with_curve(&data, &device).unwrap();
+        assert_eq!(curve.len(), 1);
+        assert_eq!(curve[0].epoch, 0);
+        let (rule, curve) = RepeatPopConfig::default()
+            .fit_with_curve(&data, &device)
             .unwrap();
         assert_eq!(rule.name(), "RepeatPop");
+        assert!(curve.is_empty());
         // Content models say what they miss.
         let err = VbprConfig::default()
             .fit(&data, &device, &mut |_| {})
@@ -234,8 +191,10 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("VBPR"), "{err}");
         // Invalid settings are config errors.
-        let mut bad = LightGcnConfig::default();
-        bad.dim = 0;
+        let bad = LightGcnConfig {
+            dim: 0,
+            ..Default::default()
+        };
         assert!(matches!(
             bad.fit(&data, &device, &mut |_| {}),
             Err(AlignError::Config { .. })

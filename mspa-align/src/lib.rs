@@ -46,7 +46,8 @@
 //!   multimodal concatenation model, SASRec with repeat terms, the oracle.
 //! * [`model`]: MSPA itself (preference-conditioned cross-modal attention with T
 //!   self-correction steps) and the inputs it reads; [`mspa`]: fitting it
-//!   ([`mspa::fit_mspa`]) and the [`mspa::MspaRecommender`] with explanations.
+//!   ([`fit::FitRecommender`] on [`mspa::MspaSettings`]) and the
+//!   [`mspa::MspaRecommender`] with explanations.
 
 #![warn(missing_docs)]
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mspa_core::{Dataset, Split, UserId};
+use mspa_core::UserId;
 use mspa_metrics::Protocol;
 use mspa_modal::features::AuthorFeatures;
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,10 @@ use crate::data::{
     Example, NegativeBatch, Negatives, tensor_values, train_author_counts, training_examples,
 };
 use crate::error::{AlignError, Result};
+use crate::fit::{FitRecommender, Progress, TrainingData};
 use crate::model::{AuthorTable, Mspa, MspaConfig, MspaInput, TipBatch, mspa_loss, pair_features};
 use crate::recommender::{Query, Recommender, evaluate};
-use crate::train::{EpochReport, TrainConfig, fit_with};
+use crate::train::{TrainConfig, fit_with};
 
 /// Everything that defines an MSPA run besides the data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -282,57 +283,59 @@ impl Recommender for MspaRecommender {
     }
 }
 
-/// Trains MSPA on the training events of `split`, early-stopping on validation NDCG@10
-/// (repeats allowed), and returns the recommender (reading `texts`) and the curve.
-#[allow(clippy::too_many_arguments)]
-pub fn fit_mspa(
-    settings: &MspaSettings,
-    dataset: &Dataset,
-    split: &Split,
-    features: &[AuthorFeatures],
-    texts: &TextPreferences,
-    device: &Device,
-    progress: impl FnMut(&EpochReport),
-) -> Result<(MspaRecommender, Vec<EpochReport>)> {
-    let n = dataset.n_authors();
-    if features.len() != n {
-        return Err(AlignError::Config {
-            field: "features".into(),
-            message: format!("{} feature rows for {n} authors", features.len()),
-        });
-    }
-    let dims = features.first().map(|f| f.dims()).unwrap_or([0; 3]);
-    let counts = train_author_counts(dataset, split);
-    let table = AuthorTable::build(features, &counts, device)?;
-    let use_text = settings.use_text && texts.dim > 0;
-    let config = MspaConfig::new(dims, if use_text { texts.dim } else { 0 }, n)
-        .with_d_model(settings.d_model)
-        .with_correction_steps(settings.correction_steps)
-        .with_use_text(use_text)
-        .with_modalities(settings.modalities)
-        .with_id_embedding(settings.id_embedding)
-        .with_dropout(settings.dropout);
-    device.seed(settings.train.seed);
-    let model = config.init(device)?;
-    let examples = training_examples(dataset, split, None);
-    if examples.is_empty() {
-        return Err(AlignError::Data {
-            message: "no training examples (every user has a single tip?)".into(),
-        });
-    }
+impl FitRecommender for MspaSettings {
+    type Model = MspaRecommender;
 
-    let ad_device = device.clone().autodiff();
-    let ad_table = table.to_device(&ad_device);
-    let template = MspaRecommender {
-        settings: settings.clone(),
-        config,
-        model: model.clone(),
-        authors: table,
-        texts: texts.clone(),
-        device: device.clone(),
-    };
-    let loss =
-        |model: &Mspa, batch: &[&Example], negatives: &NegativeBatch, dev: &Device| -> Tensor<1> {
+    /// Trains MSPA on the training events of `data.split`, early-stopping on validation
+    /// NDCG@10 (repeats allowed); the recommender reads `data.texts` (without them, MSPA
+    /// runs on history and content alone). `data` must have author features.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Self::Model> {
+        let features = data.require_features("MSPA")?;
+        let empty = TextPreferences::default();
+        let texts = data.texts.unwrap_or(&empty);
+        let TrainingData { dataset, split, .. } = *data;
+        let n = dataset.n_authors();
+        if features.len() != n {
+            return Err(AlignError::Config {
+                field: "features".into(),
+                message: format!("{} feature rows for {n} authors", features.len()),
+            });
+        }
+        let dims = features.first().map(|f| f.dims()).unwrap_or([0; 3]);
+        let counts = train_author_counts(dataset, split);
+        let table = AuthorTable::build(features, &counts, device)?;
+        let use_text = self.use_text && texts.dim > 0;
+        let config = MspaConfig::new(dims, if use_text { texts.dim } else { 0 }, n)
+            .with_d_model(self.d_model)
+            .with_correction_steps(self.correction_steps)
+            .with_use_text(use_text)
+            .with_modalities(self.modalities)
+            .with_id_embedding(self.id_embedding)
+            .with_dropout(self.dropout);
+        device.seed(self.train.seed);
+        let model = config.init(device)?;
+        let examples = training_examples(dataset, split, None);
+        if examples.is_empty() {
+            return Err(AlignError::Data {
+                message: "no training examples (every user has a single tip?)".into(),
+            });
+        }
+
+        let ad_device = device.clone().autodiff();
+        let ad_table = table.to_device(&ad_device);
+        let template = MspaRecommender {
+            settings: self.clone(),
+            config,
+            model: model.clone(),
+            authors: table,
+            texts: texts.clone(),
+            device: device.clone(),
+        };
+        let loss = |model: &Mspa,
+                    batch: &[&Example],
+                    negatives: &NegativeBatch,
+                    dev: &Device|
+         -> Tensor<1> {
             // Candidates: the batch's positives and its sampled negatives, each once.
             let mut candidates: Vec<usize> = Vec::new();
             let mut position: HashMap<usize, usize> = HashMap::new();
@@ -362,7 +365,7 @@ pub fn fit_mspa(
             let ids: Vec<i64> = candidates.iter().map(|&a| a as i64).collect();
             let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [candidates.len()]), dev);
             let input = MspaInput {
-                tips: TipBatch::build(&pairs, settings.max_history, dev),
+                tips: TipBatch::build(&pairs, self.max_history, dev),
                 text: if use_text {
                     texts.tensor(&users, dev)
                 } else {
@@ -375,37 +378,38 @@ pub fn fit_mspa(
             let out = model.forward(&input);
             let positives =
                 Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
-            mspa_loss(&out, positives, settings.align_weight)
+            mspa_loss(&out, positives, self.align_weight)
         };
-    let validate = |model: &Mspa| -> Result<f64> {
-        let rec = MspaRecommender {
-            model: model.clone(),
-            ..template.shallow_clone()
+        let validate = |model: &Mspa| -> Result<f64> {
+            let rec = MspaRecommender {
+                model: model.clone(),
+                ..template.shallow_clone()
+            };
+            let report = evaluate(
+                &rec,
+                dataset,
+                &split.valid,
+                Protocol::RepeatsAllowed,
+                &[10],
+                256,
+            )?;
+            Ok(report.all.ndcg(10).unwrap_or(0.0))
         };
-        let report = evaluate(
-            &rec,
-            dataset,
-            &split.valid,
-            Protocol::RepeatsAllowed,
-            &[10],
-            256,
+        // Uniform negatives over every author, the user's own earlier authors included: the
+        // model must learn when a repeat is (not) likely.
+        let negatives = Negatives::uniform(n);
+        let (model, _) = fit_with(
+            model,
+            &self.train,
+            device,
+            &examples,
+            &negatives,
+            loss,
+            validate,
+            progress,
         )?;
-        Ok(report.all.ndcg(10).unwrap_or(0.0))
-    };
-    // Uniform negatives over every author, the user's own earlier authors included: the
-    // model must learn when a repeat is (not) likely.
-    let negatives = Negatives::uniform(n);
-    let (model, curve) = fit_with(
-        model,
-        &settings.train,
-        device,
-        &examples,
-        &negatives,
-        loss,
-        validate,
-        progress,
-    )?;
-    Ok((MspaRecommender { model, ..template }, curve))
+        Ok(MspaRecommender { model, ..template })
+    }
 }
 
 impl MspaRecommender {

@@ -7,10 +7,11 @@ mod common;
 use burn::tensor::{Device, Tensor, TensorData};
 use mspa_align::AlignError;
 use mspa_align::baselines::{
-    EdgeGraph, Freedom, FreedomConfig, LightGcn, LightGcnConfig, UserAuthorGraph, author_knn_graph,
+    EdgeGraph, FreedomConfig, LightGcnConfig, UserAuthorGraph, author_knn_graph,
     modality_knn_graph, prune_edges,
 };
 use mspa_align::data::SplitMix64;
+use mspa_align::fit::{FitRecommender, TrainingData};
 use mspa_align::recommender::{Query, RandomRecommender, Recommender, evaluate};
 use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
@@ -294,13 +295,14 @@ fn graph_baselines_train_and_beat_random() {
     let device = Device::flex();
     let random = ndcg10(&RandomRecommender::new(ds.n_authors(), 5), ds, split);
 
+    let data = TrainingData::new(ds, split).with_features(&w.feats);
     let lg_config = LightGcnConfig {
         dim: 32,
         train: train(12),
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let (lg, lg_reports) = LightGcn::fit(ds, split, &lg_config, &device, |_| {}).unwrap();
+    let (lg, lg_reports) = lg_config.fit_with_curve(&data, &device).unwrap();
     let lg_secs = started.elapsed().as_secs_f64();
     let fr_config = FreedomConfig {
         dim: 32,
@@ -309,7 +311,7 @@ fn graph_baselines_train_and_beat_random() {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let (fr, fr_reports) = Freedom::fit(ds, split, &w.feats, &fr_config, &device, |_| {}).unwrap();
+    let (fr, fr_reports) = fr_config.fit_with_curve(&data, &device).unwrap();
     let fr_secs = started.elapsed().as_secs_f64();
     assert_eq!(lg.name(), "LightGCN");
     assert_eq!(fr.name(), "FREEDOM");
@@ -351,12 +353,8 @@ fn graph_baselines_train_and_beat_random() {
         train: train(2),
         ..Default::default()
     };
-    let a = LightGcn::fit(ds, split, &short_lg, &device, |_| {})
-        .unwrap()
-        .0;
-    let b = LightGcn::fit(ds, split, &short_lg, &device, |_| {})
-        .unwrap()
-        .0;
+    let a = short_lg.fit(&data, &device, &mut |_| {}).unwrap();
+    let b = short_lg.fit(&data, &device, &mut |_| {}).unwrap();
     assert_eq!(all_scores(&a, ds), all_scores(&b, ds));
     let short_fr = FreedomConfig {
         dim: 16,
@@ -364,12 +362,8 @@ fn graph_baselines_train_and_beat_random() {
         train: train(2),
         ..Default::default()
     };
-    let a = Freedom::fit(ds, split, &w.feats, &short_fr, &device, |_| {})
-        .unwrap()
-        .0;
-    let b = Freedom::fit(ds, split, &w.feats, &short_fr, &device, |_| {})
-        .unwrap()
-        .0;
+    let a = short_fr.fit(&data, &device, &mut |_| {}).unwrap();
+    let b = short_fr.fit(&data, &device, &mut |_| {}).unwrap();
     assert_eq!(all_scores(&a, ds), all_scores(&b, ds));
     // Another seed, other scores.
     let other = FreedomConfig {
@@ -379,13 +373,12 @@ fn graph_baselines_train_and_beat_random() {
         },
         ..short_fr.clone()
     };
-    let c = Freedom::fit(ds, split, &w.feats, &other, &device, |_| {})
-        .unwrap()
-        .0;
+    let c = other.fit(&data, &device, &mut |_| {}).unwrap();
     assert_ne!(all_scores(&a, ds), all_scores(&c, ds));
 
     // A feature table of the wrong size is refused.
-    assert!(Freedom::fit(ds, split, &w.feats[1..], &short_fr, &device, |_| {}).is_err());
+    let fewer = TrainingData::new(ds, split).with_features(&w.feats[1..]);
+    assert!(short_fr.fit(&fewer, &device, &mut |_| {}).is_err());
 }
 
 fn field_of(err: AlignError) -> String {
@@ -400,11 +393,11 @@ fn config_errors_name_the_field() {
     let w = tiny_world();
     let (ds, split) = (&w.ds, &w.split);
     let device = Device::flex();
+    let data = TrainingData::new(ds, split).with_features(&w.feats);
     let lg = |c: LightGcnConfig| {
         field_of(
-            LightGcn::fit(ds, split, &c, &device, |_| {})
-                .err()
-                .expect("config must be refused"),
+            c.fit(&data, &device, &mut |_| {})
+                .expect_err("config must be refused"),
         )
     };
     let d = LightGcnConfig::default();
@@ -450,9 +443,8 @@ fn config_errors_name_the_field() {
 
     let fr = |c: FreedomConfig| {
         field_of(
-            Freedom::fit(ds, split, &w.feats, &c, &device, |_| {})
-                .err()
-                .expect("config must be refused"),
+            c.fit(&data, &device, &mut |_| {})
+                .expect_err("config must be refused"),
         )
     };
     let f = FreedomConfig::default();
@@ -527,16 +519,14 @@ fn config_errors_name_the_field() {
             x
         })
         .collect();
-    let err = Freedom::fit(
-        ds,
-        split,
-        &feats,
-        &FreedomConfig {
-            modality_weights: no_audio,
-            ..f.clone()
-        },
+    let err = FreedomConfig {
+        modality_weights: no_audio,
+        ..f.clone()
+    }
+    .fit(
+        &TrainingData::new(ds, split).with_features(&feats),
         &device,
-        |_| {},
+        &mut |_| {},
     )
     .err()
     .unwrap();

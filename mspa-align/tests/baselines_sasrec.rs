@@ -4,7 +4,8 @@
 
 use burn::tensor::Device;
 use mspa_align::AlignError;
-use mspa_align::baselines::{SasRec, SasRecConfig};
+use mspa_align::baselines::SasRecConfig;
+use mspa_align::fit::{FitRecommender, TrainingData};
 use mspa_align::recommender::{Query, RandomRecommender, Recommender, evaluate};
 use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, generate};
@@ -100,8 +101,13 @@ fn baselines_sasrec_beats_random_on_tiny_world() {
     assert!(split.test.len() > 100, "{}", split.test.len());
     let device = Device::flex();
     let started = std::time::Instant::now();
-    let (model, reports) =
-        SasRec::fit(&ds, &split, &small(8, 3), &device, |r| eprintln!("{r:?}")).unwrap();
+    let mut reports = Vec::new();
+    let model = small(8, 3)
+        .fit(&TrainingData::new(&ds, &split), &device, &mut |r| {
+            eprintln!("{r:?}");
+            reports.push(r.clone());
+        })
+        .unwrap();
     eprintln!(
         "trained {} epochs in {:.1} s",
         reports.len(),
@@ -151,7 +157,8 @@ fn baselines_sasrec_beats_random_on_tiny_world() {
 fn baselines_sasrec_learns_the_repeat_signal() {
     let (ds, split) = repeat_toy();
     let device = Device::flex();
-    let (model, _) = SasRec::fit(&ds, &split, &small(15, 1), &device, |_| {}).unwrap();
+    let data = TrainingData::new(&ds, &split);
+    let model = small(15, 1).fit(&data, &device, &mut |_| {}).unwrap();
     let n = ds.n_authors();
     let scores = scores_of(&model, &ds, &split);
     let mut first = 0;
@@ -178,7 +185,8 @@ fn baselines_sasrec_learns_the_repeat_signal() {
 fn baselines_sasrec_config_errors_name_the_field() {
     let (ds, split) = repeat_toy();
     let device = Device::flex();
-    let field_of = |config: SasRecConfig| match SasRec::fit(&ds, &split, &config, &device, |_| {}) {
+    let data = TrainingData::new(&ds, &split);
+    let field_of = |config: SasRecConfig| match config.fit(&data, &device, &mut |_| {}) {
         Err(AlignError::Config { field, .. }) => field,
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("config was accepted"),
@@ -258,7 +266,8 @@ fn baselines_sasrec_same_seed_same_scores() {
     let (ds, split) = repeat_toy();
     let device = Device::flex();
     let run = |seed: u64| {
-        let (model, reports) = SasRec::fit(&ds, &split, &small(3, seed), &device, |_| {}).unwrap();
+        let data = TrainingData::new(&ds, &split);
+        let (model, reports) = small(3, seed).fit_with_curve(&data, &device).unwrap();
         (scores_of(&model, &ds, &split), reports)
     };
     let (a, ra) = run(4);

@@ -4,9 +4,8 @@
 mod common;
 
 use burn::tensor::Device;
-use mspa_align::baselines::{
-    BprMf, BprMfConfig, Concat, ConcatConfig, MostPop, Oracle, OracleMode, Vbpr, VbprConfig,
-};
+use mspa_align::baselines::{BprMfConfig, ConcatConfig, MostPop, Oracle, OracleMode, VbprConfig};
+use mspa_align::fit::{FitRecommender, TrainingData};
 use mspa_align::recommender::{Query, RandomRecommender, Recommender, evaluate};
 use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
@@ -57,45 +56,29 @@ fn baselines_world_ranking() {
         seed: 1,
         ..TrainConfig::default()
     };
-    let (bpr, bpr_reports) = BprMf::fit(
-        &ds,
-        &split,
-        &BprMfConfig {
-            dim: 16,
-            train: train(25, 0.02, 8),
-            ..Default::default()
-        },
-        &device,
-        |_| {},
-    )
+    let data = TrainingData::new(&ds, &split).with_features(&feats);
+    let (bpr, bpr_reports) = BprMfConfig {
+        dim: 16,
+        train: train(25, 0.02, 8),
+        ..Default::default()
+    }
+    .fit_with_curve(&data, &device)
     .unwrap();
-    let (vbpr, _) = Vbpr::fit(
-        &ds,
-        &split,
-        &feats,
-        &VbprConfig {
-            dim: 8,
-            visual_dim: 8,
-            train: train(25, 0.02, 8),
-            ..Default::default()
-        },
-        &device,
-        |_| {},
-    )
+    let vbpr = VbprConfig {
+        dim: 8,
+        visual_dim: 8,
+        train: train(25, 0.02, 8),
+        ..Default::default()
+    }
+    .fit(&data, &device, &mut |_| {})
     .unwrap();
-    let (concat, concat_reports) = Concat::fit(
-        &ds,
-        &split,
-        &feats,
-        &ConcatConfig {
-            hidden: 32,
-            dim: 16,
-            train: train(20, 3e-3, 16),
-            ..Default::default()
-        },
-        &device,
-        |_| {},
-    )
+    let (concat, concat_reports) = ConcatConfig {
+        hidden: 32,
+        dim: 16,
+        train: train(20, 3e-3, 16),
+        ..Default::default()
+    }
+    .fit_with_curve(&data, &device)
     .unwrap();
     let oracle = Oracle::load(dir.path(), &ds).unwrap();
 
@@ -155,14 +138,8 @@ fn baselines_world_ranking() {
     );
 
     // Feature tables of the wrong size are refused.
-    let err = Vbpr::fit(
-        &ds,
-        &split,
-        &feats[1..],
-        &VbprConfig::default(),
-        &device,
-        |_| {},
-    );
+    let fewer = TrainingData::new(&ds, &split).with_features(&feats[1..]);
+    let err = VbprConfig::default().fit(&fewer, &device, &mut |_| {});
     assert!(err.is_err());
 }
 

@@ -6,7 +6,8 @@ mod common;
 use burn::tensor::Device;
 use mspa_align::baselines::MostPop;
 use mspa_align::data::{SplitMix64, train_author_counts};
-use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::fit::{FitRecommender, TrainingData};
+use mspa_align::mspa::{ComposedText, MspaRecommender, MspaSettings, TextPreferences};
 use mspa_align::recommender::{Query, RandomRecommender, Recommender, evaluate};
 use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
@@ -90,18 +91,12 @@ fn mspa_trains_beats_baselines_and_round_trips() {
     let w = world();
     let device = Device::flex();
     let prefs = texts(&w.ds, 8);
-    let mut curve = Vec::new();
-    let (rec, reports) = fit_mspa(
-        &settings("MSPA", 6),
-        &w.ds,
-        &w.split,
-        &w.feats,
-        &prefs,
-        &device,
-        |r| curve.push(r.train_loss),
-    )
-    .unwrap();
-    assert_eq!(reports.len(), curve.len());
+    let data = TrainingData::new(&w.ds, &w.split)
+        .with_features(&w.feats)
+        .with_texts(&prefs);
+    let (rec, reports) = settings("MSPA", 6).fit_with_curve(&data, &device).unwrap();
+    assert!(reports.iter().enumerate().all(|(i, r)| r.epoch == i));
+    let curve: Vec<f64> = reports.iter().map(|r| r.train_loss).collect();
     assert!(curve.iter().all(|l| l.is_finite()));
     assert!(
         curve.last().unwrap() < curve.first().unwrap(),
@@ -170,6 +165,9 @@ fn mspa_handles_cold_users_and_ablations() {
     let w = world();
     let device = Device::flex();
     let prefs = texts(&w.ds, 8);
+    let data = TrainingData::new(&w.ds, &w.split)
+        .with_features(&w.feats)
+        .with_texts(&prefs);
     for (name, t, use_text, modalities) in [
         ("MSPA (T=0)", 0, true, [true; 3]),
         ("MSPA (no text)", 2, false, [true; 3]),
@@ -181,7 +179,7 @@ fn mspa_handles_cold_users_and_ablations() {
             modalities,
             ..settings(name, 1)
         };
-        let (rec, _) = fit_mspa(&s, &w.ds, &w.split, &w.feats, &prefs, &device, |_| {}).unwrap();
+        let rec = s.fit(&data, &device, &mut |_| {}).unwrap();
         assert_eq!(rec.name(), name);
         assert_eq!(rec.model().correction_steps(), t);
         assert_eq!(rec.model().uses_text(), use_text);
@@ -235,17 +233,13 @@ fn mspa_handles_cold_users_and_ablations() {
         modalities: [false; 3],
         ..settings("none", 1)
     };
-    assert!(fit_mspa(&s, &w.ds, &w.split, &w.feats, &prefs, &device, |_| {}).is_err());
+    assert!(s.fit(&data, &device, &mut |_| {}).is_err());
+    let short = TrainingData::new(&w.ds, &w.split)
+        .with_features(&w.feats[..3])
+        .with_texts(&prefs);
     assert!(
-        fit_mspa(
-            &settings("short", 1),
-            &w.ds,
-            &w.split,
-            &w.feats[..3],
-            &prefs,
-            &device,
-            |_| {}
-        )
-        .is_err()
+        settings("short", 1)
+            .fit(&short, &device, &mut |_| {})
+            .is_err()
     );
 }

@@ -4,9 +4,10 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use mspa_align::baselines::{
-    BprMf, BprMfConfig, Concat, ConcatConfig, Freedom, FreedomConfig, LightGcn, LightGcnConfig,
-    MostPop, Oracle, RepeatPop, RepeatPopConfig, SasRec, SasRecConfig, Vbpr, VbprConfig,
+    BprMfConfig, ConcatConfig, FreedomConfig, LightGcnConfig, MostPop, Oracle, RepeatPop,
+    RepeatPopConfig, SasRecConfig, VbprConfig,
 };
+use mspa_align::fit::{FitRecommender, TrainingData};
 use mspa_align::recommender::Recommender;
 use mspa_align::train::{EpochReport, TrainConfig};
 use mspa_core::synth::Truth;
@@ -80,16 +81,37 @@ fn timed_rule<R: Recommender + 'static>(
 /// A baseline's progress sink, callable from any thread: `(name, epochs, report)`.
 pub(crate) type BaselineProgress<'a> = &'a (dyn Fn(&str, usize, &EpochReport) + Sync);
 
-/// [`timed`] for a trained baseline: `fit` gets the epoch callback, which reports to
-/// `progress` under `name` with the trainer's epoch count.
-fn timed_trained<R: Recommender + 'static>(
-    name: &str,
-    train: &TrainConfig,
-    progress: BaselineProgress<'_>,
-    fit: impl FnOnce(&mut dyn FnMut(&EpochReport)) -> mspa_align::Result<(R, Vec<EpochReport>)>,
-) -> mspa_align::Result<FittedBaseline> {
-    let epochs = train.epochs;
-    timed(|| fit(&mut |r| progress(name, epochs, r)))
+/// What the trained baselines fit on, and where they report their epochs.
+struct Trainer<'a> {
+    data: TrainingData<'a>,
+    device: &'a Device,
+    progress: BaselineProgress<'a>,
+}
+
+impl Trainer<'_> {
+    /// [`timed`] for a trained baseline: fits `config`, keeping the curve from the epoch
+    /// callback, which also reports to `progress` under `name` with the epoch count of
+    /// its trainer `train`.
+    fn fit<C>(
+        &self,
+        name: &str,
+        config: &C,
+        train: &TrainConfig,
+    ) -> mspa_align::Result<FittedBaseline>
+    where
+        C: FitRecommender,
+        C::Model: 'static,
+    {
+        let epochs = train.epochs;
+        let mut curve = Vec::new();
+        timed(|| {
+            let recommender = config.fit(&self.data, self.device, &mut |r| {
+                curve.push(r.clone());
+                (self.progress)(name, epochs, r);
+            })?;
+            Ok((recommender, curve))
+        })
+    }
 }
 
 /// One baseline to fit.
@@ -107,40 +129,23 @@ pub(crate) fn fit_baselines(
     device: &Device,
     progress: BaselineProgress<'_>,
 ) -> mspa_align::Result<Vec<FittedBaseline>> {
+    let trainer = Trainer {
+        data: TrainingData::new(dataset, split).with_features(features),
+        device,
+        progress,
+    };
     let mut jobs: Vec<Job<'_>> = vec![
         Box::new(|| timed_rule(|| Ok(MostPop::fit(dataset, split)))),
         Box::new(|| timed_rule(|| RepeatPop::fit(dataset, split, &settings.repeatpop))),
-        Box::new(|| {
-            timed_trained("BPR-MF", &settings.bprmf.train, progress, |r| {
-                BprMf::fit(dataset, split, &settings.bprmf, device, r)
-            })
-        }),
-        Box::new(|| {
-            timed_trained("VBPR", &settings.vbpr.train, progress, |r| {
-                Vbpr::fit(dataset, split, features, &settings.vbpr, device, r)
-            })
-        }),
-        Box::new(|| {
-            timed_trained("Concat", &settings.concat.train, progress, |r| {
-                Concat::fit(dataset, split, features, &settings.concat, device, r)
-            })
-        }),
-        Box::new(|| {
-            timed_trained("SASRec", &settings.sasrec.train, progress, |r| {
-                SasRec::fit(dataset, split, &settings.sasrec, device, r)
-            })
-        }),
-        Box::new(|| {
-            timed_trained("LightGCN", &settings.lightgcn.train, progress, |r| {
-                LightGcn::fit(dataset, split, &settings.lightgcn, device, r)
-            })
-        }),
+        Box::new(|| trainer.fit("BPR-MF", &settings.bprmf, &settings.bprmf.train)),
+        Box::new(|| trainer.fit("VBPR", &settings.vbpr, &settings.vbpr.train)),
+        Box::new(|| trainer.fit("Concat", &settings.concat, &settings.concat.train)),
+        Box::new(|| trainer.fit("SASRec", &settings.sasrec, &settings.sasrec.train)),
+        Box::new(|| trainer.fit("LightGCN", &settings.lightgcn, &settings.lightgcn.train)),
     ];
     if super::data::has_content(features) {
         jobs.push(Box::new(|| {
-            timed_trained("FREEDOM", &settings.freedom.train, progress, |r| {
-                Freedom::fit(dataset, split, features, &settings.freedom, device, r)
-            })
+            trainer.fit("FREEDOM", &settings.freedom, &settings.freedom.train)
         }));
     }
     if let Some(truth) = truth {

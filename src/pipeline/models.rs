@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use mspa_align::mspa::{MspaSettings, TextPreferences, fit_mspa};
+use mspa_align::fit::{FitRecommender, TrainingData};
+use mspa_align::mspa::{MspaSettings, TextPreferences};
 use mspa_align::train::EpochReport;
 use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
@@ -199,20 +200,16 @@ fn train_variant(
     let t = Instant::now();
     let epochs = settings.train.epochs;
     let mut curve = Curve::default();
-    let (rec, _) = fit_mspa(
-        settings,
-        dataset,
-        split,
-        features,
-        texts,
-        device,
-        |r: &EpochReport| {
+    let data = TrainingData::new(dataset, split)
+        .with_features(features)
+        .with_texts(texts);
+    let rec = settings
+        .fit(&data, device, &mut |r: &EpochReport| {
             curve.train_loss.push(r.train_loss);
             curve.valid_ndcg10.push(r.valid_ndcg10);
             note(&stage, r.epoch + 1, epochs, epoch_message(r));
-        },
-    )
-    .map_err(stage_err(&stage))?;
+        })
+        .map_err(stage_err(&stage))?;
     let (row, users) = evaluate_row(&rec, dataset, &split.test, t.elapsed().as_secs_f64())
         .map_err(stage_err("evaluate"))?;
     let (steps, examples) = if main {

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::DataSource;
 
 use burn::tensor::Device;
-use mspa_align::mspa::{ComposedText, MspaRecommender, TextPreferences, fit_mspa};
+use mspa_align::fit::{FitRecommender, TrainingData};
+use mspa_align::mspa::{ComposedText, MspaRecommender, TextPreferences};
 use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, embed_preferences};
 use mspa_composer::learned::LearnedComposer;
 use mspa_core::{Dataset, Split};
@@ -117,16 +118,15 @@ impl TrainedModels {
         log("composing the users' preferences");
         let texts = compose_preferences(&composer, &ctx, &schema, &split)?;
         log("training MSPA");
-        let (mspa, _) = fit_mspa(
-            &config.mspa,
-            dataset,
-            &split,
-            &features,
-            &texts,
-            device,
-            |r| log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r))),
-        )
-        .map_err(stage_err("train MSPA"))?;
+        let data = TrainingData::new(dataset, &split)
+            .with_features(&features)
+            .with_texts(&texts);
+        let mspa = config
+            .mspa
+            .fit(&data, device, &mut |r| {
+                log(&format!("MSPA epoch {}: {}", r.epoch + 1, epoch_message(r)))
+            })
+            .map_err(stage_err("train MSPA"))?;
         if let Some(dir) = checkpoint {
             composer
                 .save(&dir.join("composer"))

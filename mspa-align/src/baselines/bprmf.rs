@@ -9,12 +9,11 @@ use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::{Device, Tensor};
 
-use mspa_core::{Dataset, Split};
-
 use super::{BatchIndex, FactorScorer, FitRun, SeededInit, bpr_loss, tensor_values};
 use crate::data::{Example, NegativeBatch};
 use crate::error::{Result, check};
-use crate::train::{EpochReport, TrainConfig};
+use crate::fit::{FitRecommender, Progress, TrainingData};
+use crate::train::TrainConfig;
 
 /// The trainer defaults of BPR-MF (and of VBPR, BPR-MF plus a visual factor): 30 epochs,
 /// batch 256, learning rate 0.01, weight decay 1e-3, 8 negatives.
@@ -102,35 +101,6 @@ factor_recommender! {
 }
 
 impl BprMf {
-    /// Trains on the training events of `split` (validating on `split.valid`).
-    /// `progress` gets every epoch's report.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        config: &BprMfConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(BprMf, Vec<EpochReport>)> {
-        check::at_least_one("dim", config.dim)?;
-        check::non_negative("init_std", config.init_std)?;
-        let run = FitRun::new(dataset, split, config, device);
-        let known = run.known_users();
-        let model = BprMfModule::new(
-            dataset.n_users(),
-            dataset.n_authors(),
-            config.dim,
-            config.init_std,
-            config.train.seed,
-            device,
-        );
-        run.fit(
-            model,
-            |m: &BprMfModule, batch, negs, dev| m.loss(batch, negs, dev),
-            |m: &BprMfModule| BprMf::from_module(m, known.clone()),
-            progress,
-        )
-    }
-
     /// Copies a (plain) module's parameters; `known[u]` says whether user `u` has a
     /// learned embedding.
     pub fn from_module(m: &BprMfModule, known: Vec<bool>) -> Result<BprMf> {
@@ -148,5 +118,32 @@ impl BprMf {
                 bias,
             },
         })
+    }
+}
+
+impl FitRecommender for BprMfConfig {
+    type Model = BprMf;
+
+    /// Trains on the training events of `data.split` (validating on `split.valid`).
+    /// `progress` gets every epoch's report.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<BprMf> {
+        check::at_least_one("dim", self.dim)?;
+        check::non_negative("init_std", self.init_std)?;
+        let run = FitRun::new(data, self, device);
+        let known = run.known_users();
+        let model = BprMfModule::new(
+            data.dataset.n_users(),
+            data.dataset.n_authors(),
+            self.dim,
+            self.init_std,
+            self.train.seed,
+            device,
+        );
+        run.fit(
+            model,
+            |m: &BprMfModule, batch, negs, dev| m.loss(batch, negs, dev),
+            |m: &BprMfModule| BprMf::from_module(m, known.clone()),
+            progress,
+        )
     }
 }

@@ -15,16 +15,17 @@ use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use mspa_core::{Dataset, Split};
-use mspa_modal::features::{AuthorFeatures, Modality};
+use mspa_core::Dataset;
+use mspa_modal::features::Modality;
 
 use super::{
     CpuLinear, CpuMlp, FeatureMatrix, FitRun, SeededInit, sampled_softmax_loss, tensor_values,
 };
 use crate::data::{Example, NegativeBatch};
 use crate::error::{Result, check};
+use crate::fit::{FitRecommender, Progress, TrainingData};
 use crate::recommender::{Query, Recommender, check_out_len};
-use crate::train::{EpochReport, TrainConfig};
+use crate::train::TrainConfig;
 
 baseline_config! {
     /// Hyper-parameters of [`Concat`].
@@ -142,27 +143,20 @@ impl Concat {
             authors,
         })
     }
+}
 
-    /// Trains on the training events of `split` with the authors' `features` (indexed by
-    /// author id), validating on `split.valid`.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        features: &[AuthorFeatures],
-        config: &ConcatConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(Concat, Vec<EpochReport>)> {
-        check::all_at_least_one("dim", "hidden and dim", &[config.hidden, config.dim])?;
-        let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
-        let run = FitRun::new(dataset, split, config, device);
-        let model = ConcatModule::new(
-            matrix.dim,
-            config.hidden,
-            config.dim,
-            config.train.seed,
-            device,
-        );
+impl FitRecommender for ConcatConfig {
+    type Model = Concat;
+
+    /// Trains on the training events of `data.split` with the authors' features (indexed
+    /// by author id; an error without them), validating on `split.valid`.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Concat> {
+        let features = data.require_features("Concat")?;
+        check::all_at_least_one("dim", "hidden and dim", &[self.hidden, self.dim])?;
+        let dataset = data.dataset;
+        let matrix = FeatureMatrix::build(features, &self.modalities, dataset.n_authors())?;
+        let run = FitRun::new(data, self, device);
+        let model = ConcatModule::new(matrix.dim, self.hidden, self.dim, self.train.seed, device);
         run.fit(
             model,
             |m: &ConcatModule, batch, negs, dev| m.loss(dataset, &matrix, batch, negs, dev),

@@ -48,7 +48,6 @@ use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use mspa_core::{Dataset, Split};
 use mspa_modal::features::{AuthorFeatures, Modality};
 
 use super::lightgcn::{
@@ -57,7 +56,7 @@ use super::lightgcn::{
 use super::{BatchIndex, FactorScorer, FeatureMatrix, FitRun, SeededInit, check_feature_rows};
 use crate::data::{Example, NegativeBatch, SplitMix64};
 use crate::error::{AlignError, Result, check};
-use crate::train::EpochReport;
+use crate::fit::{FitRecommender, Progress, TrainingData};
 
 baseline_config! {
     /// Hyper-parameters of [`Freedom`].
@@ -373,19 +372,16 @@ factor_recommender! {
     pub struct Freedom = "FREEDOM", with_embeddings;
 }
 
-impl Freedom {
-    /// Trains on the training events of `split` with the authors' `features` (indexed by
-    /// author id), validating on `split.valid` every epoch and keeping the best model.
-    /// `progress` gets every epoch's report.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        features: &[AuthorFeatures],
-        config: &FreedomConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(Freedom, Vec<EpochReport>)> {
-        config.validate()?;
+impl FitRecommender for FreedomConfig {
+    type Model = Freedom;
+
+    /// Trains on the training events of `data.split` with the authors' features (indexed
+    /// by author id; an error without them), validating on `split.valid` every epoch and
+    /// keeping the best model. `progress` gets every epoch's report.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Freedom> {
+        let features = data.require_features("FREEDOM")?;
+        self.validate()?;
+        let TrainingData { dataset, split, .. } = *data;
         let n_authors = dataset.n_authors();
         check_feature_rows(features, n_authors)?;
         // The modalities in use: a weight > 0 and at least one author that has them.
@@ -393,7 +389,7 @@ impl Freedom {
             .iter()
             .copied()
             .filter(|&m| {
-                config.modality_weights[m.index()] > 0.0
+                self.modality_weights[m.index()] > 0.0
                     && features.iter().any(|f| f.has(m) && !f.get(m).is_empty())
             })
             .collect();
@@ -411,19 +407,19 @@ impl Freedom {
                 })
             })
             .collect::<Result<_>>()?;
-        let ii = author_knn_graph(features, config.modality_weights, config.knn_k);
+        let ii = author_knn_graph(features, self.modality_weights, self.knn_k);
         let ui_full = UserAuthorGraph::from_split(dataset, split);
         let ui_norm = ui_full.normalized();
-        let run = FitRun::new(dataset, split, config, device);
+        let run = FitRun::new(data, self, device);
         let known = run.known_users();
         let n_features: Vec<usize> = modalities.iter().map(|m| m.matrix.dim).collect();
-        let model = FreedomModule::new(dataset.n_users(), n_authors, &n_features, config, device);
+        let model = FreedomModule::new(dataset.n_users(), n_authors, &n_features, self, device);
         // Per-epoch pruning driven by a call counter (see the module docs).
-        let n_batches = run.examples.len().div_ceil(config.train.batch_size).max(1);
+        let n_batches = run.examples.len().div_ceil(self.train.batch_size).max(1);
         let calls = Cell::new(0usize);
         let current: RefCell<Option<(usize, EdgeGraph)>> = RefCell::new(None);
-        let seed = config.train.seed;
-        let rho = config.edge_dropout;
+        let seed = self.train.seed;
+        let rho = self.edge_dropout;
         let pruned_for = |epoch: usize| -> EdgeGraph {
             let mut rng =
                 SplitMix64::new(seed ^ 0xF2EE_D0F0 ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
@@ -447,17 +443,19 @@ impl Freedom {
                     &ui,
                     &ii.to_tensors(dev),
                     &modalities,
-                    config,
+                    self,
                     batch,
                     negs,
                     dev,
                 )
             },
-            |m: &FreedomModule| Freedom::from_module(m, &ui_norm, &ii, config, known.clone()),
+            |m: &FreedomModule| Freedom::from_module(m, &ui_norm, &ii, self, known.clone()),
             progress,
         )
     }
+}
 
+impl Freedom {
     /// Computes a (plain) module's final representations with the unpruned, normalised
     /// training graph `ui` and the frozen author graph `ii`, and copies them; `known[u]`
     /// says whether user `u` has training tips (the others score with a zero vector).

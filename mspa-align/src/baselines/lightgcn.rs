@@ -35,7 +35,8 @@ use mspa_core::{Dataset, Split};
 use super::{BatchIndex, FactorScorer, FitRun, SeededInit, bpr_loss};
 use crate::data::{Example, NegativeBatch};
 use crate::error::{AlignError, Result, check};
-use crate::train::{EpochReport, TrainConfig};
+use crate::fit::{FitRecommender, Progress, TrainingData};
+use crate::train::TrainConfig;
 
 /// A weighted, directed graph over `n_nodes` nodes as an edge list. One propagation step
 /// computes `out[dst] = sum over edges (src -> dst) of weight * x[src]`, i.e. `out = A x`
@@ -396,23 +397,19 @@ factor_recommender! {
     pub struct LightGcn = "LightGCN", with_embeddings;
 }
 
-impl LightGcn {
-    /// Trains on the training events of `split` (validating on `split.valid` every epoch
-    /// and keeping the best model). `progress` gets every epoch's report.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        config: &LightGcnConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(LightGcn, Vec<EpochReport>)> {
-        config.validate()?;
-        let run = FitRun::new(dataset, split, config, device);
+impl FitRecommender for LightGcnConfig {
+    type Model = LightGcn;
+
+    /// Trains on the training events of `data.split` (validating on `split.valid` every
+    /// epoch and keeping the best model). `progress` gets every epoch's report.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<LightGcn> {
+        self.validate()?;
+        let run = FitRun::new(data, self, device);
         let known = run.known_users();
-        let graph = UserAuthorGraph::from_split(dataset, split).normalized();
-        let model = LightGcnModule::new(dataset.n_users(), dataset.n_authors(), config, device);
-        let layers = config.layers;
-        let reg = config.reg;
+        let graph = UserAuthorGraph::from_split(data.dataset, data.split).normalized();
+        let (n_users, n_authors) = (data.dataset.n_users(), data.dataset.n_authors());
+        let model = LightGcnModule::new(n_users, n_authors, self, device);
+        let (layers, reg) = (self.layers, self.reg);
         run.fit(
             model,
             |m: &LightGcnModule, batch, negs, dev| {
@@ -422,7 +419,9 @@ impl LightGcn {
             progress,
         )
     }
+}
 
+impl LightGcn {
     /// Propagates a (plain) module's embeddings over `graph` (the normalised training
     /// graph) and copies the final embeddings; `known[u]` says whether user `u` has
     /// training tips (the others score with a zero vector).

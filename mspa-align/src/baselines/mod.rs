@@ -15,7 +15,9 @@
 //! | [`SasRec`] | self-attention over the last tips (Kang & McAuley 2018) + LiveRec repeat terms (count and recency buckets, user repeat propensity) | full softmax over all authors |
 //! | [`Oracle`] | the world's exact next-tip probabilities | none |
 //!
-//! Every model implements [`crate::recommender::Recommender`]. Trained models other than
+//! Every model implements [`crate::recommender::Recommender`], and the config of every
+//! model but MostPop and the oracle implements [`crate::fit::FitRecommender`], the one way
+//! to fit it (RepeatPop also keeps [`RepeatPop::fit`]). Trained models other than
 //! SASRec keep their parameters as plain `Vec<f32>` (extracted from the Burn modules
 //! after training), so scoring is pure Rust, thread-safe and independent of the training
 //! device; SASRec keeps its module and scores batches of queries on its device, as MSPA
@@ -69,6 +71,7 @@ use crate::data::{
     Example, NegativeBatch, Negatives, train_author_counts, training_examples, user_train_authors,
 };
 use crate::error::{AlignError, Result};
+use crate::fit::TrainingData;
 use crate::recommender::{Query, Recommender, check_out_len, validation_ndcg10};
 use crate::train::{EpochReport, TrainConfig, fit_with};
 
@@ -372,13 +375,9 @@ pub(crate) struct FitRun<'a> {
 }
 
 impl<'a> FitRun<'a> {
-    /// The run of `config` on the training events of `split`.
-    pub fn new(
-        dataset: &'a Dataset,
-        split: &'a Split,
-        config: &impl SharedSettings,
-        device: &'a Device,
-    ) -> Self {
+    /// The run of `config` on the training events of `data.split`.
+    pub fn new(data: &TrainingData<'a>, config: &impl SharedSettings, device: &'a Device) -> Self {
+        let TrainingData { dataset, split, .. } = *data;
         FitRun {
             dataset,
             split,
@@ -395,14 +394,15 @@ impl<'a> FitRun<'a> {
     }
 
     /// Trains `model` with the shared trainer and validates it on `split.valid` (NDCG@10
-    /// under the protocol) through the scorer `to_rec` builds from a plain model copy.
+    /// under the protocol) through the scorer `to_rec` builds from a plain model copy;
+    /// `progress` gets every epoch's report.
     pub fn fit<M, R, L>(
         self,
         model: M,
         loss: L,
         to_rec: impl Fn(&M) -> Result<R>,
         progress: impl FnMut(&EpochReport),
-    ) -> Result<(R, Vec<EpochReport>)>
+    ) -> Result<R>
     where
         M: Module,
         R: Recommender,
@@ -420,7 +420,7 @@ impl<'a> FitRun<'a> {
         if split.valid.is_empty() {
             train.eval_every = 0;
         }
-        let (model, reports) = fit_with(
+        let (model, _) = fit_with(
             model,
             &train,
             device,
@@ -433,7 +433,7 @@ impl<'a> FitRun<'a> {
             },
             progress,
         )?;
-        Ok((to_rec(&model)?, reports))
+        to_rec(&model)
     }
 }
 

@@ -16,6 +16,7 @@
 //! tries every combination of [`RepeatPopConfig`]'s grids and keeps the one with the best
 //! validation NDCG@10.
 
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use mspa_core::{AuthorId, DAY_MS, Dataset, Split, TipEvent};
@@ -23,6 +24,7 @@ use mspa_metrics::Protocol;
 
 use crate::data::train_author_counts;
 use crate::error::{AlignError, Result};
+use crate::fit::{FitRecommender, Progress, TrainingData};
 use crate::recommender::{Query, Recommender, check_out_len, validation_ndcg10};
 
 /// The grids [`RepeatPop::fit`] searches on the validation targets.
@@ -158,6 +160,15 @@ impl RepeatPop {
             }
         }
         weights
+    }
+}
+
+impl FitRecommender for RepeatPopConfig {
+    type Model = RepeatPop;
+
+    /// [`RepeatPop::fit`]: no epochs, nothing reported, the device unused.
+    fn fit(&self, data: &TrainingData, _: &Device, _: Progress) -> Result<RepeatPop> {
+        RepeatPop::fit(data.dataset, data.split, self)
     }
 }
 

@@ -39,13 +39,14 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use mspa_core::{Dataset, Split, TipEvent};
+use mspa_core::{Dataset, TipEvent};
 
 use super::{FitRun, SeededInit, tensor_values};
 use crate::data::{Example, SplitMix64};
 use crate::error::{AlignError, Result, check};
+use crate::fit::{FitRecommender, Progress, TrainingData};
 use crate::recommender::{Query, Recommender, check_out_len};
-use crate::train::{EpochReport, TrainConfig};
+use crate::train::TrainConfig;
 
 /// Per-tip input features (log-amount, log-age).
 const TIP_FEATURES: usize = 2;
@@ -527,23 +528,20 @@ pub struct SasRec {
     device: Device,
 }
 
-impl SasRec {
-    /// Trains on the training events of `split` (full softmax over all authors),
+impl FitRecommender for SasRecConfig {
+    type Model = SasRec;
+
+    /// Trains on the training events of `data.split` (full softmax over all authors),
     /// validating NDCG@10 on `split.valid` after every epoch and keeping the best model.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        config: &SasRecConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(SasRec, Vec<EpochReport>)> {
-        config.validate()?;
-        let mut run = FitRun::new(dataset, split, config, device);
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<SasRec> {
+        self.validate()?;
+        let mut run = FitRun::new(data, self, device);
         if run.examples.is_empty() {
             return Err(AlignError::data(
                 "no training examples (every user has a single tip?)",
             ));
         }
+        let TrainingData { dataset, split, .. } = *data;
         let (sum, n) = split
             .train
             .iter()
@@ -552,10 +550,10 @@ impl SasRec {
                 (s + (1.0 + e.amount.max(0.0)).ln(), n + 1)
             });
         let center = if n > 0 { (sum / n as f64) as f32 } else { 0.0 };
-        let model = SasRecModule::new(config, dataset.n_authors(), center, device)?;
+        let model = SasRecModule::new(self, dataset.n_authors(), center, device)?;
         // The full softmax needs no sampled negatives.
         run.train.negatives = 0;
-        let seed = config.train.seed;
+        let seed = self.train.seed;
         run.fit(
             model,
             |m: &SasRecModule, batch, _negs, dev| m.loss(dataset, batch, seed, dev),
@@ -563,7 +561,9 @@ impl SasRec {
             progress,
         )
     }
+}
 
+impl SasRec {
     /// Wraps a (plain, non-autodiff) network that lives on `device`.
     pub fn from_module(model: SasRecModule, device: &Device) -> SasRec {
         SasRec {

@@ -10,8 +10,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Tensor};
 
-use mspa_core::{Dataset, Split};
-use mspa_modal::features::{AuthorFeatures, Modality};
+use mspa_modal::features::Modality;
 
 use super::bprmf::bpr_trainer;
 use super::{
@@ -19,7 +18,7 @@ use super::{
 };
 use crate::data::{Example, NegativeBatch};
 use crate::error::{Result, check};
-use crate::train::EpochReport;
+use crate::fit::{FitRecommender, Progress, TrainingData};
 
 baseline_config! {
     /// Hyper-parameters of [`Vbpr`].
@@ -134,31 +133,24 @@ factor_recommender! {
     pub struct Vbpr = "VBPR";
 }
 
-impl Vbpr {
-    /// Trains on the training events of `split` with the authors' `features` (indexed by
-    /// author id), validating on `split.valid`.
-    pub fn fit(
-        dataset: &Dataset,
-        split: &Split,
-        features: &[AuthorFeatures],
-        config: &VbprConfig,
-        device: &Device,
-        progress: impl FnMut(&EpochReport),
-    ) -> Result<(Vbpr, Vec<EpochReport>)> {
-        check::all_at_least_one(
-            "dim",
-            "dim and visual_dim",
-            &[config.dim, config.visual_dim],
-        )?;
-        check::non_negative("init_std", config.init_std)?;
-        let matrix = FeatureMatrix::build(features, &config.modalities, dataset.n_authors())?;
-        let run = FitRun::new(dataset, split, config, device);
+impl FitRecommender for VbprConfig {
+    type Model = Vbpr;
+
+    /// Trains on the training events of `data.split` with the authors' features (indexed
+    /// by author id; an error without them), validating on `split.valid`.
+    fn fit(&self, data: &TrainingData, device: &Device, progress: Progress) -> Result<Vbpr> {
+        let features = data.require_features("VBPR")?;
+        check::all_at_least_one("dim", "dim and visual_dim", &[self.dim, self.visual_dim])?;
+        check::non_negative("init_std", self.init_std)?;
+        let dataset = data.dataset;
+        let matrix = FeatureMatrix::build(features, &self.modalities, dataset.n_authors())?;
+        let run = FitRun::new(data, self, device);
         let known = run.known_users();
         let model = VbprModule::new(
             dataset.n_users(),
             dataset.n_authors(),
             matrix.dim,
-            config,
+            self,
             device,
         );
         run.fit(
@@ -168,7 +160,9 @@ impl Vbpr {
             progress,
         )
     }
+}
 
+impl Vbpr {
     /// Copies a (plain) module's parameters and folds the features in: the author side
     /// becomes `[q_a | E f_a]` with bias `b_a + beta f_a`, the user side `[p_u | theta_u]`.
     pub fn from_module(m: &VbprModule, features: &FeatureMatrix, known: Vec<bool>) -> Result<Vbpr> {
