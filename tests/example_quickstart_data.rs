@@ -130,6 +130,55 @@ fn quickstart_runs_on_twitch_behaviour_alone_and_names_a_bad_line() {
         report["notes"]
     );
 
+    // Precomputed vectors (one row per clip, an id file naming each row's streamer) give
+    // the same data content in the visual slot: FREEDOM then runs too.
+    let npy = dir.path().join("clips.npy");
+    let ids = dir.path().join("clips.ids");
+    let streamers: Vec<usize> = (0..24).map(|i| 500 + i % 12).collect();
+    let values: Vec<f32> = streamers
+        .iter()
+        .flat_map(|s| [(s % 4) as f32, 1.0, 0.5 * (s % 3) as f32])
+        .collect();
+    common::layouts::write_npy(&npy, streamers.len(), 3, &values);
+    let id_lines: Vec<String> = streamers.iter().map(|s| s.to_string()).collect();
+    std::fs::write(&ids, id_lines.join("\n") + "\n").unwrap();
+    let config = dir.path().join("vectors.json");
+    let vectors = serde_json::json!({"vectors": [{"npy": npy, "ids": ids, "modality": "visual"}]});
+    std::fs::write(&config, vectors.to_string()).unwrap();
+    let out = dir.path().join("report-vectors");
+    let run = common::run_example(
+        "quickstart",
+        &[
+            "--data",
+            csv.to_str().unwrap(),
+            "--format",
+            "twitch",
+            "--config",
+            config.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--composer-epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(run.status.success(), "stderr: {}", common::stderr(&run));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("clips.npy pooled per author") && notes.contains("content: visual"),
+        "{notes}"
+    );
+    assert!(
+        report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "FREEDOM")
+    );
+
     let mut text = std::fs::read_to_string(&csv).unwrap();
     text.push_str("1,2,3,not-a-step,5\n");
     let n_lines = text.lines().count();

@@ -53,38 +53,64 @@ impl HistoryQuery<'_> {
     }
 }
 
-/// The weight of tip `e` in a history composed at `at_ms`: `amount ^ amount_exponent`
-/// (1 when the exponent is 0; a negative or non-finite amount counts as 0), halved every
-/// `half_life_days`; 0 for a weight that is not finite.
-pub fn tip_weight(e: &TipEvent, at_ms: i64, half_life_days: f64, amount_exponent: f64) -> f64 {
-    let age = (at_ms - e.timestamp_ms).max(0) as f64;
-    let amount = if e.amount.is_finite() {
-        e.amount.max(0.0)
-    } else {
-        0.0
-    };
-    let m = if amount_exponent == 0.0 {
-        1.0
-    } else {
-        amount.powf(amount_exponent)
-    };
-    let w = m * 0.5f64.powf(age / (half_life_days * DAY_MS));
-    if w.is_finite() { w } else { 0.0 }
+/// How much each tip of a history counts when it is composed at time `T`:
+/// `amount ^ amount_exponent` (1 when the exponent is 0; a negative or non-finite amount
+/// counts as 0), halved every `half_life_days` before `T`. Shared by the template and
+/// nearest composers (JSON: `{"half_life_days": 7, "amount_exponent": 1}`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TipWeighting {
+    /// Half-life of a tip's weight, in days (default 7).
+    pub half_life_days: f64,
+    /// A tip weighs `amount ^ amount_exponent` (default 1; 0 ignores amounts).
+    pub amount_exponent: f64,
 }
 
-/// Checks the settings of [`tip_weight`]: `half_life_days` finite and positive,
-/// `amount_exponent` finite (each error names its field).
-pub fn check_tip_weighting(half_life_days: f64, amount_exponent: f64) -> Result<()> {
-    if !(half_life_days.is_finite() && half_life_days > 0.0) {
-        return Err(ComposerError::config(
-            "half_life_days",
-            format!("must be positive, got {half_life_days}"),
-        ));
+impl Default for TipWeighting {
+    fn default() -> Self {
+        TipWeighting {
+            half_life_days: 7.0,
+            amount_exponent: 1.0,
+        }
     }
-    if !amount_exponent.is_finite() {
-        return Err(ComposerError::config("amount_exponent", "must be finite"));
+}
+
+impl TipWeighting {
+    /// Checks the settings: `half_life_days` finite and positive, `amount_exponent`
+    /// finite (each error names its field).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.half_life_days.is_finite() && self.half_life_days > 0.0) {
+            return Err(ComposerError::config(
+                "weighting.half_life_days",
+                format!("must be positive, got {}", self.half_life_days),
+            ));
+        }
+        if !self.amount_exponent.is_finite() {
+            return Err(ComposerError::config(
+                "weighting.amount_exponent",
+                "must be finite",
+            ));
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The weight of tip `e` in a history composed at `at_ms`; 0 for a weight that is not
+    /// finite.
+    pub fn weight(&self, e: &TipEvent, at_ms: i64) -> f64 {
+        let age = (at_ms - e.timestamp_ms).max(0) as f64;
+        let amount = if e.amount.is_finite() {
+            e.amount.max(0.0)
+        } else {
+            0.0
+        };
+        let m = if self.amount_exponent == 0.0 {
+            1.0
+        } else {
+            amount.powf(self.amount_exponent)
+        };
+        let w = m * 0.5f64.powf(age / (self.half_life_days * DAY_MS));
+        if w.is_finite() { w } else { 0.0 }
+    }
 }
 
 /// Which tips support one value of one field.

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::composer::{
-    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
-    check_tip_weighting, compose_through_batch, embed_preferences, tip_weight,
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TipWeighting, TrainingPair,
+    compose_through_batch, embed_preferences,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{PreferenceFields, PreferenceSchema};
@@ -27,10 +27,8 @@ use crate::schema::{PreferenceFields, PreferenceSchema};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NearestConfig {
-    /// Half-life of a tip's weight, in days (default 7).
-    pub half_life_days: f64,
-    /// A tip weighs `amount ^ amount_exponent` (default 1; 0 ignores amounts).
-    pub amount_exponent: f64,
+    /// How much each tip of a history counts.
+    pub weighting: TipWeighting,
     /// At most this many supporting tips per value in the evidence (default 5).
     pub max_evidence: usize,
 }
@@ -38,8 +36,7 @@ pub struct NearestConfig {
 impl Default for NearestConfig {
     fn default() -> Self {
         NearestConfig {
-            half_life_days: 7.0,
-            amount_exponent: 1.0,
+            weighting: TipWeighting::default(),
             max_evidence: 5,
         }
     }
@@ -146,7 +143,7 @@ impl NearestComposer {
                 "the nearest composer needs training pairs",
             ));
         }
-        check_tip_weighting(config.half_life_days, config.amount_exponent)?;
+        config.weighting.validate()?;
         let representation = match ctx.features {
             Some(features) => {
                 check_features(ctx.dataset, features)?;
@@ -222,12 +219,8 @@ impl NearestComposer {
 
     /// The tip weights of a history.
     fn weights(&self, q: &HistoryQuery<'_>) -> Vec<f32> {
-        let (half_life_days, amount_exponent) =
-            (self.config.half_life_days, self.config.amount_exponent);
-        q.tips
-            .iter()
-            .map(|e| tip_weight(e, q.at_ms, half_life_days, amount_exponent) as f32)
-            .collect()
+        let w = self.config.weighting;
+        q.tips.iter().map(|e| w.weight(e, q.at_ms) as f32).collect()
     }
 
     /// The unit-length representation of a history and the per-tip author vectors'

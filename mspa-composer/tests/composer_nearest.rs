@@ -2,7 +2,7 @@
 //! errors, and a tiny synthetic world.
 
 use mspa_composer::ComposerError;
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, TrainingPair};
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, TipWeighting, TrainingPair};
 use mspa_composer::eval::{PairConfig, field_scores, reference_pairs};
 use mspa_composer::nearest::{NearestComposer, NearestConfig, Representation};
 use mspa_composer::schema::{PreferenceFields, PreferenceSchema};
@@ -123,7 +123,10 @@ fn composer_nearest_copies_the_most_similar_history() {
         &ctx,
         &train,
         NearestConfig {
-            half_life_days: 1.0,
+            weighting: TipWeighting {
+                half_life_days: 1.0,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -271,7 +274,10 @@ fn composer_nearest_rejects_bad_training_data() {
     out_of_range.tips = 3..99;
     assert!(NearestComposer::fit(&world_schema(), &ctx, &[out_of_range]).is_err());
     let bad_config = NearestConfig {
-        half_life_days: -1.0,
+        weighting: TipWeighting {
+            half_life_days: -1.0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let schema = world_schema();

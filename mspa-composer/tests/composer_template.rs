@@ -3,7 +3,7 @@
 //! and beats the constant baseline.
 
 use mspa_composer::ComposerError;
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery, TipWeighting};
 use mspa_composer::eval::{PairConfig, evaluate_composer, field_scores, reference_pairs};
 use mspa_composer::schema::{PreferenceFields, PreferenceSchema};
 use mspa_composer::template::{KeywordLexicon, TemplateComposer, TemplateConfig, TippingRule};
@@ -152,8 +152,10 @@ fn composer_template_reads_keywords_amounts_and_recency() {
 
     // Ignoring amounts and time, music holds a third of the category weight: listed second.
     let flat = TemplateConfig {
-        amount_exponent: 0.0,
-        half_life_days: 1e9,
+        weighting: TipWeighting {
+            amount_exponent: 0.0,
+            half_life_days: 1e9,
+        },
         ..fixed()
     };
     let t2 = TemplateComposer::fit(&schema, &lexicon, &refs, flat).unwrap();
@@ -164,8 +166,10 @@ fn composer_template_reads_keywords_amounts_and_recency() {
     // With a short half-life and no amounts, the latest gaming tip is the strongest
     // evidence.
     let recent = TemplateConfig {
-        amount_exponent: 0.0,
-        half_life_days: 0.1,
+        weighting: TipWeighting {
+            amount_exponent: 0.0,
+            half_life_days: 0.1,
+        },
         ..fixed()
     };
     let t3 = TemplateComposer::fit(&schema, &lexicon, &refs, recent).unwrap();
@@ -260,7 +264,10 @@ fn composer_template_checks_its_config() {
     let lexicon = hand_lexicon();
     let bad_configs = [
         TemplateConfig {
-            half_life_days: 0.0,
+            weighting: TipWeighting {
+                half_life_days: 0.0,
+                ..Default::default()
+            },
             ..Default::default()
         },
         TemplateConfig {
@@ -318,10 +325,12 @@ fn composer_template_checks_its_config() {
     std::fs::write(&path, "{\"fields\": 3}").unwrap();
     let err = KeywordLexicon::from_json_file(&path).unwrap_err();
     assert!(err.to_string().contains("lexicon.json"), "{err}");
-    let config: TemplateConfig =
-        serde_json::from_str(r#"{"half_life_days": 3.0, "tipping": {"min_span_days": 1.0}}"#)
-            .unwrap();
-    assert_eq!(config.half_life_days, 3.0);
+    let config: TemplateConfig = serde_json::from_str(
+        r#"{"weighting": {"half_life_days": 3.0}, "tipping": {"min_span_days": 1.0}}"#,
+    )
+    .unwrap();
+    assert_eq!(config.weighting.half_life_days, 3.0);
+    assert_eq!(config.weighting.amount_exponent, 1.0);
     assert_eq!(config.second_share, 0.3);
     // Thresholds not given are learned from the data by `TemplateComposer::learn`;
     // `fit` wants them complete.

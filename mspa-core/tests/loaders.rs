@@ -409,9 +409,11 @@ fn progress_is_reported_on_large_files() {
     }
     write(dir.path(), "big.csv", &text);
     let mut reports = Vec::new();
-    let ds = mspa_core::loaders::load_twitch_with_progress(&dir.path().join("big.csv"), &mut |p| {
-        reports.push(p)
-    })
+    let ds = mspa_core::loaders::load(
+        mspa_core::Format::Twitch,
+        &dir.path().join("big.csv"),
+        &mut |p| reports.push(p),
+    )
     .unwrap();
     assert_eq!(ds.n_events(), 70_000);
     assert!(!reports.is_empty());

@@ -213,7 +213,7 @@ fn training_lengths(dataset: &Dataset, split: &Split) -> Vec<usize> {
     train_len
 }
 
-/// Fits the template, nearest and learned composers on exactly the [`teacher`]'s
+/// Fits the template, nearest and learned composers on exactly the teacher's
 /// leak-free training pairs.
 pub fn fit_composers(
     config: &PipelineConfig,

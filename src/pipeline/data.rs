@@ -42,6 +42,18 @@ impl DataSource {
     }
 }
 
+/// Precomputed vectors for one modality slot: the rows of a `.npy` matrix with an id
+/// file naming each row's author (rows of one author are averaged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VectorFile {
+    /// The `.npy` matrix (`f32` or `f64`, one row per item).
+    pub npy: PathBuf,
+    /// One author id per line, line `i` for row `i`.
+    pub ids: PathBuf,
+    /// The slot the vectors extend.
+    pub modality: Modality,
+}
+
 /// The loaded data of one job.
 pub(crate) struct LoadedData {
     /// The tips and authors.
@@ -92,9 +104,10 @@ pub(crate) fn load_data(
     })
 }
 
-/// Adds what the data offers beyond media to `features`: for KuaiLive, the room-title
-/// embeddings pooled per streamer and a one-hot of the streamers' main content
-/// category, both in the text slot. Returns a line per source added.
+/// Adds what the data offers beyond media to `features`: `config.vectors` (any
+/// format), and for KuaiLive the room-title embeddings pooled per streamer and a one-hot
+/// of the streamers' main content category, both in the text slot. Returns a line per
+/// source added.
 pub(crate) fn add_data_features(
     config: &PipelineConfig,
     dataset: &Dataset,
@@ -102,6 +115,16 @@ pub(crate) fn add_data_features(
 ) -> Result<Vec<String>, PipelineError> {
     let err = stage_err::<mspa_modal::ModalError>;
     let mut added = Vec::new();
+    for v in &config.vectors {
+        let pooled =
+            PooledRows::from_id_file(&v.npy, &v.ids, v.modality).map_err(err("features"))?;
+        append_source(features, &pooled, dataset).map_err(err("features"))?;
+        added.push(format!(
+            "{}: {} pooled per author",
+            v.modality,
+            v.npy.display()
+        ));
+    }
     let Some(source) = config
         .data
         .as_ref()

@@ -44,7 +44,7 @@ mod write;
 
 pub use baselines::BaselineSettings;
 pub use compose::{ComposerStage, ComposerTeacher, fit_composers};
-pub use data::{DataSource, KUAILIVE_TITLE_EMBEDDINGS};
+pub use data::{DataSource, KUAILIVE_TITLE_EMBEDDINGS, VectorFile};
 pub use serve::TrainedModels;
 pub use write::write_report;
 
@@ -88,6 +88,8 @@ pub struct PipelineConfig {
     pub minilm: Option<PathBuf>,
     /// Feature extraction settings.
     pub extractor: ExtractorConfig,
+    /// Precomputed vectors added to the extracted features (each in its modality slot).
+    pub vectors: Vec<VectorFile>,
     /// The learned composer.
     pub composer: LearnedComposerConfig,
     /// Who writes the texts the composers learn from.
@@ -115,6 +117,7 @@ impl Default for PipelineConfig {
             device: "flex".into(),
             minilm: None,
             extractor: ExtractorConfig::default(),
+            vectors: Vec::new(),
             composer: LearnedComposerConfig::default(),
             teacher: ComposerTeacher::default(),
             pairs: PairConfig::default(),

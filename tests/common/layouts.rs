@@ -47,8 +47,8 @@ fn sessions(mut f: impl FnMut(usize, usize, i64)) {
     }
 }
 
-/// Writes `npy` as a little-endian `f32` `.npy` matrix.
-fn write_npy(path: &Path, rows: usize, cols: usize, values: &[f32]) {
+/// Writes `values` as a little-endian `f32` `.npy` matrix of `rows x cols`.
+pub fn write_npy(path: &Path, rows: usize, cols: usize, values: &[f32]) {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     while (10 + header.len() + 1) % 64 != 0 {

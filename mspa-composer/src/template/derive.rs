@@ -58,15 +58,11 @@ impl Default for DeriveConfig {
 impl DeriveConfig {
     /// Checks the settings, naming the offending one.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
+        crate::error::check_at_least_one(&[
             ("derive.topics", self.topics),
             ("derive.max_topics", self.max_topics),
             ("derive.words_per_author", self.words_per_author),
-        ] {
-            if v == 0 {
-                return Err(ComposerError::config(name, "must be at least 1"));
-            }
-        }
+        ])?;
         if !(self.max_author_share > 0.0 && self.max_author_share <= 1.0) {
             return Err(ComposerError::config(
                 "derive.max_author_share",

@@ -39,8 +39,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::composer::{
-    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TrainingPair,
-    check_tip_weighting, compose_through_batch, embed_preferences, tip_weight,
+    ComposeContext, Composer, FieldEvidence, HistoryQuery, Preference, TipWeighting, TrainingPair,
+    compose_through_batch, embed_preferences,
 };
 use crate::error::{ComposerError, Result};
 use crate::schema::{FieldKind, PreferenceFields, PreferenceSchema};
@@ -51,10 +51,8 @@ use tipping::{TippingStats, bucket};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TemplateConfig {
-    /// Half-life of a tip's weight, in days (default 7).
-    pub half_life_days: f64,
-    /// A tip weighs `amount ^ amount_exponent` (default 1; 0 ignores amounts).
-    pub amount_exponent: f64,
+    /// How much each tip of a history counts.
+    pub weighting: TipWeighting,
     /// A value after the first is listed when its share of the field's weight is at least
     /// this (default 0.3).
     pub second_share: f64,
@@ -69,8 +67,7 @@ pub struct TemplateConfig {
 impl Default for TemplateConfig {
     fn default() -> Self {
         TemplateConfig {
-            half_life_days: 7.0,
-            amount_exponent: 1.0,
+            weighting: TipWeighting::default(),
             second_share: 0.3,
             max_evidence: 5,
             tipping: Some(TippingRule::default()),
@@ -82,7 +79,7 @@ impl Default for TemplateConfig {
 impl TemplateConfig {
     /// Checks the settings, naming the offending one.
     pub fn validate(&self) -> Result<()> {
-        check_tip_weighting(self.half_life_days, self.amount_exponent)?;
+        self.weighting.validate()?;
         if !(0.0..=1.0).contains(&self.second_share) {
             return Err(ComposerError::config(
                 "second_share",
@@ -90,11 +87,6 @@ impl TemplateConfig {
             ));
         }
         self.lexicon.validate()
-    }
-
-    /// The weight of a tip composed at `at_ms` ([`tip_weight`] with these settings).
-    fn tip_weight(&self, e: &TipEvent, at_ms: i64) -> f64 {
-        tip_weight(e, at_ms, self.half_life_days, self.amount_exponent)
     }
 }
 
@@ -145,7 +137,7 @@ impl TemplateComposer {
             .map(|((_, fields), (tips, at))| TeacherExample {
                 authors: tips
                     .iter()
-                    .map(|e| (e.author.index(), config.tip_weight(e, *at)))
+                    .map(|e| (e.author.index(), config.weighting.weight(e, *at)))
                     .collect(),
                 fields,
             })
@@ -246,7 +238,7 @@ impl TemplateComposer {
         query.check_authors(dataset)?;
         let weights: Vec<f64> = tips
             .iter()
-            .map(|e| self.config.tip_weight(e, query.at_ms))
+            .map(|e| self.config.weighting.weight(e, query.at_ms))
             .collect();
         let mut profiles: HashMap<AuthorId, Vec<Option<Vec<f64>>>> = HashMap::new();
         for e in tips {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::LoadProgress;
-use super::fields::{self, AuthorLines, ColumnCheck, DirFile, Record, Row, load_dir};
+use super::fields::{self, AuthorLines, ColumnCheck, DirFile, Record, Row};
 use crate::author::Author;
 use crate::dataset::{Dataset, DatasetBuilder};
 use crate::error::Result;
@@ -37,23 +37,17 @@ pub const ROOM_FILE: &str = "room.csv";
 
 /// The files of a KuaiLive directory, in the order they are read: the streamers' own
 /// attributes first, so that rooms and gifts add to them.
-const FILES: [DirFile; 3] = [
+pub(super) const FILES: [DirFile; 3] = [
     DirFile::optional(STREAMER_FILE, read_streamers),
     DirFile::optional(ROOM_FILE, read_rooms),
     DirFile::required(GIFT_FILE, read_gifts),
 ];
 
 /// Loads a KuaiLive directory.
+///
+/// [`super::load`] does the same with a progress callback.
 pub fn load_kuailive(dir: &Path) -> Result<Dataset> {
-    load_kuailive_with_progress(dir, &mut |_| {})
-}
-
-/// Loads a KuaiLive directory, calling `progress` every few tens of thousands of lines.
-pub fn load_kuailive_with_progress(
-    dir: &Path,
-    progress: &mut dyn FnMut(LoadProgress),
-) -> Result<Dataset> {
-    load_dir(dir, &FILES, progress)
+    super::load(super::Format::KuaiLive, dir, &mut |_| {})
 }
 
 /// Runs `row(header, row, columns)` on every row of a KuaiLive file, looking the

@@ -12,9 +12,9 @@ pub mod native;
 pub mod twitch;
 
 pub use fields::LoadProgress;
-pub use kuailive::{load_kuailive, load_kuailive_with_progress};
-pub use native::{load_native, load_native_with_progress};
-pub use twitch::{load_twitch, load_twitch_with_progress};
+pub use kuailive::load_kuailive;
+pub use native::load_native;
+pub use twitch::load_twitch;
 
 use std::str::FromStr;
 
@@ -65,8 +65,8 @@ pub fn load(
     progress: &mut dyn FnMut(LoadProgress),
 ) -> crate::Result<crate::Dataset> {
     match format {
-        Format::Native => load_native_with_progress(path, progress),
-        Format::Twitch => load_twitch_with_progress(path, progress),
-        Format::KuaiLive => load_kuailive_with_progress(path, progress),
+        Format::Native => fields::load_dir(path, &native::FILES, progress),
+        Format::Twitch => twitch::read(path, progress),
+        Format::KuaiLive => fields::load_dir(path, &kuailive::FILES, progress),
     }
 }

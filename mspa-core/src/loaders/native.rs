@@ -27,8 +27,7 @@ use serde_json::Value;
 
 use super::LoadProgress;
 use super::fields::{
-    AuthorLines, ColumnCheck, DirFile, for_each_row, load_dir, open_counted, read_line_limited,
-    report,
+    AuthorLines, ColumnCheck, DirFile, for_each_row, open_counted, read_line_limited, report,
 };
 use super::limits::{MAX_FRAMES_PER_AUTHOR, MAX_PATH_BYTES, MAX_TEXT_BYTES};
 use crate::author::{Author, check_media_path};
@@ -44,22 +43,16 @@ pub const TIPS_FILE: &str = "tips.csv";
 pub const TIPS_HEADER: [&str; 4] = ["user_id", "author_id", "amount", "timestamp_ms"];
 
 /// The files of a native dataset, in the order they are read.
-const FILES: [DirFile; 2] = [
+pub(super) const FILES: [DirFile; 2] = [
     DirFile::required(AUTHORS_FILE, read_authors),
     DirFile::required(TIPS_FILE, read_tips),
 ];
 
 /// Loads a native-format dataset from a directory.
+///
+/// [`super::load`] does the same with a progress callback.
 pub fn load_native(dir: &Path) -> Result<Dataset> {
-    load_native_with_progress(dir, &mut |_| {})
-}
-
-/// Loads a native-format dataset, calling `progress` every few tens of thousands of lines.
-pub fn load_native_with_progress(
-    dir: &Path,
-    progress: &mut dyn FnMut(LoadProgress),
-) -> Result<Dataset> {
-    load_dir(dir, &FILES, progress)
+    super::load(super::Format::Native, dir, &mut |_| {})
 }
 
 fn read_authors(
@@ -93,6 +86,15 @@ fn read_authors(
 fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
     let err =
         |field: Option<&str>, kind, msg: String| CoreError::data(path, line, field, kind, msg);
+    // A field of the wrong JSON type: what was expected and an excerpt of what was found.
+    let wrong = |field: &str, expected: &str, found: &Value| {
+        let found = excerpt(&found.to_string());
+        err(
+            Some(field),
+            DataErrorKind::BadValue,
+            format!("expected {expected}, found {found}"),
+        )
+    };
     let value: Value = serde_json::from_str(text)
         .map_err(|e| err(None, DataErrorKind::Malformed, format!("invalid JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| {
@@ -117,16 +119,7 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
         Some(Value::Null) | None => {
             return Err(err(Some("id"), DataErrorKind::Missing, "no id".into()));
         }
-        Some(other) => {
-            return Err(err(
-                Some("id"),
-                DataErrorKind::BadValue,
-                format!(
-                    "expected a string or an integer, found {}",
-                    excerpt(&other.to_string())
-                ),
-            ));
-        }
+        Some(other) => return Err(wrong("id", "a string or an integer", other)),
     };
     let string_field = |name: &str| -> Result<String> {
         match obj.get(name) {
@@ -141,24 +134,13 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
                 ),
             )),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(err(
-                Some(name),
-                DataErrorKind::BadValue,
-                format!("expected a string, found {}", excerpt(&other.to_string())),
-            )),
+            Some(other) => Err(wrong(name, "a string", other)),
         }
     };
     let media_path = |name: &str, raw: &Value| -> Result<PathBuf> {
-        let s = raw.as_str().ok_or_else(|| {
-            err(
-                Some(name),
-                DataErrorKind::BadValue,
-                format!(
-                    "expected a path string, found {}",
-                    excerpt(&raw.to_string())
-                ),
-            )
-        })?;
+        let s = raw
+            .as_str()
+            .ok_or_else(|| wrong(name, "a path string", raw))?;
         if s.len() > MAX_PATH_BYTES {
             return Err(err(
                 Some(name),
@@ -192,16 +174,7 @@ fn parse_author(path: &Path, line: u64, text: &str) -> Result<Author> {
             .iter()
             .map(|v| media_path("frames", v))
             .collect::<Result<Vec<_>>>()?,
-        Some(other) => {
-            return Err(err(
-                Some("frames"),
-                DataErrorKind::BadValue,
-                format!(
-                    "expected a list of paths, found {}",
-                    excerpt(&other.to_string())
-                ),
-            ));
-        }
+        Some(other) => return Err(wrong("frames", "a list of paths", other)),
     };
     let audio = match obj.get("audio") {
         None | Some(Value::Null) => None,

@@ -24,15 +24,14 @@ pub const STEP_MS: i64 = 10 * 60 * 1000;
 const COLUMNS: [&str; 5] = ["user", "stream", "streamer", "start", "stop"];
 
 /// Loads a Twitch CSV file.
+///
+/// [`super::load`] does the same with a progress callback.
 pub fn load_twitch(path: &Path) -> Result<Dataset> {
-    load_twitch_with_progress(path, &mut |_| {})
+    read(path, &mut |_| {})
 }
 
-/// Loads a Twitch CSV file, calling `progress` every few tens of thousands of lines.
-pub fn load_twitch_with_progress(
-    path: &Path,
-    progress: &mut dyn FnMut(LoadProgress),
-) -> Result<Dataset> {
+/// Reads the files, calling `progress` every few tens of thousands of lines.
+pub(super) fn read(path: &Path, progress: &mut dyn FnMut(LoadProgress)) -> Result<Dataset> {
     let (reader, bytes, total) = open_counted(path)?;
     let mut rows = CsvLines::new(reader, path);
     let mut builder = DatasetBuilder::default();

@@ -3,7 +3,9 @@
 //! ([`append_source`]) in the modality slot each source names.
 //!
 //! * [`PooledRows`]: rows of a precomputed matrix (a `.npy` file), pooled (mean) per
-//!   author, e.g. KuaiLive's `title_embeddings_pca128.npy` over each streamer's rooms;
+//!   author, e.g. KuaiLive's `title_embeddings_pca128.npy` over each streamer's rooms,
+//!   or any `.npy` with an id file ([`PooledRows::from_id_file`]: line `i` names the
+//!   author of row `i`, so per-room or per-clip rows are pooled per author);
 //! * [`CategoryOneHot`]: a one-hot of each author's category when the dataset's titles
 //!   are categorical (KuaiLive titles are the rooms' most frequent content category).
 //!
@@ -24,6 +26,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use mspa_core::npy::NpyMatrix;
 use mspa_core::{Dataset, ExternalId};
@@ -99,6 +102,40 @@ impl PooledRows {
             matrix,
             rows,
         }
+    }
+}
+
+impl PooledRows {
+    /// The rows of the `.npy` matrix `npy`, each belonging to the author named on the
+    /// same line of `ids` (a text file, one author id per line, as the dataset writes
+    /// it; blank lines are errors), pooled per author into `modality`'s slot.
+    pub fn from_id_file(npy: &Path, ids: &Path, modality: Modality) -> Result<Self> {
+        let matrix = NpyMatrix::read(npy).map_err(|e| ModalError::Config {
+            field: npy.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = std::fs::read_to_string(ids).map_err(|e| ModalError::io(ids, e))?;
+        let mut rows: BTreeMap<ExternalId, Vec<usize>> = BTreeMap::new();
+        let mut n = 0;
+        for (i, line) in text.lines().enumerate() {
+            let id = line.trim();
+            if id.is_empty() {
+                return Err(ModalError::decode(
+                    ids,
+                    format!("line {}: an empty author id", i + 1),
+                ));
+            }
+            rows.entry(ExternalId::parse(id)).or_default().push(i);
+            n = i + 1;
+        }
+        if n != matrix.rows {
+            return Err(ModalError::decode(
+                ids,
+                format!("{n} ids for the {} rows of {}", matrix.rows, npy.display()),
+            ));
+        }
+        let name = npy.display().to_string();
+        Ok(PooledRows::new(&name, modality, matrix, rows))
     }
 }
 
@@ -234,6 +271,35 @@ mod tests {
         assert!(f[0].present[2] && !f[4].present[2]);
         assert_eq!(f[4].text, [0.0; 4]);
         assert!(CategoryOneHot::from_titles(&dataset(&["a", "b", "c"]), 8).is_none());
+    }
+
+    #[test]
+    fn an_id_file_pools_rows_per_author_and_must_match_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("clips.npy");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }".to_string();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in [1f32, 0.0, 3.0, 2.0, 5.0, 5.0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(&npy, bytes).unwrap();
+        let ids = dir.path().join("clips.ids");
+        std::fs::write(&ids, "0\n0\n7\n").unwrap();
+        let source = PooledRows::from_id_file(&npy, &ids, Modality::Audio).unwrap();
+        let ds = dataset(&["x", "y"]);
+        let mut f = vec![AuthorFeatures::empty([0, 0, 0]); 2];
+        append_source(&mut f, &source, &ds).unwrap();
+        assert_eq!(f[0].audio, [2.0, 1.0]);
+        assert!(f[0].present[1] && !f[1].present[1]);
+        std::fs::write(&ids, "0\n7\n").unwrap();
+        let err = PooledRows::from_id_file(&npy, &ids, Modality::Audio).unwrap_err();
+        assert!(err.to_string().contains("2 ids for the 3 rows"), "{err}");
     }
 
     #[test]
