@@ -40,11 +40,11 @@ use support::{cli, progress};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// The synthetic world directory (written by the `synth` example).
     #[arg(long)]
     data: PathBuf,
-    #[command(flatten)]
-    device: cli::DeviceArg,
     /// Folder of the MiniLM model (text features, embeddings, BERTScore).
     #[arg(long)]
     model: Option<PathBuf>,

@@ -27,14 +27,14 @@ use support::{cli, progress};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Output feature file (safetensors); reused on the next run.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
     /// The dataset directory (authors.jsonl, tips.csv, media).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     data: PathBuf,
     #[command(flatten)]
     device: cli::DeviceArg,
-    /// Output feature file (safetensors); reused on the next run.
-    #[arg(long)]
-    out: PathBuf,
     /// Folder of a Hugging Face BERT-family model for the text features.
     #[arg(long)]
     model: Option<PathBuf>,

@@ -25,7 +25,8 @@ use mspa::pipeline::{DataSource, TrainedModels};
 mod support;
 use support::cli;
 
-/// Top-K authors for one user, with explanations.
+/// Top-K authors for one user, each with its explanation: the composed preference, the
+/// modality weights and the probability at each correction step.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {

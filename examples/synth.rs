@@ -35,6 +35,8 @@ struct Args {
     /// Output directory (created if missing; files of the same names are replaced).
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    device: cli::DeviceArg,
     /// JSON config with any of the world's knobs; the flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -50,8 +52,6 @@ struct Args {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
-    #[command(flatten)]
-    device: cli::DeviceArg,
 }
 
 fn main() -> ExitCode {

@@ -159,17 +159,6 @@ pub struct Significance {
     pub significant: bool,
 }
 
-/// One seed's results in a several-seed report.
-#[derive(Clone, Debug, Serialize)]
-pub struct SeedResult {
-    /// The seed (of the world and of every model).
-    pub seed: u64,
-    /// One row per model, as in [`Report::models`].
-    pub models: Vec<ModelRow>,
-    /// MSPA against every other model, as in [`Report::significance`].
-    pub significance: Vec<Significance>,
-}
-
 /// Mean and (sample) standard deviation of a metric across seeds.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct MeanStd {
@@ -194,6 +183,17 @@ impl MeanStd {
         };
         MeanStd { mean, std }
     }
+}
+
+/// One seed's results in a several-seed report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    /// The seed (of the world and of every model).
+    pub seed: u64,
+    /// One row per model, as in [`Report::models`].
+    pub models: Vec<ModelRow>,
+    /// MSPA against every other model, as in [`Report::significance`].
+    pub significance: Vec<Significance>,
 }
 
 /// The names of the metrics a [`SeedSummary`] holds, in table order.

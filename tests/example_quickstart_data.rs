@@ -25,27 +25,31 @@ const MODELS: [&str; 11] = [
     "FREEDOM",
 ];
 
+/// Runs the quickstart (one epoch per model) on `data` with the `extra` flags and returns
+/// its report.
+fn run_quickstart(data: &Path, format: &str, out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        format,
+        "--epochs",
+        "1",
+        "--composer-epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = common::run_example("quickstart", &args);
+    assert!(run.status.success(), "stderr: {}", common::stderr(&run));
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
 /// Runs the quickstart on `data` and returns its report, checking the `models` it must
 /// hold.
 fn quickstart(data: &Path, format: &str, out: &Path, models: &[&str]) -> Value {
-    let run = common::run_example(
-        "quickstart",
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--format",
-            format,
-            "--epochs",
-            "1",
-            "--composer-epochs",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(run.status.success(), "stderr: {}", common::stderr(&run));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = run_quickstart(data, format, out, &[]);
     let names = models;
     let models = report["models"].as_array().unwrap();
     for &name in names {
@@ -146,26 +150,8 @@ fn quickstart_runs_on_twitch_behaviour_alone_and_names_a_bad_line() {
     let vectors = serde_json::json!({"vectors": [{"npy": npy, "ids": ids, "modality": "visual"}]});
     std::fs::write(&config, vectors.to_string()).unwrap();
     let out = dir.path().join("report-vectors");
-    let run = common::run_example(
-        "quickstart",
-        &[
-            "--data",
-            csv.to_str().unwrap(),
-            "--format",
-            "twitch",
-            "--config",
-            config.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--composer-epochs",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(run.status.success(), "stderr: {}", common::stderr(&run));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let config = ["--config", config.to_str().unwrap()];
+    let report = run_quickstart(&csv, "twitch", &out, &config);
     let notes = report["notes"].to_string();
     assert!(
         notes.contains("clips.npy pooled per author") && notes.contains("content: visual"),

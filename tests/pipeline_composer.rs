@@ -10,7 +10,7 @@ use mspa::composer::eval::reference_pairs;
 use mspa::core::Split;
 use mspa::core::synth::{SyntheticWorldConfig, Truth, generate};
 use mspa::modal::features::AuthorFeatures;
-use mspa::pipeline::{ComposerTeacher, PipelineConfig, fit_composers};
+use mspa::pipeline::{ComposerStage, ComposerTeacher, PipelineConfig, fit_composers};
 
 /// A tiny world with random stand-in features (the composers only need their shape).
 fn world(dir: &std::path::Path) -> (mspa::core::Dataset, Truth, Split, Vec<AuthorFeatures>) {
@@ -41,6 +41,26 @@ fn world(dir: &std::path::Path) -> (mspa::core::Dataset, Truth, Split, Vec<Autho
     (dataset, truth, split, features)
 }
 
+/// Fits the composers on the tiny world with one composer epoch and `teacher`.
+fn fit(
+    world: &(mspa::core::Dataset, Truth, Split, Vec<AuthorFeatures>),
+    teacher: ComposerTeacher,
+) -> (PipelineConfig, ComposerStage) {
+    let (dataset, truth, split, features) = world;
+    let mut config = PipelineConfig::default().with_seed(4);
+    config.composer.epochs = 1;
+    config.teacher = teacher;
+    let ctx = ComposeContext {
+        dataset,
+        features: Some(features),
+        text_encoder: None,
+    };
+    let device = mspa::modal::device_from_name("flex").unwrap();
+    let no_progress = &mut |_: &str, _, _, _| {};
+    let stage = fit_composers(&config, &ctx, Some(truth), split, &device, no_progress).unwrap();
+    (config, stage)
+}
+
 /// Every training pair of an evaluated user lies before its validation time.
 fn assert_before_validation(split: &Split, pairs: &[mspa::composer::composer::TrainingPair]) {
     let valid: HashMap<_, _> = split
@@ -62,58 +82,26 @@ fn assert_before_validation(split: &Split, pairs: &[mspa::composer::composer::Tr
 #[test]
 fn pipeline_composers_fit_on_the_leak_free_pairs_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (dataset, truth, split, features) = world(dir.path());
-    let mut config = PipelineConfig::default().with_seed(4);
-    config.composer.epochs = 1;
-    let ctx = ComposeContext {
-        dataset: &dataset,
-        features: Some(&features),
-        text_encoder: None,
-    };
-    let device = mspa::modal::device_from_name("flex").unwrap();
-    let stage = fit_composers(
-        &config,
-        &ctx,
-        Some(&truth),
-        &split,
-        &device,
-        &mut |_, _, _, _| {},
-    )
-    .unwrap();
+    let world = world(dir.path());
+    let (config, stage) = fit(&world, ComposerTeacher::Auto);
+    let (dataset, truth, split, _) = &world;
 
-    let expected = reference_pairs(&dataset, &truth.references(), &split, &config.pairs).unwrap();
+    let expected = reference_pairs(dataset, &truth.references(), split, &config.pairs).unwrap();
     assert_eq!(stage.pairs, expected);
     assert!(!stage.pairs.train.is_empty());
     assert_eq!(stage.nearest.len(), stage.pairs.train.len());
     assert_eq!(stage.learned.epochs_done(), 1);
     assert!(stage.scored && stage.teacher.contains("reference"));
-    assert_before_validation(&split, &stage.pairs.train);
+    assert_before_validation(split, &stage.pairs.train);
 }
 
 #[test]
 fn the_template_teacher_writes_the_same_leak_free_pairs_in_the_derived_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let (dataset, truth, split, features) = world(dir.path());
-    let mut config = PipelineConfig::default().with_seed(4);
-    config.composer.epochs = 1;
-    config.teacher = ComposerTeacher::Template;
-    let ctx = ComposeContext {
-        dataset: &dataset,
-        features: Some(&features),
-        text_encoder: None,
-    };
-    let device = mspa::modal::device_from_name("flex").unwrap();
-    let stage = fit_composers(
-        &config,
-        &ctx,
-        Some(&truth),
-        &split,
-        &device,
-        &mut |_, _, _, _| {},
-    )
-    .unwrap();
-    let world_pairs =
-        reference_pairs(&dataset, &truth.references(), &split, &config.pairs).unwrap();
+    let world = world(dir.path());
+    let (config, stage) = fit(&world, ComposerTeacher::Template);
+    let (dataset, truth, split, _) = &world;
+    let world_pairs = reference_pairs(dataset, &truth.references(), split, &config.pairs).unwrap();
     // The same users and times, the texts written by the derived template composer.
     assert_eq!(stage.pairs.train.len(), world_pairs.train.len());
     for (p, w) in stage.pairs.train.iter().zip(&world_pairs.train) {
@@ -127,5 +115,5 @@ fn the_template_teacher_writes_the_same_leak_free_pairs_in_the_derived_schema() 
         stage.teacher
     );
     assert_eq!(stage.learned.schema(), &stage.schema);
-    assert_before_validation(&split, &stage.pairs.train);
+    assert_before_validation(split, &stage.pairs.train);
 }

@@ -103,37 +103,59 @@ pub fn evaluate(
     ks: &[usize],
     batch_size: usize,
 ) -> Result<RankingReport> {
-    evaluate_among(rec, dataset, targets, protocol, ks, batch_size, None)
+    let how = Ranking {
+        protocol,
+        ks,
+        batch_size,
+        live: None,
+    };
+    rank(rec, dataset, targets, how)
 }
 
-/// [`evaluate`] under the live-streaming candidate protocol: each query ranks only the
-/// authors live at its time ([`Dataset::live`]) and its own targets (a target is always a
-/// candidate, as in LiveRec); every other author scores `-inf`. Errors when the dataset
-/// has no broadcast times.
+/// [`evaluate`] (repeats allowed, 256 queries a batch) under the live-streaming candidate
+/// protocol: each query ranks only the authors live at its time ([`Dataset::live`]) and
+/// its own targets (a target is always a candidate, as in LiveRec); every other author
+/// scores `-inf`. Errors when the dataset has no broadcast times.
 pub fn evaluate_live(
     rec: &dyn Recommender,
     dataset: &Dataset,
     targets: &[Target],
-    protocol: Protocol,
     ks: &[usize],
-    batch_size: usize,
 ) -> Result<RankingReport> {
     let live = dataset.live().ok_or_else(|| {
         AlignError::data("the live-candidate protocol needs broadcast times; this dataset has none")
     })?;
-    evaluate_among(rec, dataset, targets, protocol, ks, batch_size, Some(live))
+    let how = Ranking {
+        protocol: Protocol::RepeatsAllowed,
+        ks,
+        batch_size: 256,
+        live: Some(live),
+    };
+    rank(rec, dataset, targets, how)
 }
 
-/// [`evaluate`], with the candidates limited to the live authors when `live` is given.
-fn evaluate_among(
+/// How [`rank`] ranks: the protocol, the cut-offs, the queries per batch and, for the
+/// live-candidate protocol, when each author was live.
+struct Ranking<'a> {
+    protocol: Protocol,
+    ks: &'a [usize],
+    batch_size: usize,
+    live: Option<&'a LiveSchedule>,
+}
+
+/// [`evaluate`], with the candidates limited to the live authors when `how.live` is set.
+fn rank(
     rec: &dyn Recommender,
     dataset: &Dataset,
     targets: &[Target],
-    protocol: Protocol,
-    ks: &[usize],
-    batch_size: usize,
-    live: Option<&LiveSchedule>,
+    how: Ranking<'_>,
 ) -> Result<RankingReport> {
+    let Ranking {
+        protocol,
+        ks,
+        batch_size,
+        live,
+    } = how;
     if batch_size == 0 {
         return Err(AlignError::config("batch_size", "must be at least 1"));
     }

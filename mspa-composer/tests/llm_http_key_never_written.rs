@@ -14,7 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use mspa_composer::schema::{FieldKind, PreferenceSchema};
 use mspa_core::UserId;
 use mspa_core::synth::{SyntheticWorldConfig, generate};
 use serde_json::json;
+
+mod llm_support;
+use llm_support::{completion, server_tls_config, status, tls_fixture};
 
 /// The key: distinctive, so that any copy of it is found.
 const KEY: &str = "sk-mspa-NeverWritten-5f2c9e71a0b3d846";
@@ -108,31 +111,6 @@ impl Recorded {
     }
 }
 
-fn tls_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tls")
-        .join(name)
-}
-
-fn server_tls_config() -> Arc<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(tls_fixture("server.pem"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_file(tls_fixture("server-key.pem")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    Arc::new(config)
-}
-
 /// An HTTPS server on 127.0.0.1 that answers connection `i` with `script[i]` (then with
 /// 500s) and records each request's head.
 struct Server {
@@ -211,35 +189,6 @@ fn serve(
     let _ = conn.write_all(reply);
     conn.conn.send_close_notify();
     let _ = conn.flush();
-}
-
-fn status(code: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut s = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        s.push_str(&format!("{k}: {v}\r\n"));
-    }
-    s.push_str("\r\n");
-    s.push_str(body);
-    s.into_bytes()
-}
-
-/// A chat completion whose message content is `content`.
-fn completion(content: &str) -> String {
-    json!({
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": "test-model",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop",
-        }],
-    })
-    .to_string()
 }
 
 /// A schema-valid answer object (the first value of each field, per slot for tuples).

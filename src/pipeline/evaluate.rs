@@ -22,14 +22,7 @@ pub(crate) fn evaluate_row(
     let repeats = evaluate(rec, dataset, test, Protocol::RepeatsAllowed, &KS, 256)?;
     let new_authors = evaluate(rec, dataset, test, Protocol::NewAuthors, &KS, 256)?;
     let live = match dataset.live() {
-        Some(_) => Some(evaluate_live(
-            rec,
-            dataset,
-            test,
-            Protocol::RepeatsAllowed,
-            &KS,
-            256,
-        )?),
+        Some(_) => Some(evaluate_live(rec, dataset, test, &KS)?),
         None => None,
     };
     let per_user = repeats

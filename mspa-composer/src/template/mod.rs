@@ -409,10 +409,9 @@ impl Composer for TemplateComposer {
         ctx: &ComposeContext<'_>,
         queries: &[HistoryQuery<'_>],
     ) -> Result<Vec<Preference>> {
-        let dataset = ctx.dataset;
         let parts: Vec<(PreferenceFields, Vec<FieldEvidence>)> = queries
             .par_iter()
-            .map(|q| self.compose_fields(dataset, q))
+            .map(|q| self.compose_fields(ctx.dataset, q))
             .collect::<Result<_>>()?;
         let texts: Vec<String> = parts.iter().map(|(p, _)| self.schema.render(p)).collect();
         let fields: Vec<PreferenceFields> = parts.iter().map(|(p, _)| p.clone()).collect();

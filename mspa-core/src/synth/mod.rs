@@ -125,11 +125,11 @@ pub enum SynthError {
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The file or directory.
-        path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
+        /// The file or directory.
+        path: PathBuf,
     },
     /// A config or truth file is malformed.
     #[error("{}: {message}", path.display())]

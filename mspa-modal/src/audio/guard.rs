@@ -59,6 +59,14 @@ fn refuse<T>(message: String) -> GuardResult<T> {
     Err(GuardError::Declared(message))
 }
 
+/// Refuses the MP4 box `name` at byte `pos` whose body (`len` bytes) is too short for
+/// `what`.
+fn too_short<T>(name: &str, pos: u64, len: u64, what: &str) -> GuardResult<T> {
+    refuse(format!(
+        "MP4 box `{name}` at byte {pos} is too short ({len} bytes) {what}"
+    ))
+}
+
 /// The container of a stream, recognised from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Container {
@@ -331,10 +339,7 @@ impl<R: Read + Seek> Mp4Walk<'_, R> {
     ) -> GuardResult<(u64, u64)> {
         let first = body + 8 + skip;
         if first > end {
-            return refuse(format!(
-                "MP4 box `{name}` at byte {pos} is too short ({} bytes) to hold its entry count",
-                end - body
-            ));
+            return too_short(name, pos, end - body, "to hold its entry count");
         }
         let count = u64::from(self.bytes.u32_be(body + 4 + skip)?);
         if count.saturating_mul(entry) > end - first {
@@ -362,11 +367,7 @@ impl<R: Read + Seek> Mp4Walk<'_, R> {
             }
             b"stsz" => {
                 if end - body < 12 {
-                    return refuse(format!(
-                        "MP4 box `stsz` at byte {pos} is too short ({} bytes) to hold its \
-                         sample count",
-                        end - body
-                    ));
+                    return too_short("stsz", pos, end - body, "to hold its sample count");
                 }
                 let constant = self.bytes.u32_be(body + 4)?;
                 if constant != 0 {
@@ -381,11 +382,7 @@ impl<R: Read + Seek> Mp4Walk<'_, R> {
             }
             b"trun" => {
                 if end - body < 8 {
-                    return refuse(format!(
-                        "MP4 box `trun` at byte {pos} is too short ({} bytes) to hold its \
-                         sample count",
-                        end - body
-                    ));
+                    return too_short("trun", pos, end - body, "to hold its sample count");
                 }
                 let flags = self.bytes.u32_be(body)? & 0x00ff_ffff;
                 let count = u64::from(self.bytes.u32_be(body + 4)?);
@@ -426,11 +423,8 @@ impl<R: Read + Seek> Mp4Walk<'_, R> {
                         + 4 * u64::from(flags & 0x2 != 0)
                         + 4 * u64::from(flags & 0x8 != 0);
                     if at + 4 > end {
-                        return refuse(format!(
-                            "MP4 box `tfhd` at byte {pos} is too short ({} bytes) for the fields \
-                             its flags declare",
-                            end - body
-                        ));
+                        let what = "for the fields its flags declare";
+                        return too_short("tfhd", pos, end - body, what);
                     }
                     let size = self.bytes.u32_be(at)?;
                     self.sample_size(&name, pos, "the default sample size", size)?;
