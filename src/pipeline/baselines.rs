@@ -117,15 +117,14 @@ impl Trainer<'_> {
 /// One baseline to fit.
 type Job<'a> = Box<dyn FnOnce() -> mspa_align::Result<FittedBaseline> + Send + 'a>;
 
-/// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN, FREEDOM (when some
-/// author has content: its item graph is built from content alone) and, when the data
-/// has a planted truth, the oracle, concurrently; returned in that order.
+/// Fits MostPop, RepeatPop, BPR-MF, VBPR, Concat, SASRec, LightGCN and FREEDOM (when some
+/// author has content: its item graph is built from content alone) concurrently;
+/// returned in that order.
 pub(crate) fn fit_baselines(
     settings: &BaselineSettings,
     dataset: &Dataset,
     split: &Split,
     features: &[AuthorFeatures],
-    truth: Option<Truth>,
     device: &Device,
     progress: BaselineProgress<'_>,
 ) -> mspa_align::Result<Vec<FittedBaseline>> {
@@ -148,8 +147,10 @@ pub(crate) fn fit_baselines(
             trainer.fit("FREEDOM", &settings.freedom, &settings.freedom.train)
         }));
     }
-    if let Some(truth) = truth {
-        jobs.push(Box::new(move || timed_rule(|| Oracle::fit(truth, dataset))));
-    }
     jobs.into_par_iter().map(|job| job()).collect()
+}
+
+/// The oracle of a world with a planted truth (see [`Oracle`]).
+pub(crate) fn fit_oracle(truth: Truth, dataset: &Dataset) -> mspa_align::Result<FittedBaseline> {
+    timed_rule(|| Oracle::fit(truth, dataset))
 }

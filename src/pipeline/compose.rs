@@ -1,12 +1,15 @@
 //! The composer stage: fitting the composers on the leak-free pairs, composing every
 //! user's preference at the times the models read it, and what the report says of it.
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
 use burn::tensor::Device;
 use mspa_align::mspa::{ComposedText, TextPreferences};
 use mspa_composer::composer::{
     ComposeContext, Composer, HistoryQuery, TrainingPair, embed_preferences,
 };
-use mspa_composer::eval::{ReferencePairs, held_back_from, reference_pairs};
+use mspa_composer::eval::{ReferencePairs, evaluate_texts, held_back_from, reference_pairs};
 use mspa_composer::learned::LearnedComposer;
 use mspa_composer::nearest::NearestComposer;
 use mspa_composer::schema::PreferenceSchema;
@@ -16,6 +19,7 @@ use mspa_core::{Dataset, Split, TipEvent};
 use serde::{Deserialize, Serialize};
 
 use super::{PipelineConfig, PipelineError, stage_err, world_schema};
+use crate::report::TextRow;
 
 /// The three composers and the pairs they were fitted on.
 pub struct ComposerStage {
@@ -265,6 +269,86 @@ pub fn fit_composers(
         learned,
         template,
         nearest,
+    })
+}
+
+/// What the composer stage gives the models and the report.
+pub(crate) struct Composed {
+    /// Every user's composed preference at the times the models read it.
+    pub texts: TextPreferences,
+    /// Text metrics of each composer on the held-out users (when the references are in
+    /// the composers' schema).
+    pub composers: BTreeMap<String, TextRow>,
+    /// What the composers were fitted on ([`composer_training_summary`]).
+    pub composer_training: serde_json::Value,
+    /// Seconds the stage took.
+    pub seconds: f64,
+}
+
+/// The composer stage: fits the composers on the teacher's leak-free pairs, scores their
+/// texts on the held-out users against the references (when those are in the
+/// composers' schema), and composes every user's preference with the learned composer.
+pub(crate) fn compose_stage(
+    config: &PipelineConfig,
+    ctx: &ComposeContext<'_>,
+    truth: Option<&Truth>,
+    split: &Split,
+    device: &Device,
+    note: &(dyn Fn(&str, usize, usize, String) + Sync),
+) -> Result<Composed, PipelineError> {
+    let t = Instant::now();
+    let stage = fit_composers(config, ctx, truth, split, device, &mut |s, d, n, m| {
+        note(s, d, n, m)
+    })?;
+    let ComposerStage {
+        schema,
+        pairs,
+        learned,
+        template,
+        nearest,
+        ..
+    } = &stage;
+    let heldout_queries: Vec<HistoryQuery<'_>> =
+        pairs.heldout.iter().map(|p| p.query(ctx.dataset)).collect();
+    let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
+    let mut composers = BTreeMap::new();
+    // Only the texts are scored here: compose without embedding them.
+    let bare = ComposeContext {
+        text_encoder: None,
+        ..*ctx
+    };
+    // Text metrics need reference texts in the composers' schema: the world's, when they
+    // taught the composers.
+    let scored: &[&dyn Composer] = if stage.scored {
+        &[learned, template, nearest]
+    } else {
+        &[]
+    };
+    for &composer in scored {
+        let composed = composer
+            .compose_batch(&bare, &heldout_queries)
+            .map_err(stage_err("compose"))?;
+        let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
+        let eval = evaluate_texts(schema, &hyps, &references, ctx.text_encoder)
+            .map_err(stage_err("compose"))?;
+        composers.insert(
+            composer.name().to_string(),
+            TextRow {
+                bleu4: eval.bleu4,
+                rouge_l: eval.rouge_l,
+                bertscore_f1: eval.bertscore_f1,
+                field_f1: eval.field_f1,
+            },
+        );
+    }
+    // Every user's preference at a few times (training midpoint, validation, test).
+    note("compose", 3, 3, "composing every user's preference".into());
+    let texts = compose_preferences(learned, ctx, schema, split)?;
+    Ok(Composed {
+        texts,
+        composers,
+        composer_training: composer_training_summary(ctx.dataset, split, &stage),
+        seconds: t.elapsed().as_secs_f64(),
     })
 }
 

@@ -21,8 +21,8 @@ use std::time::Instant;
 use burn::tensor::Device;
 use mspa_align::mspa::MspaSettings;
 use mspa_align::train::EpochReport;
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
-use mspa_composer::eval::{PairConfig, evaluate_texts};
+use mspa_composer::composer::ComposeContext;
+use mspa_composer::eval::PairConfig;
 use mspa_composer::learned::LearnedComposerConfig;
 use mspa_composer::schema::PreferenceSchema;
 use mspa_core::synth::SyntheticWorldConfig;
@@ -32,7 +32,7 @@ use mspa_modal::text::BertEmbedder;
 pub use mspa_modal::text::default_minilm_dir;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Report, SeedResult, SeedSummary, TextRow};
+use crate::report::{Report, SeedResult, SeedSummary};
 
 mod baselines;
 mod compose;
@@ -48,7 +48,7 @@ pub use data::{DataSource, KUAILIVE_TITLE_EMBEDDINGS, VectorFile};
 pub use serve::TrainedModels;
 pub use write::write_report;
 
-use compose::{compose_preferences, composer_training_summary};
+use compose::compose_preferences;
 use evaluate::significance;
 
 /// Cut-offs of every evaluation.
@@ -209,64 +209,21 @@ pub fn run(
     let notes = data::feature_notes(&features, sources);
     seconds.insert("features".to_string(), t.elapsed().as_secs_f64());
 
-    // 3. Composers: fit on training users before their validation time, evaluate on
-    // held-out users against the reference texts (when the data has them).
+    // 3-4. The composers and then MSPA, which reads their compositions, side by side with
+    // the baselines, which read none.
     let t = Instant::now();
     let ctx = ComposeContext {
         dataset: &dataset,
         features: Some(&features),
         text_encoder: text_encoder.as_ref(),
     };
-    let stage = fit_composers(config, &ctx, truth.as_ref(), &split, &device, &mut note)?;
-    let ComposerStage {
-        schema,
-        pairs,
-        learned,
-        template,
-        nearest,
-        ..
-    } = &stage;
-    let heldout_queries: Vec<HistoryQuery<'_>> =
-        pairs.heldout.iter().map(|p| p.query(&dataset)).collect();
-    let references: Vec<String> = pairs.heldout.iter().map(|p| p.reference.clone()).collect();
-    let mut composers = BTreeMap::new();
-    // Only the texts are scored here: compose without embedding them.
-    let bare = ComposeContext {
-        text_encoder: None,
-        ..ctx
-    };
-    // Text metrics need reference texts in the composers' schema: the world's, when they
-    // taught the composers.
-    let scored: &[&dyn Composer] = if stage.scored {
-        &[learned, template, nearest]
-    } else {
-        &[]
-    };
-    for &composer in scored {
-        let composed = composer
-            .compose_batch(&bare, &heldout_queries)
-            .map_err(stage_err("compose"))?;
-        let hyps: Vec<String> = composed.into_iter().map(|p| p.text).collect();
-        let eval = evaluate_texts(schema, &hyps, &references, text_encoder.as_ref())
-            .map_err(stage_err("compose"))?;
-        composers.insert(
-            composer.name().to_string(),
-            TextRow {
-                bleu4: eval.bleu4,
-                rouge_l: eval.rouge_l,
-                bertscore_f1: eval.bertscore_f1,
-                field_f1: eval.field_f1,
-            },
-        );
+    let compose = || compose::compose_stage(config, &ctx, truth.as_ref(), &split, &device, &note);
+    let (composed, mut models) =
+        models::train_and_evaluate(config, &dataset, &split, &features, compose, &device, &note)?;
+    seconds.insert("compose".to_string(), composed.seconds);
+    if let Some(truth) = truth {
+        models.add_oracle(truth, &dataset, &split)?;
     }
-    // Every user's preference at a few times (training midpoint, validation, test).
-    note("compose", 3, 3, "composing every user's preference".into());
-    let texts = compose_preferences(learned, &ctx, schema, &split)?;
-    seconds.insert("compose".to_string(), t.elapsed().as_secs_f64());
-    let composer_training = composer_training_summary(&dataset, &split, &stage);
-
-    // 4. Models, side by side.
-    let t = Instant::now();
     let models::ModelResults {
         rows,
         per_user,
@@ -274,9 +231,12 @@ pub fn run(
         modality_weights,
         steps,
         examples,
-    } = models::train_and_evaluate(
-        config, &dataset, &split, &features, &texts, truth, &device, &note,
-    )?;
+    } = models;
+    let compose::Composed {
+        composers,
+        composer_training,
+        ..
+    } = composed;
     seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
     let significance = significance(
         &rows,

@@ -15,7 +15,8 @@ use mspa_core::{Dataset, Split};
 use mspa_modal::features::{AuthorFeatures, Modality};
 use rayon::prelude::*;
 
-use super::baselines::fit_baselines;
+use super::baselines::{FittedBaseline, fit_baselines, fit_oracle};
+use super::compose::Composed;
 use super::data::has_modality;
 use super::evaluate::{evaluate_row, explained_examples, mean_modality_weights, step_ndcg};
 use super::{PipelineConfig, PipelineError, epoch_message, stage_err};
@@ -90,22 +91,24 @@ pub(crate) fn mspa_variants(
     variants
 }
 
-/// Trains and evaluates every MSPA variant and every baseline concurrently.
-#[allow(clippy::too_many_arguments)]
+/// Runs `compose` (the composer stage) and then trains and evaluates every MSPA variant
+/// on its compositions, while the baselines, which read no composition, train and
+/// evaluate beside them. Returns what `compose` gave and the results, MSPA first.
 pub(crate) fn train_and_evaluate(
     config: &PipelineConfig,
     dataset: &Dataset,
     split: &Split,
     features: &[AuthorFeatures],
-    texts: &TextPreferences,
-    truth: Option<Truth>,
+    compose: impl FnOnce() -> Result<Composed, PipelineError> + Send,
     device: &Device,
     note: Note<'_>,
-) -> Result<ModelResults, PipelineError> {
+) -> Result<(Composed, ModelResults), PipelineError> {
     let variants = mspa_variants(config, features);
     let (mspa, baselines) = rayon::join(
         || {
-            variants
+            let composed = compose()?;
+            let texts = &composed.texts;
+            let trained = variants
                 .par_iter()
                 .enumerate()
                 .map(|(i, settings)| {
@@ -120,7 +123,8 @@ pub(crate) fn train_and_evaluate(
                         note,
                     )
                 })
-                .collect::<Result<Vec<_>, PipelineError>>()
+                .collect::<Result<Vec<_>, PipelineError>>()?;
+            Ok::<_, PipelineError>((composed, trained))
         },
         || {
             fit_baselines(
@@ -128,7 +132,6 @@ pub(crate) fn train_and_evaluate(
                 dataset,
                 split,
                 features,
-                truth,
                 device,
                 &|name: &str, epochs: usize, r: &EpochReport| {
                     note(
@@ -142,8 +145,9 @@ pub(crate) fn train_and_evaluate(
             .map_err(stage_err("baselines"))
         },
     );
+    let (composed, mspa) = mspa?;
     let mut out = ModelResults::default();
-    for (i, (settings, v)) in variants.iter().zip(mspa?).enumerate() {
+    for (i, (settings, v)) in variants.iter().zip(mspa).enumerate() {
         out.rows.push(v.row);
         out.per_user.push(v.users);
         out.modality_weights
@@ -154,33 +158,51 @@ pub(crate) fn train_and_evaluate(
             out.examples = v.examples;
         }
     }
-    let baselines = baselines?;
-    let evaluated: Vec<(ModelRow, Vec<(u64, f64)>)> = baselines
-        .par_iter()
-        .map(|fitted| {
-            evaluate_row(
-                fitted.recommender.as_ref(),
-                dataset,
-                &split.test,
-                fitted.seconds,
-            )
-            .map_err(stage_err("evaluate"))
-        })
-        .collect::<Result<_, _>>()?;
-    for (fitted, (row, users)) in baselines.iter().zip(evaluated) {
-        out.rows.push(row);
-        out.per_user.push(users);
-        if !fitted.curve.is_empty() {
-            out.training.insert(
-                fitted.recommender.name().to_string(),
-                Curve {
-                    train_loss: fitted.curve.iter().map(|r| r.train_loss).collect(),
-                    valid_ndcg10: fitted.curve.iter().map(|r| r.valid_ndcg10).collect(),
-                },
-            );
+    out.add_fitted(baselines?, dataset, split)?;
+    Ok((composed, out))
+}
+
+impl ModelResults {
+    /// Evaluates fitted baselines and appends their rows and curves.
+    fn add_fitted(
+        &mut self,
+        fitted: Vec<FittedBaseline>,
+        dataset: &Dataset,
+        split: &Split,
+    ) -> Result<(), PipelineError> {
+        let evaluated: Vec<(ModelRow, Vec<(u64, f64)>)> = fitted
+            .par_iter()
+            .map(|f| {
+                evaluate_row(f.recommender.as_ref(), dataset, &split.test, f.seconds)
+                    .map_err(stage_err("evaluate"))
+            })
+            .collect::<Result<_, _>>()?;
+        for (f, (row, users)) in fitted.iter().zip(evaluated) {
+            self.rows.push(row);
+            self.per_user.push(users);
+            if !f.curve.is_empty() {
+                self.training.insert(
+                    f.recommender.name().to_string(),
+                    Curve {
+                        train_loss: f.curve.iter().map(|r| r.train_loss).collect(),
+                        valid_ndcg10: f.curve.iter().map(|r| r.valid_ndcg10).collect(),
+                    },
+                );
+            }
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// Appends the oracle's row (the planted truth's exact next-tip probabilities).
+    pub(crate) fn add_oracle(
+        &mut self,
+        truth: Truth,
+        dataset: &Dataset,
+        split: &Split,
+    ) -> Result<(), PipelineError> {
+        let oracle = fit_oracle(truth, dataset).map_err(stage_err("baselines"))?;
+        self.add_fitted(vec![oracle], dataset, split)
+    }
 }
 
 /// Trains one MSPA variant and evaluates it; the main model (`main`) also gives the
