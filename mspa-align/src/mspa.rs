@@ -312,8 +312,11 @@ impl FitRecommender for MspaSettings {
             .with_modalities(self.modalities)
             .with_id_embedding(self.id_embedding)
             .with_dropout(self.dropout);
-        device.seed(self.train.seed);
-        let model = config.init(device)?;
+        let model = mspa_modal::device::seeded(device, self.train.seed, || {
+            let model = config.init(device)?;
+            mspa_modal::device::materialize(&model);
+            Ok::<_, AlignError>(model)
+        })?;
         let examples = training_examples(dataset, split, None);
         if examples.is_empty() {
             return Err(AlignError::Data {
@@ -480,10 +483,12 @@ impl MspaRecommender {
             )));
         }
         let authors = AuthorTable::build(features, train_counts, device)?;
-        let model = config
-            .init(device)?
-            .try_load_file(dir.join("model.bpk"))
-            .map_err(|e| fail(format!("model.bpk: {e}")))?;
+        // Initialised under the lock (its numbers are then overwritten by the file's), so
+        // it never draws from a generator another model is using.
+        let model =
+            mspa_modal::device::seeded(device, settings.train.seed, || config.init(device))?
+                .try_load_file(dir.join("model.bpk"))
+                .map_err(|e| fail(format!("model.bpk: {e}")))?;
         Ok(MspaRecommender {
             settings,
             config,

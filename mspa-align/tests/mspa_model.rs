@@ -13,6 +13,7 @@ use mspa_align::train::TrainConfig;
 use mspa_core::synth::{SyntheticWorldConfig, Truth, generate};
 use mspa_core::{Dataset, Split, load_native};
 use mspa_metrics::Protocol;
+use mspa_modal::device::on_one_thread;
 use mspa_modal::features::AuthorFeatures;
 
 use common::features;
@@ -242,4 +243,42 @@ fn mspa_handles_cold_users_and_ablations() {
             .fit(&short, &device, &mut |_| {})
             .is_err()
     );
+}
+
+/// Burn draws initialisation and dropout from one process-wide generator; models trained
+/// side by side must still get their own numbers (`mspa_modal::device::seeded`): two MSPA
+/// fits with dropout, each on a one-thread pool (`on_one_thread`, as the pipeline runs
+/// them), score exactly the same at once on two threads, one after the other, and while
+/// the other tests of this file train beside them.
+#[test]
+fn mspa_trained_side_by_side_matches_alone() {
+    let w = world();
+    let device = Device::flex();
+    let prefs = texts(&w.ds, 8);
+    let data = TrainingData::new(&w.ds, &w.split)
+        .with_features(&w.feats)
+        .with_texts(&prefs);
+    let mut no_text = settings("MSPA (no text)", 2);
+    no_text.use_text = false;
+    no_text.dropout = 0.3;
+    let mut full = settings("MSPA", 2);
+    full.dropout = 0.3;
+    let scores = |rec: &MspaRecommender| {
+        let target = &w.split.test[0];
+        let query = Query {
+            user: target.user,
+            history: target.history(&w.ds),
+            at_ms: target.timestamp_ms,
+        };
+        let mut out = vec![0f32; w.ds.n_authors()];
+        on_one_thread(|| rec.score_batch(&[query], &mut out)).unwrap();
+        out
+    };
+    let fit = |s: &MspaSettings| on_one_thread(|| s.fit(&data, &device, &mut |_| {}).unwrap());
+    let alone = [&full, &no_text].map(|s| scores(&fit(s)));
+    let side_by_side = std::thread::scope(|scope| {
+        let handles = [&full, &no_text].map(|s| scope.spawn(move || fit(s)));
+        handles.map(|h| scores(&h.join().unwrap()))
+    });
+    assert_eq!(alone, side_by_side);
 }

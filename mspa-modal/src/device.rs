@@ -1,10 +1,68 @@
-//! Choosing a Burn device by name.
+//! Choosing a Burn device by name, and seeding Burn's random numbers safely.
 //!
 //! Burn 0.22 picks the backend at run time through a [`Device`]; which constructors exist
 //! depends on the cargo features this crate was built with (`flex`, `ndarray`, `wgpu`,
 //! `cuda`, `cpu`). Every example takes `--device NAME` and resolves it here.
 
-use burn::tensor::Device;
+use std::sync::Mutex;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+
+/// Held while Burn's random numbers are seeded and drawn (see [`seeded`]).
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with Burn's random numbers (layer initialisation, dropout masks) seeded by
+/// `seed`, holding a process-wide lock.
+///
+/// A Burn backend draws every random number from one process-wide generator, so two
+/// models initialised or trained at the same time would take turns in it and get
+/// different numbers on every run. Every seeded use in this workspace (encoder and MSPA
+/// initialisation, each training step's forward pass) goes through here, so models
+/// trained side by side get the same numbers as alone. Keep `f` short: other seeded work
+/// waits for it.
+///
+/// ```
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use mspa_modal::device::seeded;
+/// let device = Device::flex();
+/// let draw = || Tensor::<1>::random([4], Distribution::Default, &device).into_data();
+/// assert_eq!(seeded(&device, 7, draw), seeded(&device, 7, draw));
+/// ```
+pub fn seeded<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    f()
+}
+
+/// Initialises every parameter of `module` now. Burn initialises a layer's parameters
+/// lazily, when first read, drawing from the backend's generator at that moment; call this
+/// inside [`seeded`] right after building a module so its numbers come from that seed.
+pub fn materialize<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}
+
+/// Runs `f` on a pool of its own with one thread, so that its tensor work is done in one
+/// fixed order whatever else runs beside it.
+///
+/// A CPU backend splits a reduction over the threads of the current rayon pool as they
+/// become free, so the order of float additions (and the last bits of the results) can
+/// change when other work competes for the same pool. Models trained side by side each
+/// run alone on one thread (the machine's cores still all work, one model each), which
+/// gives the numbers of a `RAYON_NUM_THREADS=1` run. Falls back to running `f` in place if
+/// the pool cannot be built.
+pub fn on_one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
 
 /// The device names this crate understands, in the order the README lists them.
 pub const DEVICE_NAMES: [&str; 5] = ["flex", "ndarray", "wgpu", "cuda", "cpu"];

@@ -147,7 +147,10 @@ pub(crate) fn fit_baselines(
             trainer.fit("FREEDOM", &settings.freedom, &settings.freedom.train)
         }));
     }
-    jobs.into_par_iter().map(|job| job()).collect()
+    // Each baseline alone on a thread of its own (see `on_one_thread`).
+    jobs.into_par_iter()
+        .map(|job| mspa_modal::device::on_one_thread(job))
+        .collect()
 }
 
 /// The oracle of a world with a planted truth (see [`Oracle`]).

@@ -1,7 +1,9 @@
 //! The model stage: MSPA, its ablations and every baseline, trained and evaluated side
-//! by side. Models are independent (each has its own seed), so they train concurrently on
-//! rayon's pool: one model's small tensors rarely keep more than one core busy, and the
-//! numbers do not depend on the order (each model's arithmetic is deterministic).
+//! by side. Models are independent (each has its own seed), so they train concurrently,
+//! each on a one-thread pool of its own (`on_one_thread`: one model's small tensors
+//! rarely keep more than one core busy, and alone on its thread its float reductions
+//! keep one order) with Burn's random numbers reseeded per step under a lock
+//! (`mspa_modal::device::seeded`): the numbers do not depend on what runs beside it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,6 +16,8 @@ use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
 use mspa_modal::features::{AuthorFeatures, Modality};
 use rayon::prelude::*;
+
+use mspa_modal::device::on_one_thread;
 
 use super::baselines::{FittedBaseline, fit_baselines, fit_oracle};
 use super::compose::Composed;
@@ -106,22 +110,18 @@ pub(crate) fn train_and_evaluate(
     let variants = mspa_variants(config, features);
     let (mspa, baselines) = rayon::join(
         || {
-            let composed = compose()?;
+            let composed = on_one_thread(compose)?;
             let texts = &composed.texts;
             let trained = variants
                 .par_iter()
                 .enumerate()
                 .map(|(i, settings)| {
-                    train_variant(
-                        settings,
-                        i == 0,
-                        dataset,
-                        split,
-                        features,
-                        texts,
-                        device,
-                        note,
-                    )
+                    on_one_thread(|| {
+                        let main = i == 0;
+                        train_variant(
+                            settings, main, dataset, split, features, texts, device, note,
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, PipelineError>>()?;
             Ok::<_, PipelineError>((composed, trained))
@@ -173,8 +173,10 @@ impl ModelResults {
         let evaluated: Vec<(ModelRow, Vec<(u64, f64)>)> = fitted
             .par_iter()
             .map(|f| {
-                evaluate_row(f.recommender.as_ref(), dataset, &split.test, f.seconds)
-                    .map_err(stage_err("evaluate"))
+                on_one_thread(|| {
+                    evaluate_row(f.recommender.as_ref(), dataset, &split.test, f.seconds)
+                        .map_err(stage_err("evaluate"))
+                })
             })
             .collect::<Result<_, _>>()?;
         for (f, (row, users)) in fitted.iter().zip(evaluated) {

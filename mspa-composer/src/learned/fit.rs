@@ -7,7 +7,8 @@ use std::path::Path;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use mspa_core::rng::SplitMix64;
+use mspa_core::rng::{SplitMix64, mix64};
+use mspa_modal::device::seeded;
 
 use super::{LearnedComposer, LearnedComposerConfig, LearnedModel};
 use crate::composer::{ComposeContext, HistoryQuery, TrainingPair};
@@ -139,13 +140,6 @@ impl LearnedComposer {
             })
             .collect();
         for epoch in self.epochs_done..self.epochs_done + epochs {
-            // Dropout draws from the device generator: seed it per epoch for repeatability.
-            ad.seed(
-                self.config
-                    .seed
-                    .wrapping_mul(1_000_003)
-                    .wrapping_add(epoch as u64),
-            );
             let order = epoch_order(train.len(), self.config.seed, epoch);
             let (mut sum, mut count) = (0.0f64, 0usize);
             for (step, chunk) in order.chunks(self.config.batch_size).enumerate() {
@@ -166,7 +160,13 @@ impl LearnedComposer {
                     .collect();
                 let hot =
                     Tensor::<2>::from_data(TensorData::new(hot, [chunk.len(), n_values]), &ad);
-                let loss = model.training_loss(&batch, &batch_targets, hot, self.config.aux_weight);
+                // Dropout masks from a generator seeded by (seed, epoch, step): the same with
+                // other models training beside this one.
+                let step_seed =
+                    mix64(self.config.seed ^ mix64(((epoch as u64) << 32) | step as u64));
+                let loss = seeded(&ad, step_seed, || {
+                    model.training_loss(&batch, &batch_targets, hot, self.config.aux_weight)
+                });
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 if !value.is_finite() {
                     return Err(ComposerError::config(

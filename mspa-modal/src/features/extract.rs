@@ -161,9 +161,12 @@ impl FeatureExtractor {
                 message: format!("must equal audio.mel.n_mels ({})", config.audio.mel.n_mels),
             });
         }
-        device.seed(seed);
-        let v = visual.init(device);
-        let a = audio.init(device);
+        let (v, a) = crate::device::seeded(device, seed, || {
+            let (v, a) = (visual.init(device), audio.init(device));
+            crate::device::materialize(&v);
+            crate::device::materialize(&a);
+            (v, a)
+        });
         Self::new(config, v, a, text, device)
     }
 
