@@ -330,8 +330,7 @@ fn ogg_comment_headers_must_fit_in_their_packet() {
     let tags = [&b"OpusTags"[..], &comments(&[b"TITLE=tone"])].concat();
     let mut bad = tags.clone();
     bad[8..12].copy_from_slice(&le(u32::MAX));
-    let opus =
-        |t: &[u8]| [page(3, true, &[b"OpusHead\x01\x02"]), page(3, false, &[t])].concat();
+    let opus = |t: &[u8]| [page(3, true, &[b"OpusHead\x01\x02"]), page(3, false, &[t])].concat();
     check(Container::Ogg, &opus(&tags)).unwrap();
     refused(Container::Ogg, &opus(&bad), "OpusTags");
     // Ogg FLAC picture block.
