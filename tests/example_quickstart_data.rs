@@ -10,20 +10,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// Every model of a report on data with content (FREEDOM needs some).
-const MODELS: [&str; 11] = [
-    "MSPA",
-    "MSPA (T=0)",
-    "MSPA (no text)",
-    "MostPop",
-    "RepeatPop",
-    "BPR-MF",
-    "VBPR",
-    "Concat",
-    "SASRec",
-    "LightGCN",
-    "FREEDOM",
-];
+/// Every model of a report on data with content (FREEDOM, the last, needs some).
+const MODELS: [&str; 11] = common::REPORT_MODELS;
 
 /// Runs the quickstart (one epoch per model) on `data` with the `extra` flags and returns
 /// its report.

@@ -8,9 +8,9 @@
 //! Directory names say what a case is: `seed-…` a sample input of the format, `caught-…`
 //! a panic inside a third-party decoder that the library contains (it must stay an
 //! error), `fixed-…` a bug the fuzzers found and the library has since fixed, `open-…` a
-//! bug still there: the per-target tests skip `open-…` cases and an
-//! `#[ignore = "bug: ..."]` test names each. When one is fixed, rename its directory to
-//! `fixed-…` and drop the `ignore`.
+//! bug still there: the per-target tests skip `open-…` cases and a test marked ignored
+//! with the reason `bug: ...` names each (none is open now). When one is fixed, rename its
+//! directory to `fixed-…` and drop the ignore marker.
 
 mod common;
 
@@ -273,7 +273,7 @@ target_test!(fuzz_llm_answer_inputs, "llm_answer", llm_answer);
 // ------------------------------------------------------------------ named findings
 //
 // One test per finding, fixed ones included (their cases, `fixed-…`, also run in the
-// per-target tests above). Fixed in 2f0cafa unless marked `#[ignore = "bug: …"]`.
+// per-target tests above). Fixed in 2f0cafa unless their doc names another commit.
 
 /// Runs `f` on the case `target/name` (panics propagate: the test fails while the bug is
 /// there).
@@ -327,7 +327,7 @@ fn decodes_within_3_gib(file: &Path) -> bool {
 /// symphonia-format-isomp4 and symphonia-metadata 0.5.5 allocate what the header says
 /// (8.0, 4.3, 3.2 and 3.4 GB here), which aborted the process (an allocation failure is
 /// not a panic, so `catch_decoder_panic` cannot contain it) or, with overcommit,
-/// succeeded by luck. Fixed: `mspa-modal/src/audio/guard.rs` checks every declared size
+/// succeeded by luck. Fixed in f52a755: `mspa-modal/src/audio/guard.rs` checks every declared size
 /// against the bytes that exist before symphonia sees the file. Each case must decode in a
 /// child process limited to 3 GiB of address space, to an error naming the file and the
 /// field.

@@ -28,6 +28,17 @@ struct World {
     ds: Dataset,
     split: Split,
     feats: Vec<AuthorFeatures>,
+    /// Stand-in composed texts of dimension 8.
+    prefs: TextPreferences,
+}
+
+impl World {
+    /// The world's training data with its features and texts.
+    fn data(&self) -> TrainingData<'_> {
+        TrainingData::new(&self.ds, &self.split)
+            .with_features(&self.feats)
+            .with_texts(&self.prefs)
+    }
 }
 
 fn world() -> World {
@@ -47,6 +58,7 @@ fn world() -> World {
     let feats = features(&ds, &Truth::load(dir.path()).unwrap(), 3);
     World {
         _dir: dir,
+        prefs: texts(&ds, 8),
         ds,
         split,
         feats,
@@ -91,10 +103,7 @@ fn settings(name: &str, epochs: usize) -> MspaSettings {
 fn mspa_trains_beats_baselines_and_round_trips() {
     let w = world();
     let device = Device::flex();
-    let prefs = texts(&w.ds, 8);
-    let data = TrainingData::new(&w.ds, &w.split)
-        .with_features(&w.feats)
-        .with_texts(&prefs);
+    let data = w.data();
     let (rec, reports) = settings("MSPA", 6).fit_with_curve(&data, &device).unwrap();
     assert!(reports.iter().enumerate().all(|(i, r)| r.epoch == i));
     let curve: Vec<f64> = reports.iter().map(|r| r.train_loss).collect();
@@ -143,7 +152,7 @@ fn mspa_trains_beats_baselines_and_round_trips() {
     let ckpt = dir.path().join("mspa");
     rec.save(&ckpt).unwrap();
     let counts = train_author_counts(&w.ds, &w.split);
-    let loaded = MspaRecommender::load(&ckpt, &w.feats, &counts, prefs.clone(), &device).unwrap();
+    let loaded = MspaRecommender::load(&ckpt, &w.feats, &counts, w.prefs.clone(), &device).unwrap();
     let n = w.ds.n_authors();
     let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
     rec.score_batch(&[query], &mut a).unwrap();
@@ -155,9 +164,15 @@ fn mspa_trains_beats_baselines_and_round_trips() {
         .fold(0.0f32, f32::max);
     assert!(max < 1e-5, "loaded model differs by {max}");
     // A checkpoint for other authors is refused with a clear error.
-    let err = MspaRecommender::load(&ckpt, &w.feats[..n - 1], &counts[..n - 1], prefs, &device)
-        .err()
-        .expect("author count mismatch is an error");
+    let err = MspaRecommender::load(
+        &ckpt,
+        &w.feats[..n - 1],
+        &counts[..n - 1],
+        w.prefs.clone(),
+        &device,
+    )
+    .err()
+    .expect("author count mismatch is an error");
     assert!(err.to_string().contains("authors"), "{err}");
 }
 
@@ -165,10 +180,7 @@ fn mspa_trains_beats_baselines_and_round_trips() {
 fn mspa_handles_cold_users_and_ablations() {
     let w = world();
     let device = Device::flex();
-    let prefs = texts(&w.ds, 8);
-    let data = TrainingData::new(&w.ds, &w.split)
-        .with_features(&w.feats)
-        .with_texts(&prefs);
+    let data = w.data();
     for (name, t, use_text, modalities) in [
         ("MSPA (T=0)", 0, true, [true; 3]),
         ("MSPA (no text)", 2, false, [true; 3]),
@@ -237,7 +249,7 @@ fn mspa_handles_cold_users_and_ablations() {
     assert!(s.fit(&data, &device, &mut |_| {}).is_err());
     let short = TrainingData::new(&w.ds, &w.split)
         .with_features(&w.feats[..3])
-        .with_texts(&prefs);
+        .with_texts(&w.prefs);
     assert!(
         settings("short", 1)
             .fit(&short, &device, &mut |_| {})
@@ -254,10 +266,7 @@ fn mspa_handles_cold_users_and_ablations() {
 fn mspa_trained_side_by_side_matches_alone() {
     let w = world();
     let device = Device::flex();
-    let prefs = texts(&w.ds, 8);
-    let data = TrainingData::new(&w.ds, &w.split)
-        .with_features(&w.feats)
-        .with_texts(&prefs);
+    let data = w.data();
     let mut no_text = settings("MSPA (no text)", 2);
     no_text.use_text = false;
     no_text.dropout = 0.3;

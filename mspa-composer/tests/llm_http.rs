@@ -23,7 +23,7 @@ use mspa_core::{AuthorId, Dataset, TipEvent, UserId};
 use serde_json::{Value, json};
 
 mod llm_support;
-use llm_support::{completion, server_tls_config, status, tls_fixture};
+use llm_support::{completion, server_tls_config, status, tls_fixture, whole_histories};
 
 // ---------------------------------------------------------------------------------------
 // A scripted server
@@ -1075,19 +1075,7 @@ fn llm_http_https_with_a_private_ca_and_a_cache_that_makes_reruns_free() {
         .take(3)
         .collect();
     assert_eq!(users.len(), 3);
-    let queries: Vec<HistoryQuery<'_>> = users
-        .iter()
-        .map(|&u| HistoryQuery {
-            tips: ds.user_events(u),
-            at_ms: ds
-                .user_events(u)
-                .iter()
-                .map(|e| e.timestamp_ms)
-                .max()
-                .unwrap()
-                + 1,
-        })
-        .collect();
+    let queries = whole_histories(&ds, &users);
 
     let server = Server::start_tls(vec![ok(&answer); 8]);
     assert!(server.base_url().starts_with("https://127.0.0.1:"));

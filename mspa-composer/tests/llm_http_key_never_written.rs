@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mspa_composer::composer::{ComposeContext, Composer, HistoryQuery};
+use mspa_composer::composer::{ComposeContext, Composer};
 use mspa_composer::llm_http::{LlmHttpComposer, LlmHttpConfig};
 use mspa_composer::schema::{FieldKind, PreferenceSchema};
 use mspa_core::UserId;
@@ -26,7 +26,7 @@ use mspa_core::synth::{SyntheticWorldConfig, generate};
 use serde_json::json;
 
 mod llm_support;
-use llm_support::{completion, server_tls_config, status, tls_fixture};
+use llm_support::{completion, server_tls_config, status, tls_fixture, whole_histories};
 
 /// The key: distinctive, so that any copy of it is found.
 const KEY: &str = "sk-mspa-NeverWritten-5f2c9e71a0b3d846";
@@ -287,19 +287,7 @@ fn llm_http_api_key_is_never_written_anywhere() {
         .take(6)
         .collect();
     assert_eq!(users.len(), 6, "the world has too few users with tips");
-    let queries: Vec<HistoryQuery<'_>> = users
-        .iter()
-        .map(|&u| HistoryQuery {
-            tips: ds.user_events(u),
-            at_ms: ds
-                .user_events(u)
-                .iter()
-                .map(|e| e.timestamp_ms)
-                .max()
-                .unwrap()
-                + 1,
-        })
-        .collect();
+    let queries = whole_histories(&ds, &users);
     let ctx = ComposeContext {
         dataset: &ds,
         features: None,

@@ -167,14 +167,10 @@ pub(crate) fn has_modality(features: &[AuthorFeatures], m: Modality) -> bool {
 /// What the report says of the features: the modalities at least one author has, and a
 /// note when there is none.
 pub(crate) fn feature_notes(features: &[AuthorFeatures], sources: Vec<String>) -> Vec<String> {
-    let present: Vec<&str> = Modality::ALL
+    let present: Vec<String> = Modality::ALL
         .iter()
         .filter(|&&m| has_modality(features, m))
-        .map(|m| match m {
-            Modality::Visual => "visual",
-            Modality::Audio => "audio",
-            Modality::Text => "text",
-        })
+        .map(Modality::to_string)
         .collect();
     let mut notes = sources;
     if present.is_empty() {

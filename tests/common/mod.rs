@@ -27,6 +27,22 @@ pub fn example_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Every model row of a report, MSPA first, in report order (the `Oracle` row follows
+/// when the data has a planted truth; FREEDOM is last and needs content).
+pub const REPORT_MODELS: [&str; 11] = [
+    "MSPA",
+    "MSPA (T=0)",
+    "MSPA (no text)",
+    "MostPop",
+    "RepeatPop",
+    "BPR-MF",
+    "VBPR",
+    "Concat",
+    "SASRec",
+    "LightGCN",
+    "FREEDOM",
+];
+
 /// Runs an example with the given arguments and returns its output.
 pub fn run_example(name: &str, args: &[&str]) -> Output {
     Command::new(example_bin(name))

@@ -64,3 +64,21 @@ pub fn completion(content: &str) -> String {
     })
     .to_string()
 }
+
+/// For each of `users`, a query over all their tips, just after the last one.
+pub fn whole_histories<'d>(
+    ds: &'d mspa_core::Dataset,
+    users: &[mspa_core::UserId],
+) -> Vec<mspa_composer::composer::HistoryQuery<'d>> {
+    users
+        .iter()
+        .map(|&u| {
+            let tips = ds.user_events(u);
+            let last = tips.iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
+            mspa_composer::composer::HistoryQuery {
+                tips,
+                at_ms: last + 1,
+            }
+        })
+        .collect()
+}
