@@ -7,13 +7,12 @@
 //! reference). Corpus statistics are sums over segments. The score is
 //! `BP * exp(mean(log p_n))` on a 0-100 scale, with sacrebleu's smoothing of zero counts.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::bleu_counts::{SegmentCounter, Stats};
 use crate::error::{MetricsError, Result, check_no_empty_set, check_reference_sets};
 use crate::tokenize_13a::{is_py_whitespace, tokenize_13a};
 
@@ -25,6 +24,9 @@ pub const MAX_NGRAM_ORDER: usize = 4;
 
 /// sacrebleu's `log` that maps a zero precision to a huge negative number instead of `-inf`.
 const LOG_ZERO: f64 = -9_999_999_999.0;
+
+/// Segments per parallel task of [`Bleu::corpus_score`].
+const CORPUS_CHUNK: usize = 1024;
 
 /// How zero n-gram matches are smoothed (sacrebleu's `smooth_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -152,27 +154,6 @@ impl fmt::Display for BleuScore {
     }
 }
 
-/// Sufficient statistics of one or more segments.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Stats {
-    sys_len: usize,
-    ref_len: usize,
-    correct: [usize; MAX_NGRAM_ORDER],
-    total: [usize; MAX_NGRAM_ORDER],
-}
-
-impl Stats {
-    fn add(mut self, o: Stats) -> Stats {
-        self.sys_len += o.sys_len;
-        self.ref_len += o.ref_len;
-        for n in 0..MAX_NGRAM_ORDER {
-            self.correct[n] += o.correct[n];
-            self.total[n] += o.total[n];
-        }
-        self
-    }
-}
-
 /// A BLEU metric with fixed settings.
 ///
 /// ```
@@ -210,10 +191,17 @@ impl Bleu {
     {
         check_reference_sets(hypotheses.len(), references.len())?;
         check_no_empty_set(references)?;
+        // Chunks of segments share one counter's buffers; integer sums keep the result
+        // independent of the split.
         let stats = hypotheses
-            .par_iter()
-            .zip(references.par_iter())
-            .map(|(h, r)| self.segment_stats(h.as_ref(), r.as_ref()))
+            .par_chunks(CORPUS_CHUNK)
+            .zip(references.par_chunks(CORPUS_CHUNK))
+            .map(|(hyps, refs)| {
+                let mut counter = SegmentCounter::default();
+                hyps.iter().zip(refs).fold(Stats::default(), |acc, (h, r)| {
+                    acc.add(counter.segment_stats(&self.config, h.as_ref(), r.as_ref()))
+                })
+            })
             .reduce(Stats::default, Stats::add);
         let mut nrefs = references.iter().map(|r| r.as_ref().len());
         let first = nrefs.next();
@@ -235,7 +223,7 @@ impl Bleu {
         if references.is_empty() {
             return Err(MetricsError::NoReference { segment: 0 });
         }
-        let stats = self.segment_stats(hypothesis, references);
+        let stats = SegmentCounter::default().segment_stats(&self.config, hypothesis, references);
         Ok(self.compute(stats, Some(references.len())))
     }
 
@@ -252,43 +240,6 @@ impl Bleu {
             BleuTokenizer::Tok13a => tokenize_13a(line),
             BleuTokenizer::None => line.trim_end_matches(is_py_whitespace).to_string(),
         }
-    }
-
-    fn segment_stats<S: AsRef<str>>(&self, hypothesis: &str, references: &[S]) -> Stats {
-        let hyp = self.preprocess(hypothesis);
-        let refs: Vec<String> = references
-            .iter()
-            .map(|r| self.preprocess(r.as_ref()))
-            .collect();
-        let hyp_tokens: Vec<&str> = split_py(&hyp);
-        let ref_tokens: Vec<Vec<&str>> = refs.iter().map(|r| split_py(r)).collect();
-
-        // For each n-gram, the largest count in any single reference.
-        let capacity = ref_tokens.iter().map(Vec::len).max().unwrap_or(0) * MAX_NGRAM_ORDER;
-        let mut ref_max: NgramMap<'_, '_> =
-            NgramMap::with_capacity_and_hasher(capacity, Default::default());
-        for toks in &ref_tokens {
-            for (gram, count) in ngram_counts(toks) {
-                let slot = ref_max.entry(gram).or_insert(0);
-                *slot = (*slot).max(count);
-            }
-        }
-        let hyp_len = hyp_tokens.len();
-        let ref_len = closest_ref_len(hyp_len, ref_tokens.iter().map(Vec::len));
-
-        let mut stats = Stats {
-            sys_len: hyp_len,
-            ref_len,
-            ..Stats::default()
-        };
-        for (gram, count) in ngram_counts(&hyp_tokens) {
-            let n = gram.len() - 1;
-            stats.total[n] += count;
-            if let Some(&r) = ref_max.get(gram) {
-                stats.correct[n] += count.min(r);
-            }
-        }
-        stats
     }
 
     /// sacrebleu's `compute_bleu` on aggregated statistics.
@@ -394,86 +345,10 @@ pub fn sentence_bleu<S: AsRef<str>>(hypothesis: &str, references: &[S]) -> Resul
     Bleu::new(BleuConfig::sentence()).sentence_score(hypothesis, references)
 }
 
-/// Splits on Python whitespace, dropping empty pieces (Python's `str.split()`).
-fn split_py(s: &str) -> Vec<&str> {
-    s.split(is_py_whitespace)
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// A fast, non-cryptographic hasher for n-gram keys (the FxHash multiply-rotate scheme).
-#[derive(Debug, Default, Clone, Copy)]
-struct NgramHasher(u64);
-
-impl NgramHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NgramHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// n-gram (token slice) -> count.
-type NgramMap<'a, 'b> = HashMap<&'b [&'a str], usize, BuildHasherDefault<NgramHasher>>;
-
-/// Counts of every n-gram, n = 1..=4, keyed by token slices.
-fn ngram_counts<'a, 'b>(tokens: &'b [&'a str]) -> NgramMap<'a, 'b> {
-    let mut counts =
-        NgramMap::with_capacity_and_hasher(tokens.len() * MAX_NGRAM_ORDER, Default::default());
-    for n in 1..=MAX_NGRAM_ORDER {
-        for gram in tokens.windows(n) {
-            *counts.entry(gram).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
-/// The reference length closest to `hyp_len`, the shorter one on ties.
-fn closest_ref_len(hyp_len: usize, ref_lens: impl Iterator<Item = usize>) -> usize {
-    let mut best: Option<(usize, usize)> = None; // (diff, len)
-    for len in ref_lens {
-        let diff = hyp_len.abs_diff(len);
-        best = match best {
-            Some((d, l)) if d < diff || (d == diff && l <= len) => Some((d, l)),
-            _ => Some((diff, len)),
-        };
-    }
-    best.map_or(0, |(_, l)| l)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bleu_counts::closest_ref_len;
 
     #[test]
     fn closest_ref_ties_go_short() {

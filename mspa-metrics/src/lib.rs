@@ -27,6 +27,7 @@
 
 mod bertscore;
 mod bleu;
+mod bleu_counts;
 mod bootstrap;
 mod error;
 mod evaluator;
