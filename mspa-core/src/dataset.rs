@@ -188,6 +188,45 @@ impl Dataset {
     }
 }
 
+/// The parts of a [`Dataset`] a loader has already grouped, for
+/// [`Dataset::from_grouped`].
+pub(crate) struct GroupedParts {
+    /// The directory media paths are relative to.
+    pub root: Option<PathBuf>,
+    /// All authors, indexed by [`AuthorId`].
+    pub authors: Vec<Author>,
+    /// The external ids of the authors, in the order of `authors`.
+    pub author_ids: Interner,
+    /// The external ids of the users.
+    pub user_ids: Interner,
+    /// The events, grouped by user and ordered by time within each user (ties in source
+    /// order), as [`DatasetBuilder::build`] leaves them.
+    pub events: Vec<TipEvent>,
+    /// The CSR row pointer of `events` (`n_users + 1` entries).
+    pub user_offsets: Vec<usize>,
+    /// The finished live schedule, with an entry for every author.
+    pub live: Option<LiveSchedule>,
+}
+
+impl Dataset {
+    /// A dataset from parts already in the shape [`DatasetBuilder::build`] gives them.
+    pub(crate) fn from_grouped(parts: GroupedParts) -> Dataset {
+        debug_assert_eq!(parts.user_offsets.len(), parts.user_ids.len() + 1);
+        debug_assert_eq!(parts.user_offsets.last(), Some(&parts.events.len()));
+        debug_assert_eq!(parts.authors.len(), parts.author_ids.len());
+        Dataset {
+            root: parts.root,
+            canonical_root: OnceLock::new(),
+            authors: parts.authors,
+            author_ids: parts.author_ids,
+            user_ids: parts.user_ids,
+            events: parts.events,
+            user_offsets: parts.user_offsets,
+            live: parts.live,
+        }
+    }
+}
+
 /// Collects authors and events, then builds a [`Dataset`].
 ///
 /// ```

@@ -46,17 +46,17 @@ impl LiveSchedule {
 
     /// Sorts and merges each author's intervals.
     pub fn finish(&mut self) {
+        let mut scratch = Vec::new();
         for list in &mut self.intervals {
             list.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(list.len());
-            for &(s, e) in list.iter() {
-                match merged.last_mut() {
-                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                    _ => merged.push((s, e)),
-                }
-            }
-            *list = merged;
+            *list = merge_sorted(list.iter().copied(), &mut scratch);
         }
+    }
+
+    /// A finished schedule from each author's intervals as [`merge_sorted`] leaves them,
+    /// indexed by author.
+    pub(crate) fn from_merged(intervals: Vec<Vec<(i64, i64)>>) -> Self {
+        LiveSchedule { intervals }
     }
 
     /// Makes room for `n_authors` authors (authors added after the last interval).
@@ -90,6 +90,23 @@ impl LiveSchedule {
     }
 }
 
+/// Merges intervals ordered by start (those with equal starts in any order) into the
+/// sorted, disjoint intervals covering them, which are the same for every such order;
+/// `scratch` is working space. [`LiveSchedule::finish`] does this for each author.
+pub(crate) fn merge_sorted(
+    intervals: impl IntoIterator<Item = (i64, i64)>,
+    scratch: &mut Vec<(i64, i64)>,
+) -> Vec<(i64, i64)> {
+    scratch.clear();
+    for (s, e) in intervals {
+        match scratch.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => scratch.push((s, e)),
+        }
+    }
+    scratch.to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +124,31 @@ mod tests {
         }
         assert_eq!(s.n_live(45), 1);
         assert!(!s.is_live(AuthorId(7), 45));
+    }
+
+    #[test]
+    fn merged_lists_equal_added_then_finished() {
+        let lists = [
+            vec![(40, 50), (0, 10), (10, 20)],
+            vec![],
+            vec![(5, 6), (7, 7), (1, 2)],
+        ];
+        let mut added = LiveSchedule::new(3);
+        for (a, list) in lists.iter().enumerate() {
+            for &(s, e) in list {
+                added.add(AuthorId(a as u32), s, e);
+            }
+        }
+        added.finish();
+        let mut scratch = Vec::new();
+        let merged = lists
+            .into_iter()
+            .map(|mut l| {
+                // Ties in start in either order.
+                l.sort_by_key(|&(s, e)| (s, -e));
+                merge_sorted(l, &mut scratch)
+            })
+            .collect();
+        assert_eq!(LiveSchedule::from_merged(merged), added);
     }
 }
