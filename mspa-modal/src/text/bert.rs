@@ -340,6 +340,7 @@ impl BertModelConfig {
         BertModel {
             embeddings,
             encoder,
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -417,6 +418,9 @@ pub struct BertModel {
     pub embeddings: BertEmbeddings,
     /// The transformer layers (post-norm; see [`BertModelConfig::init`]).
     pub encoder: TransformerEncoder,
+    /// Epsilon of every LayerNorm (burn-nn keeps its own private; the CPU forward pass
+    /// needs it).
+    layer_norm_eps: f64,
 }
 
 impl BertModel {
@@ -478,6 +482,11 @@ impl BertModel {
     /// Longest sequence the position table covers.
     pub fn max_position_embeddings(&self) -> usize {
         self.embeddings.position_embeddings.weight.dims()[0]
+    }
+
+    /// Epsilon of the LayerNorms.
+    pub fn layer_norm_eps(&self) -> f64 {
+        self.layer_norm_eps
     }
 }
 
