@@ -159,6 +159,22 @@ pub struct Significance {
     pub significant: bool,
 }
 
+/// The correction steps on a shortlist against correcting over every author: the same
+/// trained MSPA evaluated both ways on the same test users.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ShortlistCheck {
+    /// Candidates the correction steps re-rank (the top of step 0).
+    pub size: usize,
+    /// Test NDCG@10 with the shortlist (MSPA's row).
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    /// Test NDCG@10 correcting over every author.
+    #[serde(rename = "all_authors_ndcg@10")]
+    pub all_authors_ndcg10: f64,
+    /// Shortlist minus all authors, paired over the test users, with its 95% interval.
+    pub difference: Significance,
+}
+
 /// Mean and (sample) standard deviation of a metric across seeds.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct MeanStd {
@@ -288,6 +304,10 @@ pub struct Report {
     pub seed_summary: Vec<SeedSummary>,
     /// MSPA's test NDCG@10 at each correction step (step 0 first).
     pub steps: Vec<f64>,
+    /// MSPA's correction steps on its shortlist against the same model correcting over
+    /// every author, when MSPA corrects a shortlist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortlist: Option<ShortlistCheck>,
     /// Text metrics of MSPA's composer (`learned`) against the reference texts, when the
     /// data has them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -432,6 +452,18 @@ impl Report {
             .map(|(i, v)| format!("step {i}: {v:.4}"))
             .collect();
         md.push_str(&steps.join(", "));
+        if let Some(c) = &self.shortlist {
+            md.push_str(&format!(
+                ".\n\nThe correction steps re-rank the top {} of step 0: NDCG@10 {:.4}; the same model correcting over every author: {:.4} (difference {:+.4}, 95% CI [{:+.4}, {:+.4}]{}).\n",
+                c.size,
+                c.ndcg10,
+                c.all_authors_ndcg10,
+                c.difference.delta_ndcg10,
+                c.difference.ci95[0],
+                c.difference.ci95[1],
+                if c.difference.significant { "" } else { ", n.s." },
+            ));
+        }
         if !self.composers.is_empty() {
             md.push_str("\n\n## Composed preferences (held-out users)\n\n| composer | BLEU-4 | ROUGE-L | BERTScore F1 | field F1 |\n|---|---|---|---|---|\n");
         } else {

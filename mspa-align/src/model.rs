@@ -38,9 +38,12 @@
 //! [`MspaInput`]) are built from the dataset in the `input` submodule and re-exported
 //! here.
 
+mod candidates;
 mod input;
 #[cfg(test)]
 mod tests;
+
+use candidates::{CandidateEvidence, Views};
 
 pub use input::{AuthorTable, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features};
 
@@ -48,7 +51,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::error::{AlignError, Result};
 
@@ -67,6 +70,10 @@ pub struct MspaConfig {
     /// Self-correction steps `T` (0 is the ablation without correction).
     #[config(default = 2)]
     pub correction_steps: usize,
+    /// Candidates each correction step re-ranks: the top `shortlist` of step 0 (0: all
+    /// candidates), so the steps' cost does not grow with the number of authors.
+    #[config(default = 50)]
+    pub shortlist: usize,
     /// Whether the composed preference text is used ("no text" ablation: false).
     #[config(default = true)]
     pub use_text: bool,
@@ -162,6 +169,7 @@ impl MspaConfig {
             )),
             d_model: d,
             correction_steps: self.correction_steps,
+            shortlist: self.shortlist,
             use_text: self.use_text && self.text_dim > 0,
             modalities: self.modalities,
             use_id: self.id_embedding,
@@ -225,6 +233,9 @@ pub struct Mspa {
     /// Correction steps `T`.
     #[module(skip)]
     correction_steps: usize,
+    /// Candidates the correction steps re-rank (0: all).
+    #[module(skip)]
+    shortlist: usize,
     /// Whether the composed preference text is read.
     #[module(skip)]
     use_text: bool,
@@ -236,14 +247,25 @@ pub struct Mspa {
     use_id: bool,
 }
 
+/// How far below every shortlisted candidate the others rank after a correction step
+/// (their step-0 log-probability minus this).
+pub const SHORTLIST_MARGIN: f32 = 1.0e4;
+
 /// What a forward pass returns.
 #[derive(Clone, Debug)]
 pub struct MspaOutput {
-    /// Scores `[B, N]` at every step (log-probabilities of the next tip over the
-    /// candidates): index 0 before any correction, index `T` final.
-    pub step_scores: Vec<Tensor<2>>,
-    /// Modality weights `[B, N, 3]` at the final step.
-    pub modality_weights: Tensor<3>,
+    /// Step-0 scores `[B, N]`: log-probabilities of the next tip over all candidates.
+    pub initial_scores: Tensor<2>,
+    /// Step-0 modality weights `[B, N, 3]`.
+    pub initial_weights: Tensor<3>,
+    /// `[B, K]` positions (in the candidate list) of each user's shortlist, the top `K`
+    /// of step 0; `None` when `T = 0`.
+    pub shortlist: Option<Tensor<2, Int>>,
+    /// Scores `[B, K]` of the shortlisted candidates after each of the `T` correction
+    /// steps (log-probabilities over the shortlist).
+    pub corrected_scores: Vec<Tensor<2>>,
+    /// Modality weights `[B, K, 3]` of the shortlisted candidates at the final step.
+    pub corrected_weights: Option<Tensor<3>>,
     /// The gate's mean opening `[B]` at each correction step.
     pub gates: Vec<Tensor<1>>,
     /// Content-only author representations `[N, d]` (for the alignment loss).
@@ -252,10 +274,90 @@ pub struct MspaOutput {
     pub text_preference: Option<Tensor<2>>,
 }
 
+impl MspaOutput {
+    /// Ranking scores `[B, N]` of every step (index 0 before any correction, index `T`
+    /// final): after a correction step the shortlisted candidates carry their corrected
+    /// score and rank above the rest, which keep their step-0 score minus
+    /// [`SHORTLIST_MARGIN`].
+    pub fn step_scores(&self) -> Vec<Tensor<2>> {
+        let mut steps = vec![self.initial_scores.clone()];
+        if let Some(shortlist) = &self.shortlist {
+            let below = self.initial_scores.clone() - SHORTLIST_MARGIN;
+            steps.extend(
+                self.corrected_scores
+                    .iter()
+                    .map(|scores| overwrite(below.clone(), shortlist.clone(), scores.clone())),
+            );
+        }
+        steps
+    }
+
+    /// The final ranking scores `[B, N]` (the last of [`MspaOutput::step_scores`]).
+    pub fn final_scores(&self) -> Tensor<2> {
+        match (&self.shortlist, self.corrected_scores.last()) {
+            (Some(shortlist), Some(last)) => overwrite(
+                self.initial_scores.clone() - SHORTLIST_MARGIN,
+                shortlist.clone(),
+                last.clone(),
+            ),
+            _ => self.initial_scores.clone(),
+        }
+    }
+
+    /// Modality weights `[B, N, 3]`: the final step's for shortlisted candidates, step
+    /// 0's for the others.
+    pub fn modality_weights(&self) -> Tensor<3> {
+        match (&self.shortlist, &self.corrected_weights) {
+            (Some(shortlist), Some(weights)) => {
+                let [b, k] = shortlist.dims();
+                let at = shortlist.clone().reshape([b, k, 1]).expand([b, k, 3]);
+                overwrite(self.initial_weights.clone(), at, weights.clone())
+            }
+            _ => self.initial_weights.clone(),
+        }
+    }
+
+    /// `[B, N]` true for shortlisted candidates (all false when `T = 0`).
+    pub fn shortlisted(&self) -> Tensor<2, Bool> {
+        let zeros = self.initial_scores.zeros_like();
+        match &self.shortlist {
+            Some(shortlist) => {
+                let ones = Tensor::<2>::ones(shortlist.dims(), &zeros.device());
+                zeros
+                    .scatter(1, shortlist.clone(), ones, IndexingUpdateOp::Add)
+                    .greater_elem(0.5)
+            }
+            None => zeros.greater_elem(0.5),
+        }
+    }
+}
+
+/// `base` with the entries at `positions` (along dim 1, unique per row) replaced by
+/// `values`; through an additive scatter, which every backend implements.
+fn overwrite<const D: usize>(
+    base: Tensor<D>,
+    positions: Tensor<D, Int>,
+    values: Tensor<D>,
+) -> Tensor<D> {
+    let current = base.clone().gather(1, positions.clone());
+    base.scatter(1, positions, values - current, IndexingUpdateOp::Add)
+}
+
 impl Mspa {
     /// Number of correction steps `T`.
     pub fn correction_steps(&self) -> usize {
         self.correction_steps
+    }
+
+    /// Candidates each correction step re-ranks (0: all).
+    pub fn shortlist(&self) -> usize {
+        self.shortlist
+    }
+
+    /// The same network re-ranking the top `shortlist` of step 0 (0: all candidates).
+    pub fn with_shortlist(mut self, shortlist: usize) -> Self {
+        self.shortlist = shortlist;
+        self
     }
 
     /// Whether the model reads the composed preference text.
@@ -285,28 +387,49 @@ impl Mspa {
         let history = self.pool_history(&authors, &input.tips);
         let (mut preference, text_preference) =
             self.initial_preference(history.pooled, history.any, input.text.as_ref());
-        let (candidates, tipped) = self.gather_evidence(authors, input, history.attention);
+        let (candidates, tipped, content) = self.gather_evidence(authors, input, history.attention);
 
         // Everything below is matmuls over the flattened [N·3, d] views, never a
         // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
-        let mut step_scores = Vec::with_capacity(self.correction_steps + 1);
-        let mut gates = Vec::with_capacity(self.correction_steps);
+        let initial = self.score_candidates(&preference, &candidates);
+        let mut output = MspaOutput {
+            initial_scores: initial.scores.clone(),
+            initial_weights: initial.weights,
+            shortlist: None,
+            corrected_scores: Vec::with_capacity(self.correction_steps),
+            corrected_weights: None,
+            gates: Vec::with_capacity(self.correction_steps),
+            content,
+            text_preference,
+        };
+        if self.correction_steps == 0 {
+            return output;
+        }
+        // The correction steps re-rank each user's shortlist only.
+        let shortlist = self.select_shortlist(&initial.scores);
+        let candidates = candidates.shortlist(&shortlist);
         let mut step = self.score_candidates(&preference, &candidates);
         for _ in 0..self.correction_steps {
-            step_scores.push(step.scores.clone());
             let (corrected, gate) = self.correction_step(preference, &step, &candidates, &tipped);
-            gates.push(gate);
+            output.gates.push(gate);
             preference = corrected;
             step = self.score_candidates(&preference, &candidates);
+            output.corrected_scores.push(step.scores.clone());
         }
-        step_scores.push(step.scores);
-        MspaOutput {
-            step_scores,
-            modality_weights: step.weights,
-            gates,
-            content: candidates.content,
-            text_preference,
-        }
+        output.shortlist = Some(shortlist);
+        output.corrected_weights = Some(step.weights);
+        output
+    }
+
+    /// `[B, K]` positions of each user's top `K` candidates at step 0 (`K` the
+    /// shortlist size, at most the number of candidates).
+    fn select_shortlist(&self, scores: &Tensor<2>) -> Tensor<2, Int> {
+        let [_, n] = scores.dims();
+        let k = match self.shortlist {
+            0 => n,
+            k => k.min(n),
+        };
+        scores.clone().detach().topk_with_indices(k, 1).1
     }
 
     /// Modality views of every author, independent of the user: `z_{a,m} = LN(W_m
@@ -418,7 +541,7 @@ impl Mspa {
         authors: AuthorViews,
         input: &MspaInput,
         tip_attention: Tensor<2>,
-    ) -> (CandidateEvidence, TippedEvidence) {
+    ) -> (CandidateEvidence, TippedEvidence, Tensor<2>) {
         let d = self.d_model;
         let n = input.candidate_ids.dims()[0];
         let [b, l] = input.tips.authors.dims();
@@ -490,14 +613,11 @@ impl Mspa {
         let no_tips = untipped.clone().float().min_dim(1).equal_elem(1.0); // [B, 1]
         (
             CandidateEvidence {
-                keys,
-                values,
+                views: Views::Shared { keys, values, ids },
                 absent,
-                ids,
                 bias,
                 pair_bias,
                 scale,
-                content,
                 untipped,
                 no_tips,
             },
@@ -508,6 +628,7 @@ impl Mspa {
                 ids: history_ids,
                 attention: tip_attention,
             },
+            content,
         )
     }
 
@@ -516,24 +637,16 @@ impl Mspa {
     /// repeat/explore mixture.
     fn score_candidates(&self, preference: &Tensor<2>, c: &CandidateEvidence) -> StepScores {
         let d = self.d_model;
-        let [b, _] = preference.dims();
-        let n = c.content.dims()[0];
-        // Preference-conditioned attention over each author's modalities.
+        // Preference-conditioned attention over each candidate's modalities.
         let q = self.query.forward(preference.clone()); // [B, d]
-        let logits = q
-            .clone()
-            .matmul(c.keys.clone().transpose())
-            .reshape([b, n, 3])
-            / (d as f64).sqrt();
+        let logits = c.key_dots(&q) / (d as f64).sqrt(); // [B, N, 3]
+        let [b, n, _] = logits.dims();
         let logits = logits.mask_fill(c.absent.clone().expand([b, n, 3]), -1e9);
         let weights = softmax(logits, 2); // [B, N, 3]
-        let per_view = preference
-            .clone()
-            .matmul(c.values.clone().transpose())
-            .reshape([b, n, 3]);
+        let per_view = c.value_dots(preference);
         let mut dot = (weights.clone() * per_view).sum_dim(2).reshape([b, n]);
-        if let Some(ids) = &c.ids {
-            dot = dot + preference.clone().matmul(ids.clone().transpose());
+        if let Some(ids) = c.id_dots(preference) {
+            dot = dot + ids;
         }
         let mut preference_scores = dot * c.scale.clone();
         if let Some(bias) = &c.bias {
@@ -576,9 +689,9 @@ impl Mspa {
         let attention = step.explore.clone().exp(); // [B, N]
         let joint =
             (attention.clone().reshape([b, n, 1]) * step.weights.clone()).reshape([b, n * 3]);
-        let mut selected = joint.matmul(c.values.clone());
-        if let Some(ids) = &c.ids {
-            selected = selected + attention.matmul(ids.clone());
+        let mut selected = c.pool_values(joint);
+        if let Some(ids) = c.pool_ids(attention) {
+            selected = selected + ids;
         }
         let history_logits = (tipped.keys.clone() * step.query.clone().reshape([b, 1, 1, d]))
             .sum_dim(3)
@@ -635,30 +748,6 @@ struct PooledHistory {
     any: Tensor<2>,
 }
 
-/// What scoring reads of the candidates (see `gather_evidence`).
-struct CandidateEvidence {
-    /// `[N·3, d]` keys of the candidates' views.
-    keys: Tensor<2>,
-    /// `[N·3, d]` values of the candidates' views.
-    values: Tensor<2>,
-    /// `[1, N, 3]` true where a candidate's modality is missing or unused.
-    absent: Tensor<3, Bool>,
-    /// `[N, d]` id embeddings, if used.
-    ids: Option<Tensor<2>>,
-    /// `[1, N]` popularity biases, if id embeddings are used.
-    bias: Option<Tensor<2>>,
-    /// `[B, N]` the repeat term `f(tips of a)`.
-    pair_bias: Tensor<2>,
-    /// `[1, 1]` the score scale `γ`.
-    scale: Tensor<2>,
-    /// `[N, d]` content-only representations (mean of the values).
-    content: Tensor<2>,
-    /// `[B, N]` true where the user never tipped the candidate.
-    untipped: Tensor<2, Bool>,
-    /// `[B, 1]` true for users who tipped none of the candidates.
-    no_tips: Tensor<2, Bool>,
-}
-
 /// What the correction reads of the tipped authors (see `gather_evidence`).
 struct TippedEvidence {
     /// `[B, L, 3, d]` keys of the tipped authors' views.
@@ -691,27 +780,42 @@ struct StepScores {
 /// times an in-batch InfoNCE between the text preference and the positive author's
 /// content representation.
 ///
-/// `positives[b]` is the position of user `b`'s positive in the candidate list.
+/// `positives[b]` is the position of user `b`'s positive in the candidate list; the
+/// correction steps' cross-entropy is over each user's shortlist, for the users whose
+/// positive is on it.
 pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f64) -> Tensor<1> {
     let b = positives.dims()[0];
     let targets = positives.clone().reshape([b, 1]);
+    // The correction steps score the shortlist, as at inference: their cross-entropy
+    // covers the users whose positive step 0 put on it (`on_list`), at the positive's
+    // place there.
+    let on_shortlist = output.shortlist.as_ref().map(|shortlist| {
+        let hit = shortlist
+            .clone()
+            .equal(targets.clone().expand(shortlist.dims()))
+            .int();
+        let on_list = hit.clone().max_dim(1).float(); // [B, 1]
+        (hit.argmax(1), on_list)
+    });
     // Step t weighs (t + 1) / Σ(t + 1): every step is supervised, later steps more, so
     // the corrected preference is the one the model optimises most.
-    let steps = output.step_scores.len();
+    let steps = 1 + output.corrected_scores.len();
     let norm = (steps * (steps + 1) / 2) as f64;
-    let mut total: Option<Tensor<1>> = None;
-    for (t, scores) in output.step_scores.iter().enumerate() {
-        let nll = log_softmax(scores.clone(), 1)
-            .gather(1, targets.clone())
-            .mean()
-            .neg()
-            * ((t + 1) as f64 / norm);
-        total = Some(match total {
-            Some(acc) => acc + nll,
-            None => nll,
-        });
+    let mut total = log_softmax(output.initial_scores.clone(), 1)
+        .gather(1, targets.clone())
+        .mean()
+        .neg()
+        / norm;
+    if let Some((at, on_list)) = &on_shortlist {
+        let listed = on_list.clone().sum().clamp_min(1.0);
+        for (t, scores) in output.corrected_scores.iter().enumerate() {
+            let nll = (log_softmax(scores.clone(), 1).gather(1, at.clone()) * on_list.clone())
+                .sum()
+                .neg()
+                / listed.clone();
+            total = total + nll * ((t + 2) as f64 / norm);
+        }
     }
-    let mut total = total.expect("at least one step");
     if let (Some(text), true) = (&output.text_preference, align_weight > 0.0) {
         let positive_content = output.content.clone().select(0, positives);
         let text = l2_normalise(text.clone());

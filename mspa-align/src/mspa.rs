@@ -30,6 +30,8 @@ pub struct MspaSettings {
     pub d_model: usize,
     /// Self-correction steps `T`.
     pub correction_steps: usize,
+    /// Candidates each correction step re-ranks: the top `shortlist` of step 0 (0: all).
+    pub shortlist: usize,
     /// Whether the composed preference text is used.
     pub use_text: bool,
     /// Which author modalities (visual, audio, text) are used.
@@ -54,6 +56,7 @@ impl Default for MspaSettings {
             name: "MSPA".into(),
             d_model: 64,
             correction_steps: 2,
+            shortlist: 50,
             use_text: true,
             modalities: [true; 3],
             id_embedding: true,
@@ -151,11 +154,17 @@ pub struct Explanation {
     /// Weight of the visual, audio and text view of the author for this user.
     pub modality_weights: [f32; 3],
     /// The author's score at each correction step (step 0 first): the log-probability
-    /// that the user's next tip goes to it.
+    /// that the user's next tip goes to it, over all authors at step 0 and over the
+    /// user's shortlist after each correction (an author off the shortlist keeps its
+    /// step-0 score).
     pub step_scores: Vec<f32>,
+    /// Whether the author was on the shortlist the correction steps re-ranked.
+    pub shortlisted: bool,
 }
 
-/// A trained MSPA network with the data it needs to score.
+/// A trained MSPA network with the data it needs to score (cloning shares the tensors,
+/// which are reference-counted).
+#[derive(Clone)]
 pub struct MspaRecommender {
     settings: MspaSettings,
     config: MspaConfig,
@@ -175,6 +184,16 @@ impl MspaRecommender {
     /// for a single user).
     pub fn with_texts(mut self, texts: TextPreferences) -> Self {
         self.texts = texts;
+        self
+    }
+
+    /// The same model with its correction steps re-ranking the top `shortlist` of step 0
+    /// (0: every author), named `name` in reports.
+    pub fn with_shortlist(mut self, shortlist: usize, name: &str) -> Self {
+        self.model = self.model.with_shortlist(shortlist);
+        self.config.shortlist = shortlist;
+        self.settings.shortlist = shortlist;
+        self.settings.name = name.to_string();
         self
     }
 
@@ -210,11 +229,13 @@ impl MspaRecommender {
         let out = self.model.forward(&input);
         let n = self.authors.len();
         let steps: Vec<Vec<f32>> = out
-            .step_scores
+            .step_scores()
             .into_iter()
             .map(tensor_values)
             .collect::<Result<_>>()?;
-        let weights = tensor_values(out.modality_weights.reshape([n * 3]))?;
+        let weights = tensor_values(out.modality_weights().reshape([n * 3]))?;
+        let shortlisted = tensor_values(out.shortlisted().float())?;
+        let correction_steps = self.model.correction_steps();
         authors
             .iter()
             .map(|&a| {
@@ -223,6 +244,12 @@ impl MspaRecommender {
                         message: format!("author index {a} is not below {n}"),
                     });
                 }
+                let on_shortlist = shortlisted[a] > 0.5;
+                let step_scores = if on_shortlist || correction_steps == 0 {
+                    steps.iter().map(|s| s[a]).collect()
+                } else {
+                    vec![steps[0][a]; steps.len()]
+                };
                 Ok(Explanation {
                     author: a,
                     preference: self
@@ -230,7 +257,8 @@ impl MspaRecommender {
                         .lookup(query.user, query.at_ms)
                         .map(|c| c.text.clone()),
                     modality_weights: [weights[a * 3], weights[a * 3 + 1], weights[a * 3 + 2]],
-                    step_scores: steps.iter().map(|s| s[a]).collect(),
+                    step_scores,
+                    shortlisted: on_shortlist || correction_steps == 0,
                 })
             })
             .collect()
@@ -245,7 +273,7 @@ impl MspaRecommender {
         for (c, chunk) in queries.chunks(per).enumerate() {
             let input = self.input(chunk, &self.device);
             let result = self.model.forward(&input);
-            for (s, scores) in result.step_scores.into_iter().enumerate() {
+            for (s, scores) in result.step_scores().into_iter().enumerate() {
                 let v = tensor_values(scores)?;
                 out[s][c * per * n..c * per * n + v.len()].copy_from_slice(&v);
             }
@@ -265,12 +293,7 @@ impl Recommender for MspaRecommender {
         let per = self.users_per_pass();
         for (chunk, rows) in queries.chunks(per).zip(out.chunks_mut(per * n)) {
             let input = self.input(chunk, &self.device);
-            let scores = self
-                .model
-                .forward(&input)
-                .step_scores
-                .pop()
-                .expect("at least one step");
+            let scores = self.model.forward(&input).final_scores();
             let v = tensor_values(scores)?;
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(AlignError::Data {
@@ -308,6 +331,7 @@ impl FitRecommender for MspaSettings {
         let config = MspaConfig::new(dims, if use_text { texts.dim } else { 0 }, n)
             .with_d_model(self.d_model)
             .with_correction_steps(self.correction_steps)
+            .with_shortlist(self.shortlist)
             .with_use_text(use_text)
             .with_modalities(self.modalities)
             .with_id_embedding(self.id_embedding)
@@ -352,6 +376,8 @@ impl FitRecommender for MspaSettings {
                 .iter()
                 .map(|e| add(e.positive.index(), &mut candidates) as i64)
                 .collect();
+            let positives =
+                Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
             for a in &negatives.authors {
                 add(a.index(), &mut candidates);
             }
@@ -379,14 +405,12 @@ impl FitRecommender for MspaSettings {
                 pairs: pair_features(&pairs, &candidates, dev),
             };
             let out = model.forward(&input);
-            let positives =
-                Tensor::<1, Int>::from_data(TensorData::new(positives, [batch.len()]), dev);
             mspa_loss(&out, positives, self.align_weight)
         };
         let validate = |model: &Mspa| -> Result<f64> {
             let rec = MspaRecommender {
                 model: model.clone(),
-                ..template.shallow_clone()
+                ..template.clone()
             };
             let report = evaluate(
                 &rec,
@@ -497,17 +521,5 @@ impl MspaRecommender {
             texts,
             device: device.clone(),
         })
-    }
-
-    /// A copy sharing nothing mutable (tensors are reference-counted).
-    fn shallow_clone(&self) -> MspaRecommender {
-        MspaRecommender {
-            settings: self.settings.clone(),
-            config: self.config.clone(),
-            model: self.model.clone(),
-            authors: self.authors.clone(),
-            texts: self.texts.clone(),
-            device: self.device.clone(),
-        }
     }
 }

@@ -32,7 +32,7 @@ use mspa_modal::text::BertEmbedder;
 pub use mspa_modal::text::default_minilm_dir;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Report, SeedResult, SeedSummary};
+use crate::report::{Report, SeedResult, SeedSummary, ShortlistCheck};
 
 mod baselines;
 mod compose;
@@ -231,6 +231,7 @@ pub fn run(
         modality_weights,
         steps,
         examples,
+        all_authors,
     } = models;
     let compose::Composed {
         composers,
@@ -238,6 +239,21 @@ pub fn run(
         ..
     } = composed;
     seconds.insert("train and evaluate".to_string(), t.elapsed().as_secs_f64());
+    let shortlist = match (all_authors, rows.first(), per_user.first()) {
+        (Some((all_row, all_users)), Some(mspa), Some(users)) => {
+            let pair = [mspa.clone(), all_row.clone()];
+            let users = [users.clone(), all_users];
+            significance(&pair, &users, config.bootstrap_resamples, config.world.seed)?
+                .pop()
+                .map(|difference| ShortlistCheck {
+                    size: config.mspa.shortlist,
+                    ndcg10: mspa.all.ndcg10,
+                    all_authors_ndcg10: all_row.all.ndcg10,
+                    difference,
+                })
+        }
+        _ => None,
+    };
     let significance = significance(
         &rows,
         &per_user,
@@ -264,6 +280,7 @@ pub fn run(
         seeds: Vec::new(),
         seed_summary: Vec::new(),
         steps,
+        shortlist,
         text: composers.get("learned").cloned(),
         composers,
         modality_weights,

@@ -44,6 +44,9 @@ pub(crate) struct ModelResults {
     pub steps: Vec<f64>,
     /// MSPA's explained examples.
     pub examples: Vec<serde_json::Value>,
+    /// MSPA correcting over every author instead of its shortlist (the same trained
+    /// model): its row and per-user NDCG@10, when MSPA corrects a shortlist.
+    pub all_authors: Option<(ModelRow, Vec<(u64, f64)>)>,
 }
 
 /// One trained and evaluated MSPA variant.
@@ -54,6 +57,7 @@ struct VariantResult {
     weights: [f64; 3],
     steps: Vec<f64>,
     examples: Vec<serde_json::Value>,
+    all_authors: Option<(ModelRow, Vec<(u64, f64)>)>,
 }
 
 /// MSPA, `T = 0`, no text and, when two or more modalities have content, one variant per
@@ -156,6 +160,7 @@ pub(crate) fn train_and_evaluate(
         if i == 0 {
             out.steps = v.steps;
             out.examples = v.examples;
+            out.all_authors = v.all_authors;
         }
     }
     out.add_fitted(baselines?, dataset, split)?;
@@ -236,13 +241,25 @@ fn train_variant(
         .map_err(stage_err(&stage))?;
     let (row, users) = evaluate_row(&rec, dataset, &split.test, t.elapsed().as_secs_f64())
         .map_err(stage_err("evaluate"))?;
-    let (steps, examples) = if main {
+    let (steps, examples, all_authors) = if main {
+        // The same model correcting over every author, against its shortlist.
+        let all_authors = if settings.correction_steps > 0 && settings.shortlist > 0 {
+            let name = format!("{} (correcting all authors)", settings.name);
+            let everyone = rec.clone().with_shortlist(0, &name);
+            Some(
+                evaluate_row(&everyone, dataset, &split.test, 0.0)
+                    .map_err(stage_err("evaluate"))?,
+            )
+        } else {
+            None
+        };
         (
             step_ndcg(&rec, dataset, &split.test).map_err(stage_err("evaluate"))?,
             explained_examples(&rec, dataset, &split.test, 3),
+            all_authors,
         )
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), None)
     };
     Ok(VariantResult {
         row,
@@ -251,5 +268,6 @@ fn train_variant(
         weights: mean_modality_weights(&rec, dataset, &split.test, 200),
         steps,
         examples,
+        all_authors,
     })
 }

@@ -87,6 +87,13 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
+fn ints(t: Tensor<2, Int>) -> Vec<i64> {
+    t.into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .unwrap()
+}
+
 /// The largest elementwise difference of two score tensors of one shape.
 fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
     assert_eq!(a.dims(), b.dims());
@@ -96,12 +103,18 @@ fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
 #[test]
 fn forward_returns_the_documented_shapes() {
     let device = Device::flex();
-    let (_, out) = model_and_output(config().with_correction_steps(2), &device);
-    assert_eq!(out.step_scores.len(), 3);
-    for s in &out.step_scores {
+    let config = config().with_correction_steps(2).with_shortlist(4);
+    let (_, out) = model_and_output(config, &device);
+    assert_eq!(out.step_scores().len(), 3);
+    for s in &out.step_scores() {
         assert_eq!(s.dims(), [3, N_AUTHORS]);
     }
-    assert_eq!(out.modality_weights.dims(), [3, N_AUTHORS, 3]);
+    assert_eq!(out.shortlist.as_ref().map(|s| s.dims()), Some([3, 4]));
+    assert_eq!(out.corrected_scores.len(), 2);
+    for s in &out.corrected_scores {
+        assert_eq!(s.dims(), [3, 4]);
+    }
+    assert_eq!(out.modality_weights().dims(), [3, N_AUTHORS, 3]);
     assert_eq!(out.gates.len(), 2);
     for g in &out.gates {
         assert_eq!(g.dims(), [3]);
@@ -113,14 +126,18 @@ fn forward_returns_the_documented_shapes() {
 #[test]
 fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
     let device = Device::flex();
-    let (_, out) = model_and_output(config(), &device);
-    for s in out.step_scores {
-        for row in values(s).chunks(N_AUTHORS) {
+    let (_, out) = model_and_output(config().with_shortlist(4), &device);
+    let sums_to_one = |s: Tensor<2>, width: usize| {
+        for row in values(s).chunks(width) {
             let total: f32 = row.iter().map(|x| x.exp()).sum();
             assert!((total - 1.0).abs() < 1e-4, "row sums to {total}: {row:?}");
         }
+    };
+    sums_to_one(out.initial_scores.clone(), N_AUTHORS);
+    for s in out.corrected_scores.clone() {
+        sums_to_one(s, 4);
     }
-    let w = values(out.modality_weights);
+    let w = values(out.modality_weights());
     for user in 0..3 {
         let at = |a: usize, m: usize| w[(user * N_AUTHORS + a) * 3 + m];
         assert!(at(1, 1) < 1e-6, "author 1 has no audio");
@@ -135,10 +152,13 @@ fn scores_are_log_probabilities_and_missing_modalities_get_no_weight() {
 fn correction_steps_change_the_scores() {
     let device = Device::flex();
     let (_, out) = model_and_output(config().with_correction_steps(2), &device);
-    let difference = max_abs_diff(out.step_scores[0].clone(), out.step_scores[1].clone());
+    let difference = max_abs_diff(
+        out.corrected_scores[0].clone(),
+        out.corrected_scores[1].clone(),
+    );
     assert!(
         difference > 1e-4,
-        "the correction step left the scores unchanged"
+        "the second correction step left the scores unchanged"
     );
     for g in values(out.gates[0].clone()) {
         assert!(g > 0.0 && g < 1.0, "gate {g}");
@@ -149,7 +169,8 @@ fn correction_steps_change_the_scores() {
 fn zero_correction_steps_score_once() {
     let device = Device::flex();
     let (model, out) = model_and_output(config().with_correction_steps(0), &device);
-    assert_eq!(out.step_scores.len(), 1);
+    assert_eq!(out.step_scores().len(), 1);
+    assert!(out.shortlist.is_none());
     assert!(out.gates.is_empty());
     assert_eq!(model.correction_steps(), 0);
 }
@@ -161,7 +182,7 @@ fn text_changes_the_scores_only_when_used() {
     assert!(with_text.uses_text());
     let a = with_text.forward(&input(&device, Some(text(&device, 1))));
     let b = with_text.forward(&input(&device, Some(text(&device, 2))));
-    for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+    for (sa, sb) in a.step_scores().into_iter().zip(b.step_scores()) {
         assert!(max_abs_diff(sa, sb) > 1e-4);
     }
 
@@ -170,7 +191,7 @@ fn text_changes_the_scores_only_when_used() {
     let a = without.forward(&input(&device, Some(text(&device, 1))));
     let b = without.forward(&input(&device, Some(text(&device, 2))));
     assert!(a.text_preference.is_none());
-    for (sa, sb) in a.step_scores.into_iter().zip(b.step_scores) {
+    for (sa, sb) in a.step_scores().into_iter().zip(b.step_scores()) {
         assert_eq!(values(sa), values(sb));
     }
 }
@@ -180,7 +201,7 @@ fn a_cold_user_gets_finite_scores_from_the_cold_vector() {
     let device = Device::flex();
     let model = config().with_use_text(false).init(&device).unwrap();
     let out = model.forward(&input(&device, None));
-    for s in out.step_scores {
+    for s in out.step_scores() {
         let v = values(s);
         assert!(v.iter().all(|x| x.is_finite()), "{v:?}");
     }
@@ -196,11 +217,7 @@ fn a_cold_user_gets_finite_scores_from_the_cold_vector() {
         pairs: pair_features(&hist, &candidates, &device),
     };
     let out = model.forward(&alone);
-    assert!(
-        values(out.step_scores[2].clone())
-            .iter()
-            .all(|x| x.is_finite())
-    );
+    assert!(values(out.final_scores()).iter().all(|x| x.is_finite()));
 }
 
 #[test]
@@ -208,13 +225,20 @@ fn the_loss_weights_later_steps_more() {
     let device = Device::flex();
     let n = 4;
     let uniform = Tensor::<2>::zeros([1, n], &device);
-    let certain = Tensor::<2>::from_data(
-        TensorData::new(vec![100.0f32, 0.0, 0.0, 0.0], [1, n]),
-        &device,
-    );
+    // Step 1 re-ranks a shortlist of the four candidates in reverse order: the positive
+    // (candidate 0) is its last entry.
     let output = MspaOutput {
-        step_scores: vec![uniform, certain],
-        modality_weights: Tensor::zeros([1, n, 3], &device),
+        initial_scores: uniform,
+        initial_weights: Tensor::zeros([1, n, 3], &device),
+        shortlist: Some(Tensor::<2, Int>::from_data(
+            TensorData::new(vec![3i64, 2, 1, 0], [1, n]),
+            &device,
+        )),
+        corrected_scores: vec![Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 0.0, 100.0], [1, n]),
+            &device,
+        )],
+        corrected_weights: None,
         gates: Vec::new(),
         content: Tensor::zeros([n, 2], &device),
         text_preference: None,
@@ -224,6 +248,65 @@ fn the_loss_weights_later_steps_more() {
     // Step 0 (weight 1/3) costs ln 4, step 1 (weight 2/3) nothing.
     let expected = (n as f32).ln() / 3.0;
     assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+
+    // A positive off the shortlist costs at step 0 only.
+    let off_list = MspaOutput {
+        shortlist: Some(Tensor::<2, Int>::from_data(
+            TensorData::new(vec![3i64, 2], [1, 2]),
+            &device,
+        )),
+        corrected_scores: vec![Tensor::<2>::zeros([1, 2], &device)],
+        ..output
+    };
+    let positives = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
+    let loss = values(mspa_loss(&off_list, positives, 1.0))[0];
+    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+}
+
+#[test]
+fn the_shortlist_is_step_zeros_top_k_and_ranks_first() {
+    let device = Device::flex();
+    let model = config().with_shortlist(2).init(&device).unwrap();
+    let out = model.forward(&input(&device, Some(text(&device, 1))));
+    let shortlist = out.shortlist.clone().unwrap();
+    let initial = values(out.initial_scores.clone());
+    let listed: Vec<i64> = ints(shortlist.clone());
+    let final_scores = values(out.final_scores());
+    for user in 0..3 {
+        let row = &initial[user * N_AUTHORS..(user + 1) * N_AUTHORS];
+        let mut order: Vec<usize> = (0..N_AUTHORS).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let mut picked = vec![listed[user * 2] as usize, listed[user * 2 + 1] as usize];
+        picked.sort_unstable();
+        let mut top = order[..2].to_vec();
+        top.sort_unstable();
+        assert_eq!(
+            picked, top,
+            "user {user}: the shortlist is the top 2 of step 0"
+        );
+        // Shortlisted candidates rank above all the others.
+        let f = &final_scores[user * N_AUTHORS..(user + 1) * N_AUTHORS];
+        let lowest_listed = picked.iter().map(|&a| f[a]).fold(f32::INFINITY, f32::min);
+        for a in order[2..].iter() {
+            assert!(
+                f[*a] < lowest_listed,
+                "user {user}: author {a} outranks the shortlist"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_shortlist_of_every_candidate_re_ranks_all_of_them() {
+    let device = Device::flex();
+    let all = config().with_shortlist(0).init(&device).unwrap();
+    let out = all.forward(&input(&device, Some(text(&device, 1))));
+    assert_eq!(
+        out.shortlist.as_ref().map(|s| s.dims()),
+        Some([3, N_AUTHORS])
+    );
+    let final_scores = values(out.final_scores());
+    assert!(final_scores.iter().all(|x| *x > -SHORTLIST_MARGIN / 2.0));
 }
 
 #[test]
