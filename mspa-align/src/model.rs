@@ -21,13 +21,16 @@
 //!    `a`: count, recency, relative amount), and the score is the log of the mixture
 //!    `π P_repeat(a) + (1 − π) P_explore(a)` with `π = σ(w_π · p)` (0 without tips), so
 //!    how likely a repeat is depends on the user and its state;
-//! 4. self-correction, `T` times: the evidence the preference alone selects from the
-//!    candidate pool, `e_s = Σ_a P_explore(a) r_a(p)`, is compared with the evidence of
-//!    the user's own tips under the same preference, `e_h = Σ_i w_i r_{a_i}(p)` (`w` the
-//!    history attention); `δ = e_h − e_s` is the gradient of the history's
-//!    log-likelihood under `P_explore` (up to `γ`); a gate `g = σ(W_g [p, δ, p ⊙ δ])`
-//!    decides how much of the update `tanh(W_c [p, δ])` to take, `p ← LN(p + g ⊙ update)`;
-//!    the modalities are then re-attended with the corrected preference and re-scored.
+//! 4. self-correction, `T` times, on each user's shortlist `S` (the top `K` of step 0,
+//!    so the steps' cost does not grow with the number of authors): the evidence the
+//!    preference alone selects from it, `e_s = Σ_{a∈S} P_explore(a | S) r_a(p)`, is
+//!    compared with the evidence of the user's own tips under the same preference,
+//!    `e_h = Σ_i w_i r_{a_i}(p)` (`w` the history attention); `δ = e_h − e_s` is the
+//!    gradient of the history's log-likelihood under `P_explore` (up to `γ`); a gate
+//!    `g = σ(W_g [p, δ, p ⊙ δ])` decides how much of the update `tanh(W_c [p, δ])` to
+//!    take, `p ← LN(p + g ⊙ update)`;
+//!    the shortlist's modalities are then re-attended with the corrected preference and
+//!    re-scored; shortlisted authors rank above the others, which keep their step-0 score.
 //!
 //! Every step's scores are returned, so each step is supervised and the trace explains
 //! the ranking. `T = 0` is the ablation without correction. While training, dropout on
@@ -40,18 +43,20 @@
 
 mod candidates;
 mod input;
+mod output;
 #[cfg(test)]
 mod tests;
 
 use candidates::{CandidateEvidence, Views};
 
 pub use input::{AuthorTable, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features};
+pub use output::{MspaOutput, SHORTLIST_MARGIN};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh};
-use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::error::{AlignError, Result};
 
@@ -245,102 +250,6 @@ pub struct Mspa {
     /// Whether id embeddings and popularity biases are used.
     #[module(skip)]
     use_id: bool,
-}
-
-/// How far below every shortlisted candidate the others rank after a correction step
-/// (their step-0 log-probability minus this).
-pub const SHORTLIST_MARGIN: f32 = 1.0e4;
-
-/// What a forward pass returns.
-#[derive(Clone, Debug)]
-pub struct MspaOutput {
-    /// Step-0 scores `[B, N]`: log-probabilities of the next tip over all candidates.
-    pub initial_scores: Tensor<2>,
-    /// Step-0 modality weights `[B, N, 3]`.
-    pub initial_weights: Tensor<3>,
-    /// `[B, K]` positions (in the candidate list) of each user's shortlist, the top `K`
-    /// of step 0; `None` when `T = 0`.
-    pub shortlist: Option<Tensor<2, Int>>,
-    /// Scores `[B, K]` of the shortlisted candidates after each of the `T` correction
-    /// steps (log-probabilities over the shortlist).
-    pub corrected_scores: Vec<Tensor<2>>,
-    /// Modality weights `[B, K, 3]` of the shortlisted candidates at the final step.
-    pub corrected_weights: Option<Tensor<3>>,
-    /// The gate's mean opening `[B]` at each correction step.
-    pub gates: Vec<Tensor<1>>,
-    /// Content-only author representations `[N, d]` (for the alignment loss).
-    pub content: Tensor<2>,
-    /// The text preference in the shared space `[B, d]`, when text is used.
-    pub text_preference: Option<Tensor<2>>,
-}
-
-impl MspaOutput {
-    /// Ranking scores `[B, N]` of every step (index 0 before any correction, index `T`
-    /// final): after a correction step the shortlisted candidates carry their corrected
-    /// score and rank above the rest, which keep their step-0 score minus
-    /// [`SHORTLIST_MARGIN`].
-    pub fn step_scores(&self) -> Vec<Tensor<2>> {
-        let mut steps = vec![self.initial_scores.clone()];
-        if let Some(shortlist) = &self.shortlist {
-            let below = self.initial_scores.clone() - SHORTLIST_MARGIN;
-            steps.extend(
-                self.corrected_scores
-                    .iter()
-                    .map(|scores| overwrite(below.clone(), shortlist.clone(), scores.clone())),
-            );
-        }
-        steps
-    }
-
-    /// The final ranking scores `[B, N]` (the last of [`MspaOutput::step_scores`]).
-    pub fn final_scores(&self) -> Tensor<2> {
-        match (&self.shortlist, self.corrected_scores.last()) {
-            (Some(shortlist), Some(last)) => overwrite(
-                self.initial_scores.clone() - SHORTLIST_MARGIN,
-                shortlist.clone(),
-                last.clone(),
-            ),
-            _ => self.initial_scores.clone(),
-        }
-    }
-
-    /// Modality weights `[B, N, 3]`: the final step's for shortlisted candidates, step
-    /// 0's for the others.
-    pub fn modality_weights(&self) -> Tensor<3> {
-        match (&self.shortlist, &self.corrected_weights) {
-            (Some(shortlist), Some(weights)) => {
-                let [b, k] = shortlist.dims();
-                let at = shortlist.clone().reshape([b, k, 1]).expand([b, k, 3]);
-                overwrite(self.initial_weights.clone(), at, weights.clone())
-            }
-            _ => self.initial_weights.clone(),
-        }
-    }
-
-    /// `[B, N]` true for shortlisted candidates (all false when `T = 0`).
-    pub fn shortlisted(&self) -> Tensor<2, Bool> {
-        let zeros = self.initial_scores.zeros_like();
-        match &self.shortlist {
-            Some(shortlist) => {
-                let ones = Tensor::<2>::ones(shortlist.dims(), &zeros.device());
-                zeros
-                    .scatter(1, shortlist.clone(), ones, IndexingUpdateOp::Add)
-                    .greater_elem(0.5)
-            }
-            None => zeros.greater_elem(0.5),
-        }
-    }
-}
-
-/// `base` with the entries at `positions` (along dim 1, unique per row) replaced by
-/// `values`; through an additive scatter, which every backend implements.
-fn overwrite<const D: usize>(
-    base: Tensor<D>,
-    positions: Tensor<D, Int>,
-    values: Tensor<D>,
-) -> Tensor<D> {
-    let current = base.clone().gather(1, positions.clone());
-    base.scatter(1, positions, values - current, IndexingUpdateOp::Add)
 }
 
 impl Mspa {
