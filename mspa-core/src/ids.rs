@@ -1,5 +1,6 @@
 //! Dense user and author indices, external ids, and the interner between them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 
@@ -124,81 +125,37 @@ impl From<&str> for ExternalId {
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
     externals: Vec<ExternalId>,
-    /// Open addressing over `externals`: the index plus one of an id, 0 for an empty
-    /// slot. The length is 0 or a power of two, at least twice the number of ids.
-    slots: Vec<u32>,
-    hash: IdHashState,
+    index: HashMap<ExternalId, u32, IdHashState>,
 }
 
 impl Interner {
     /// An interner of `externals`, numbered in the order given; `None` if an id occurs
     /// twice or there are `u32::MAX` or more of them.
     pub(crate) fn from_unique(externals: Vec<ExternalId>) -> Option<Interner> {
-        u32::try_from(externals.len())
-            .ok()
-            .filter(|&n| n < u32::MAX)?;
-        let mut interner = Interner {
-            externals,
-            slots: Vec::new(),
-            hash: IdHashState::new(),
-        };
-        interner.rebuild().then_some(interner)
+        let mut index = HashMap::with_capacity_and_hasher(externals.len(), IdHashState::new());
+        for (i, id) in externals.iter().enumerate() {
+            let i = u32::try_from(i).ok().filter(|&i| i < u32::MAX)?;
+            if index.insert(id.clone(), i).is_some() {
+                return None;
+            }
+        }
+        Some(Interner { externals, index })
     }
 
     /// The index of `id`, inserting it if new.
     pub fn intern(&mut self, id: ExternalId) -> u32 {
-        if let Some(i) = self.get(&id) {
+        if let Some(&i) = self.index.get(&id) {
             return i;
         }
-        let i = u32::try_from(self.externals.len())
-            .ok()
-            .filter(|&i| i < u32::MAX)
-            .expect("more than u32::MAX ids");
-        self.externals.push(id);
-        if self.externals.len() * 2 > self.slots.len() {
-            self.rebuild();
-        } else {
-            self.place(i);
-        }
+        let i = u32::try_from(self.externals.len()).expect("more than u32::MAX ids");
+        self.externals.push(id.clone());
+        self.index.insert(id, i);
         i
     }
 
     /// The index of `id`, if known.
     pub fn get(&self, id: &ExternalId) -> Option<u32> {
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut s = self.hash.hash_one(id) as usize & mask;
-        loop {
-            match self.slots[s] {
-                0 => return None,
-                i1 if self.externals[i1 as usize - 1] == *id => return Some(i1 - 1),
-                _ => s = (s + 1) & mask,
-            }
-        }
-    }
-
-    /// Places index `i` in the first free slot of its probe sequence; `false` if an equal
-    /// id is met on the way.
-    fn place(&mut self, i: u32) -> bool {
-        let mask = self.slots.len() - 1;
-        let id = &self.externals[i as usize];
-        let mut s = self.hash.hash_one(id) as usize & mask;
-        loop {
-            match self.slots[s] {
-                0 => {
-                    self.slots[s] = i + 1;
-                    return true;
-                }
-                j1 if self.externals[j1 as usize - 1] == *id => return false,
-                _ => s = (s + 1) & mask,
-            }
-        }
-    }
-
-    /// Sizes the slots for the ids and places them all; `false` if two are equal.
-    fn rebuild(&mut self) -> bool {
-        let len = (self.externals.len() * 2).max(8).next_power_of_two();
-        self.slots = vec![0; len];
-        (0..self.externals.len() as u32).all(|i| self.place(i))
+        self.index.get(id).copied()
     }
 
     /// The external id of index `i`. Panics if `i` is out of range (an index is only ever
