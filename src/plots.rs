@@ -1,5 +1,6 @@
 //! Small self-contained SVG charts for the reports: line charts (training curves, NDCG per
-//! correction step) and grouped bar charts (modality weights).
+//! correction step), grouped bar charts (modality weights), scatter maps (users and
+//! authors in a 2-D projection) and heatmaps (attention by user group and modality).
 //!
 //! ```
 //! let svg = mspa::plots::line_chart("loss", "epoch", "loss", &[("MSPA".into(), vec![(1.0, 2.0), (2.0, 1.5)])]);
@@ -226,6 +227,143 @@ pub fn bar_chart(
     out
 }
 
+/// One point of a [`scatter_chart`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MapPoint {
+    /// Horizontal position.
+    pub x: f64,
+    /// Vertical position.
+    pub y: f64,
+    /// Index into the chart's classes (its colour).
+    pub class: usize,
+    /// Drawn as a square instead of a circle (a second kind of point).
+    pub square: bool,
+}
+
+/// A scatter chart of points coloured by class (the legend names the classes); squares
+/// and circles tell two kinds of points apart.
+pub fn scatter_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    classes: &[String],
+    points: &[MapPoint],
+) -> String {
+    let finite = || points.iter().filter(|p| p.x.is_finite() && p.y.is_finite());
+    let (x_lo, x_hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.x), hi.max(p.x))
+    });
+    let (y_lo, y_hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.y), hi.max(p.y))
+    });
+    let (x_lo, x_hi) = padded(x_lo, x_hi);
+    let (y_lo, y_hi) = padded(y_lo, y_hi);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let mut out = String::new();
+    header(&mut out, title, x_label, y_label);
+    y_axis(&mut out, y_lo, y_hi);
+    for p in finite() {
+        let x = LEFT + (p.x - x_lo) / (x_hi - x_lo) * plot_w;
+        let y = TOP + (1.0 - (p.y - y_lo) / (y_hi - y_lo)) * plot_h;
+        let color = COLORS[p.class % COLORS.len()];
+        if p.square {
+            let _ = write!(
+                out,
+                r##"<rect x="{:.1}" y="{:.1}" width="6" height="6" fill="{color}" stroke="#333" stroke-width="0.5"/>"##,
+                x - 3.0,
+                y - 3.0
+            );
+        } else {
+            let _ = write!(
+                out,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.2" fill="{color}" fill-opacity="0.6"/>"#
+            );
+        }
+    }
+    let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+    legend(&mut out, &names);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A heatmap of `values[row][column]` in [0, 1] (darker is larger), each cell labelled
+/// with its value; `row_notes` (as many as rows, may be empty) are printed after the
+/// row names.
+pub fn heatmap(
+    title: &str,
+    rows: &[String],
+    row_notes: &[String],
+    columns: &[String],
+    values: &[Vec<f64>],
+) -> String {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let label_w = 110.0;
+    let cell_w = (plot_w + RIGHT - label_w - 20.0) / columns.len().max(1) as f64;
+    let cell_h = plot_h / rows.len().max(1) as f64;
+    let mut out = String::new();
+    header(&mut out, title, "", "");
+    for (c, name) in columns.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            LEFT + label_w + cell_w * (c as f64 + 0.5),
+            HEIGHT - BOTTOM + 16.0,
+            esc(name)
+        );
+    }
+    for (r, name) in rows.iter().enumerate() {
+        let y = TOP + cell_h * r as f64;
+        let note = row_notes.get(r).map(String::as_str).unwrap_or("");
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{} {}</text>"#,
+            LEFT + label_w - 6.0,
+            y + cell_h / 2.0 + 4.0,
+            esc(name),
+            esc(note)
+        );
+        for c in 0..columns.len() {
+            let v = values
+                .get(r)
+                .and_then(|row| row.get(c))
+                .copied()
+                .unwrap_or(f64::NAN);
+            let shade = if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            // White to dark blue.
+            let channel = |full: f64| (255.0 - (255.0 - full) * shade).round() as u8;
+            let fill = format!(
+                "#{:02x}{:02x}{:02x}",
+                channel(31.0),
+                channel(70.0),
+                channel(140.0)
+            );
+            let text = if shade > 0.5 { "white" } else { "black" };
+            let label = if v.is_finite() {
+                format!("{v:.3}")
+            } else {
+                "n/a".into()
+            };
+            let _ = write!(
+                out,
+                r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{fill}" stroke="#fff"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{text}">{label}</text>"##,
+                LEFT + label_w + cell_w * c as f64,
+                cell_w,
+                cell_h,
+                LEFT + label_w + cell_w * (c as f64 + 0.5),
+                y + cell_h / 2.0 + 4.0,
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +394,51 @@ mod tests {
             1 + 2 + 2,
             "background, two bars, two legend keys"
         );
+    }
+
+    #[test]
+    fn maps_and_heatmaps_draw_every_point_and_cell() {
+        let points = [
+            MapPoint {
+                x: 0.0,
+                y: 1.0,
+                class: 0,
+                square: false,
+            },
+            MapPoint {
+                x: 2.0,
+                y: -1.0,
+                class: 1,
+                square: true,
+            },
+            MapPoint {
+                x: f64::NAN,
+                y: 0.0,
+                class: 1,
+                square: false,
+            },
+        ];
+        let svg = scatter_chart("map", "pc 1", "pc 2", &["a".into(), "b<".into()], &points);
+        assert_eq!(
+            svg.matches("<circle").count(),
+            1,
+            "the NaN point is left out"
+        );
+        assert_eq!(
+            svg.matches("<rect").count(),
+            1 + 1 + 2,
+            "background, square, legend"
+        );
+        assert!(svg.contains("b&lt;"));
+        let heat = heatmap(
+            "attention",
+            &["audio".into(), "visuals".into()],
+            &["(n = 3)".into(), "(n = 4)".into()],
+            &["visual".into(), "audio".into(), "text".into()],
+            &[vec![0.1, 0.8, 0.1], vec![0.5, f64::NAN, 0.2]],
+        );
+        assert_eq!(heat.matches("<rect").count(), 1 + 6);
+        assert!(heat.contains("0.800") && heat.contains("n/a") && heat.contains("(n = 4)"));
+        assert!(heat.trim_end().ends_with("</svg>"));
     }
 }

@@ -6,6 +6,13 @@ use std::collections::BTreeMap;
 use mspa_metrics::{MeanMetrics, RankingReport};
 use serde::Serialize;
 
+mod truth_checks;
+
+pub use truth_checks::{
+    AttentionGroup, AttributionCheck, FeatureProbe, ModalityAttribution, PreferenceMap, ProbeRow,
+    TruthChecks,
+};
+
 /// Writes a whole file through a temporary file and a rename (re-exported from
 /// `mspa-core`).
 pub use mspa_core::fs::write_atomic;
@@ -133,6 +140,20 @@ pub struct TextRow {
     pub bertscore_f1: Option<f64>,
     /// Micro-averaged per-field F1 (0–1).
     pub field_f1: f64,
+    /// Per field: F1 and the share of texts whose values equal the reference's (the
+    /// truth at the same time, on the world).
+    pub per_field: Vec<FieldAccuracy>,
+}
+
+/// How well composed texts state one field.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FieldAccuracy {
+    /// The field.
+    pub field: String,
+    /// F1 of the stated values against the reference's.
+    pub f1: f64,
+    /// Share of texts whose values equal the reference's exactly.
+    pub exact_match: f64,
 }
 
 impl TextRow {
@@ -324,6 +345,10 @@ pub struct Report {
     pub seconds: BTreeMap<String, f64>,
     /// Example recommendations with explanations (a few test users).
     pub examples: Vec<serde_json::Value>,
+    /// Checks against the planted truth (feature probes, modality attribution), when
+    /// the data has one and MSPA was trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth_checks: Option<TruthChecks>,
 }
 
 impl Report {
@@ -478,6 +503,22 @@ impl Report {
                 t.field_f1
             ));
         }
+        if let Some(t) = self
+            .composers
+            .get("learned")
+            .filter(|t| !t.per_field.is_empty())
+        {
+            md.push_str("\nThe learned composer per field against the reference (the truth at the same time):\n\n| field | F1 | exact |\n|---|---|---|\n");
+            for f in &t.per_field {
+                md.push_str(&format!(
+                    "| {} | {:.4} | {:.4} |\n",
+                    f.field, f.f1, f.exact_match
+                ));
+            }
+        }
+        if let Some(checks) = &self.truth_checks {
+            md.push_str(&checks.markdown());
+        }
         md.push_str("\n## Modality weights (mean over test users' top 10)\n\n| model | visual | audio | text |\n|---|---|---|---|\n");
         for (name, w) in &self.modality_weights {
             md.push_str(&format!(
@@ -490,7 +531,7 @@ impl Report {
             md.push_str(&format!("- {stage}: {s:.1}\n"));
         }
         md.push_str(
-            "\nPlots: `plots/training.svg`, `plots/steps.svg`, `plots/modality_weights.svg`.\n",
+            "\nPlots: `plots/training.svg`, `plots/steps.svg`, `plots/modality_weights.svg` (and, with a planted truth, `plots/preference_map.svg` and `plots/modality_attention.svg`).\n",
         );
         md
     }

@@ -138,7 +138,31 @@ fn quickstart_writes_a_complete_report() {
             "seconds.{stage}"
         );
     }
+    // The checks against the planted truth: a probe per attribute field, the attention
+    // groups and the three single-modality checks.
+    let checks = &report["truth_checks"];
+    let fields = checks["feature_probe"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 6, "{checks}");
+    for f in fields {
+        let all = f["all"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&all), "{f}");
+        assert_eq!(f["modalities"].as_array().unwrap().len(), 3, "{f}");
+    }
+    let attribution = &checks["attribution"];
+    let users: u64 = attribution["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["users"].as_u64().unwrap())
+        .sum();
+    assert_eq!(users, report["dataset"]["test_users"].as_u64().unwrap());
+    for c in attribution["checks"].as_array().unwrap() {
+        let d = &c["difference"];
+        assert!(d["lo"].as_f64().unwrap() <= d["hi"].as_f64().unwrap(), "{c}");
+    }
+    assert!(!report["text"]["per_field"].as_array().unwrap().is_empty());
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## Checks against the planted truth"), "{md}");
     assert!(md.contains("| MSPA |"), "{md}");
     assert!(md.contains("## MSPA against each model"), "{md}");
     assert!(md.contains("## Across seeds (3, 4)"), "{md}");
@@ -147,6 +171,8 @@ fn quickstart_writes_a_complete_report() {
         "validation.svg",
         "steps.svg",
         "modality_weights.svg",
+        "preference_map.svg",
+        "modality_attention.svg",
     ] {
         let svg = std::fs::read_to_string(out_dir.join("plots").join(plot)).unwrap();
         assert!(

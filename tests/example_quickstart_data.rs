@@ -55,6 +55,7 @@ fn quickstart(data: &Path, format: &str, out: &Path, models: &[&str]) -> Value {
     }
     assert!(!models.iter().any(|m| m["name"] == "Oracle"), "{report}");
     assert!(report.get("composers").is_none() && report.get("text").is_none());
+    assert!(report.get("truth_checks").is_none(), "no truth, no checks");
     assert_eq!(report["world"]["format"], format);
     assert_eq!(report["dataset"]["live_schedule"], true);
     let teacher = report["composer_training"]["teacher"].as_str().unwrap();

@@ -290,7 +290,7 @@ impl Mspa {
     /// - authors `input.authors`: `A` rows; candidates `input.candidate_ids`: `[N]`
     /// - pair features `input.pairs`: `[B, N, PAIR_FEATURES]`
     /// - output: `T + 1` score tensors `[B, N]`, modality weights `[B, N, 3]`, `T` gates
-    ///   `[B]`, content `[N, d]`, text preference `[B, d]`
+    ///   `[B]`, content `[N, d]`, text preference `[B, d]`, final preference `[B, d]`
     pub fn forward(&self, input: &MspaInput) -> MspaOutput {
         let authors = self.author_views(&input.authors);
         let history = self.pool_history(&authors, &input.tips);
@@ -310,6 +310,7 @@ impl Mspa {
             gates: Vec::with_capacity(self.correction_steps),
             content,
             text_preference,
+            preference: preference.clone(),
         };
         if self.correction_steps == 0 {
             return output;
@@ -327,6 +328,7 @@ impl Mspa {
         }
         output.shortlist = Some(shortlist);
         output.corrected_weights = Some(step.weights);
+        output.preference = preference;
         output
     }
 

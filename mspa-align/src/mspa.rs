@@ -144,6 +144,24 @@ impl TextPreferences {
     }
 }
 
+/// What [`MspaRecommender::inspect`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Inspection {
+    /// One entry per query, in query order.
+    pub users: Vec<UserInspection>,
+    /// Every author's content-only representation (`d` values each), in author order.
+    pub authors: Vec<Vec<f32>>,
+}
+
+/// What the model looked at for one query.
+#[derive(Clone, Debug)]
+pub struct UserInspection {
+    /// The preference after the last correction step (`d` values).
+    pub preference: Vec<f32>,
+    /// The mean modality weights (visual, audio, text) over the query's top `k` authors.
+    pub top_weights: [f32; 3],
+}
+
 /// Why an author was recommended.
 #[derive(Clone, Debug, Serialize)]
 pub struct Explanation {
@@ -262,6 +280,44 @@ impl MspaRecommender {
                 })
             })
             .collect()
+    }
+
+    /// What the model looked at for each query (its final preference vector and the mean
+    /// modality weights over its top `k` authors) and every author's content-only
+    /// representation in the same space: what faithfulness checks and maps read.
+    pub fn inspect(&self, queries: &[Query<'_>], k: usize) -> Result<Inspection> {
+        let n = self.authors.len();
+        let k = k.clamp(1, n.max(1));
+        let mut inspection = Inspection::default();
+        for chunk in queries.chunks(self.users_per_pass()) {
+            let input = self.input(chunk, &self.device);
+            let out = self.model.forward(&input);
+            let scores = tensor_values(out.final_scores())?;
+            let weights = tensor_values(out.modality_weights().reshape([chunk.len() * n * 3]))?;
+            let [_, d] = out.preference.dims();
+            let preference = tensor_values(out.preference.clone())?;
+            if inspection.authors.is_empty() {
+                let content = tensor_values(out.content.clone())?;
+                inspection.authors = content.chunks(d.max(1)).map(<[f32]>::to_vec).collect();
+            }
+            for (q, (row, p)) in scores
+                .chunks(n)
+                .zip(preference.chunks(d.max(1)))
+                .enumerate()
+            {
+                let mut mean = [0f32; 3];
+                for a in mspa_metrics::top_k(row, k, &[])? {
+                    for (m, w) in mean.iter_mut().enumerate() {
+                        *w += weights[(q * n + a) * 3 + m] / k as f32;
+                    }
+                }
+                inspection.users.push(UserInspection {
+                    preference: p.to_vec(),
+                    top_weights: mean,
+                });
+            }
+        }
+        Ok(inspection)
     }
 
     /// Scores of every step, `[steps][queries × authors]`, for the per-step evaluation.

@@ -147,6 +147,30 @@ fn mspa_trains_beats_baselines_and_round_trips() {
     }
     assert!(rec.explain(query, &[w.ds.n_authors()]).is_err());
 
+    // The inspection: one preference per query, top-10 weights that average the
+    // explanations of the top 10, and one content row per author.
+    let queries: Vec<Query<'_>> = w.split.test[..5]
+        .iter()
+        .map(|t| Query {
+            user: t.user,
+            history: t.history(&w.ds),
+            at_ms: t.timestamp_ms,
+        })
+        .collect();
+    let inspection = rec.inspect(&queries, 10).unwrap();
+    assert_eq!(inspection.users.len(), 5);
+    assert_eq!(inspection.authors.len(), w.ds.n_authors());
+    let mut scores = vec![0f32; w.ds.n_authors()];
+    rec.score_batch(&queries[..1], &mut scores).unwrap();
+    let top = mspa_metrics::top_k(&scores, 10, &[]).unwrap();
+    let explained = rec.explain(queries[0], &top).unwrap();
+    let first = &inspection.users[0];
+    assert_eq!(first.preference.len(), inspection.authors[0].len());
+    for m in 0..3 {
+        let mean = explained.iter().map(|e| e.modality_weights[m]).sum::<f32>() / 10.0;
+        assert!((first.top_weights[m] - mean).abs() < 1e-5, "{m}: {first:?}");
+    }
+
     // Save and load: identical scores.
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("mspa");

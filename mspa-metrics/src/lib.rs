@@ -8,7 +8,10 @@
 //! * Text: [`corpus_bleu`] / [`sentence_bleu`] (with [`tokenize_13a`]), [`rouge_l`] /
 //!   [`rouge_n`] / [`corpus_rouge_l`], and [`bert_score`] over any [`TokenEmbedder`].
 //! * Significance: [`paired_bootstrap`], the percentile bootstrap interval of the paired
-//!   difference of two models' per-user metrics.
+//!   difference of two models' per-user metrics, and [`group_bootstrap`] for two
+//!   independent groups.
+//! * Probes: [`linear_probe`], the held-out accuracy of a ridge classifier of a label
+//!   from a frozen feature.
 //!
 //! ```
 //! use mspa_metrics::{corpus_bleu, list_metrics, rouge_l};
@@ -31,6 +34,7 @@ mod bleu_counts;
 mod bootstrap;
 mod error;
 mod evaluator;
+mod probe;
 mod ranking;
 mod rouge;
 mod sum;
@@ -45,11 +49,12 @@ pub use bleu::{
     Bleu, BleuConfig, BleuScore, BleuTokenizer, MAX_NGRAM_ORDER, SACREBLEU_VERSION, Smoothing,
     corpus_bleu, sentence_bleu,
 };
-pub use bootstrap::{PairedDifference, paired_bootstrap};
+pub use bootstrap::{GroupDifference, PairedDifference, group_bootstrap, paired_bootstrap};
 pub use error::{MetricsError, Result};
 pub use evaluator::{
     EvalUser, FullRankingEvaluator, MeanAtK, MeanMetrics, Protocol, RankingReport, UserResult,
 };
+pub use probe::{ProbeScore, ProbeTask, linear_probe, linear_probes};
 pub use ranking::{
     AtCutoff, ListMetrics, MetricsAtK, hit_rate_at_k, list_metrics, ndcg_at_k, precision_at_k,
     recall_at_k, reciprocal_rank,

@@ -19,7 +19,7 @@ use mspa_core::{Dataset, Split, TipEvent};
 use serde::{Deserialize, Serialize};
 
 use super::{PipelineConfig, PipelineError, stage_err, world_schema};
-use crate::report::TextRow;
+use crate::report::{FieldAccuracy, TextRow};
 
 /// The three composers and the pairs they were fitted on.
 pub struct ComposerStage {
@@ -338,6 +338,15 @@ pub(crate) fn compose_stage(
                 rouge_l: eval.rouge_l,
                 bertscore_f1: eval.bertscore_f1,
                 field_f1: eval.field_f1,
+                per_field: eval
+                    .per_field
+                    .iter()
+                    .map(|f| FieldAccuracy {
+                        field: f.name.clone(),
+                        f1: f.f1,
+                        exact_match: f.exact_match,
+                    })
+                    .collect(),
             },
         );
     }

@@ -2,7 +2,7 @@
 //! intervals against every other model, NDCG@10 per correction step, modality weights
 //! and explained examples for the report.
 
-use mspa_align::mspa::MspaRecommender;
+use mspa_align::mspa::{Inspection, MspaRecommender};
 use mspa_align::recommender::{Query, Recommender, evaluate, evaluate_live};
 use mspa_core::{Dataset, Target};
 use mspa_metrics::{FullRankingEvaluator, Protocol, paired_bootstrap};
@@ -118,31 +118,25 @@ pub(crate) fn step_ndcg(
         .collect()
 }
 
-/// Mean modality weights of the top 10 of up to `max_users` test users.
-pub(crate) fn mean_modality_weights(
+/// MSPA's inspection of every test user (its final preference and mean modality weights
+/// over its top 10), in target order.
+pub(crate) fn inspect_test(
     rec: &MspaRecommender,
     dataset: &Dataset,
     test: &[Target],
-    max_users: usize,
-) -> [f64; 3] {
-    let mut sum = [0.0f64; 3];
-    let mut count = 0usize;
-    for q in queries(dataset, &test[..test.len().min(max_users)]) {
-        let Ok(top) = mspa_align::recommender::recommend(rec, q, 10, false, dataset.n_authors())
-        else {
-            continue;
-        };
-        let authors: Vec<usize> = top.iter().map(|(a, _)| a.index()).collect();
-        if let Ok(explained) = rec.explain(q, &authors) {
-            for e in explained {
-                for m in 0..3 {
-                    sum[m] += f64::from(e.modality_weights[m]);
-                }
-                count += 1;
-            }
+) -> mspa_align::Result<Inspection> {
+    rec.inspect(&queries(dataset, test), 10)
+}
+
+/// The mean of the users' modality weights over their top 10.
+pub(crate) fn mean_modality_weights(inspection: &Inspection) -> [f64; 3] {
+    let n = inspection.users.len().max(1) as f64;
+    inspection.users.iter().fold([0.0; 3], |mut sum, u| {
+        for (s, w) in sum.iter_mut().zip(u.top_weights) {
+            *s += f64::from(w) / n;
         }
-    }
-    sum.map(|s| if count > 0 { s / count as f64 } else { 0.0 })
+        sum
+    })
 }
 
 /// The top 5 of a few test users with their explanations, as JSON.

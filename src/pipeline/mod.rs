@@ -40,6 +40,7 @@ mod data;
 mod evaluate;
 mod models;
 mod serve;
+mod truth_checks;
 mod write;
 
 pub use baselines::BaselineSettings;
@@ -221,6 +222,25 @@ pub fn run(
     let (composed, mut models) =
         models::train_and_evaluate(config, &dataset, &split, &features, compose, &device, &note)?;
     seconds.insert("compose".to_string(), composed.seconds);
+    let checks_started = Instant::now();
+    let truth_checks = match (&truth, &models.inspection) {
+        (Some(truth), Some(inspection)) => Some(truth_checks::truth_checks(
+            truth,
+            &dataset,
+            &split.test,
+            &features,
+            inspection,
+            config.bootstrap_resamples,
+            config.world.seed,
+        )?),
+        _ => None,
+    };
+    if truth_checks.is_some() {
+        seconds.insert(
+            "truth checks".to_string(),
+            checks_started.elapsed().as_secs_f64(),
+        );
+    }
     if let Some(truth) = truth {
         models.add_oracle(truth, &dataset, &split)?;
     }
@@ -232,6 +252,7 @@ pub fn run(
         steps,
         examples,
         all_authors,
+        ..
     } = models;
     let compose::Composed {
         composers,
@@ -287,6 +308,7 @@ pub fn run(
         training,
         seconds,
         examples,
+        truth_checks,
     };
     write_report(&config.out_dir, &report).map_err(stage_err("report"))?;
     Ok(report)

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use mspa_align::fit::{FitRecommender, TrainingData};
-use mspa_align::mspa::{MspaSettings, TextPreferences};
+use mspa_align::mspa::{Inspection, MspaSettings, TextPreferences};
 use mspa_align::train::EpochReport;
 use mspa_core::synth::Truth;
 use mspa_core::{Dataset, Split};
@@ -22,7 +22,9 @@ use mspa_modal::device::on_one_thread;
 use super::baselines::{FittedBaseline, fit_baselines, fit_oracle};
 use super::compose::Composed;
 use super::data::has_modality;
-use super::evaluate::{evaluate_row, explained_examples, mean_modality_weights, step_ndcg};
+use super::evaluate::{
+    evaluate_row, explained_examples, inspect_test, mean_modality_weights, step_ndcg,
+};
 use super::{PipelineConfig, PipelineError, epoch_message, stage_err};
 use crate::report::{Curve, ModelRow};
 
@@ -47,6 +49,8 @@ pub(crate) struct ModelResults {
     /// MSPA correcting over every author instead of its shortlist (the same trained
     /// model): its row and per-user NDCG@10, when MSPA corrects a shortlist.
     pub all_authors: Option<(ModelRow, Vec<(u64, f64)>)>,
+    /// MSPA's inspection of the test users, in target order (for the truth checks).
+    pub inspection: Option<Inspection>,
 }
 
 /// One trained and evaluated MSPA variant.
@@ -58,6 +62,7 @@ struct VariantResult {
     steps: Vec<f64>,
     examples: Vec<serde_json::Value>,
     all_authors: Option<(ModelRow, Vec<(u64, f64)>)>,
+    inspection: Option<Inspection>,
 }
 
 /// MSPA, `T = 0`, no text and, when two or more modalities have content, one variant per
@@ -161,6 +166,7 @@ pub(crate) fn train_and_evaluate(
             out.steps = v.steps;
             out.examples = v.examples;
             out.all_authors = v.all_authors;
+            out.inspection = v.inspection;
         }
     }
     out.add_fitted(baselines?, dataset, split)?;
@@ -261,13 +267,15 @@ fn train_variant(
     } else {
         (Vec::new(), Vec::new(), None)
     };
+    let inspection = inspect_test(&rec, dataset, &split.test).map_err(stage_err("evaluate"))?;
     Ok(VariantResult {
         row,
         users,
         curve,
-        weights: mean_modality_weights(&rec, dataset, &split.test, 200),
+        weights: mean_modality_weights(&inspection),
         steps,
         examples,
         all_authors,
+        inspection: main.then_some(inspection),
     })
 }

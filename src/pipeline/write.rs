@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::plots::{bar_chart, line_chart};
+use crate::plots::{bar_chart, heatmap, line_chart, scatter_chart};
 use crate::report::{Curve, Report, write_atomic};
 
 /// Named series of `(x, y)` points, as [`line_chart`] draws them.
@@ -74,5 +74,32 @@ pub fn write_report(out_dir: &Path, report: &Report) -> std::io::Result<()> {
         &plots.join("modality_weights.svg"),
         bar_chart("Mean modality weights (top 10)", "weight", &names, &series).as_bytes(),
     )?;
+    if let Some(checks) = &report.truth_checks {
+        let map = &checks.map;
+        let svg = scatter_chart(
+            "Preferences (circles) and authors (squares) by category",
+            "principal component 1",
+            "principal component 2",
+            &map.classes,
+            &map.points,
+        );
+        write_atomic(&plots.join("preference_map.svg"), svg.as_bytes())?;
+        let groups = &checks.attribution.groups;
+        let rows: Vec<String> = groups.iter().map(|g| g.strongest_field.clone()).collect();
+        let notes: Vec<String> = groups
+            .iter()
+            .map(|g| format!("(n = {})", g.users))
+            .collect();
+        let values: Vec<Vec<f64>> = groups.iter().map(|g| g.weights.to_vec()).collect();
+        let columns = ["visual", "audio", "text"].map(String::from);
+        let svg = heatmap(
+            "MSPA's modality weights by the user's strongest field",
+            &rows,
+            &notes,
+            &columns,
+            &values,
+        );
+        write_atomic(&plots.join("modality_attention.svg"), svg.as_bytes())?;
+    }
     Ok(())
 }

@@ -28,6 +28,8 @@ pub struct MspaOutput {
     pub content: Tensor<2>,
     /// The text preference in the shared space `[B, d]`, when text is used.
     pub text_preference: Option<Tensor<2>>,
+    /// The preference `[B, d]` after the last correction step (step 0's when `T = 0`).
+    pub preference: Tensor<2>,
 }
 
 impl MspaOutput {

@@ -242,6 +242,7 @@ fn the_loss_weights_later_steps_more() {
         gates: Vec::new(),
         content: Tensor::zeros([n, 2], &device),
         text_preference: None,
+        preference: Tensor::zeros([1, 2], &device),
     };
     let positives = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
     let loss = values(mspa_loss(&output, positives, 1.0))[0];

@@ -58,6 +58,31 @@ pub struct Importance {
     pub format: f64,
 }
 
+impl Importance {
+    /// The importance of one field.
+    pub fn get(&self, field: Field) -> f64 {
+        match field {
+            Field::Categories => self.categories,
+            Field::Energy => self.energy,
+            Field::Audio => self.audio,
+            Field::Visuals => self.visuals,
+            Field::Language => self.language,
+            Field::Format => self.format,
+        }
+    }
+
+    /// The field the user cares about most (the first in grammar order on a tie).
+    pub fn strongest(&self) -> Field {
+        Field::ALL.into_iter().fold(Field::Categories, |best, f| {
+            if self.get(f) > self.get(best) {
+                f
+            } else {
+                best
+            }
+        })
+    }
+}
+
 /// Mean importance of each field across users, before per-user log-normal noise.
 const IMPORTANCE_BASE: [f64; 6] = [1.5, 1.0, 1.0, 1.0, 1.2, 0.8];
 
@@ -150,15 +175,7 @@ impl UserTruth {
     }
 
     fn importance_array(&self) -> [f64; 6] {
-        let i = &self.importance;
-        [
-            i.categories,
-            i.energy,
-            i.audio,
-            i.visuals,
-            i.language,
-            i.format,
-        ]
+        Field::ALL.map(|f| self.importance.get(f))
     }
 }
 
@@ -580,6 +597,20 @@ mod tests {
             .collect();
         let model = WorldModel::new(&config, &authors);
         (config, model)
+    }
+
+    #[test]
+    fn the_strongest_field_has_the_largest_importance() {
+        let (config, model) = world(10, 40);
+        for u in 0..40 {
+            let (user, _) = simulate_user(&config, &model, u);
+            let strongest = user.importance.strongest();
+            let top = Field::ALL
+                .iter()
+                .map(|&f| user.importance.get(f))
+                .fold(f64::MIN, f64::max);
+            assert_eq!(user.importance.get(strongest), top);
+        }
     }
 
     #[test]
