@@ -158,7 +158,10 @@ fn quickstart_writes_a_complete_report() {
     assert_eq!(users, report["dataset"]["test_users"].as_u64().unwrap());
     for c in attribution["checks"].as_array().unwrap() {
         let d = &c["difference"];
-        assert!(d["lo"].as_f64().unwrap() <= d["hi"].as_f64().unwrap(), "{c}");
+        assert!(
+            d["lo"].as_f64().unwrap() <= d["hi"].as_f64().unwrap(),
+            "{c}"
+        );
     }
     assert!(!report["text"]["per_field"].as_array().unwrap().is_empty());
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
