@@ -10,8 +10,13 @@
 //! unless ablated, the embedding of the composed preference text. Then:
 //!
 //! 1. the candidates' views `z_{a,m}` are taken from the shared space;
-//! 2. the preference decides how much each modality matters for this author:
-//!    `α_{a,m} = softmax_m(⟨W_q p, W_k z_{a,m}⟩ / √d)` over the present modalities, and the
+//! 2. the preference and the user's own history decide how much each modality matters
+//!    for this author:
+//!    `α_{a,m} = softmax_m(⟨W_q p, W_k z_{a,m}⟩ / √d + s_m c_m)` over the present
+//!    modalities, where `c_m` is the history coherence of modality `m` (the mean
+//!    pairwise cosine of the user's distinct tipped authors' standardised features:
+//!    a user who cares about a palette tips authors whose frames agree; see the
+//!    `coherence` submodule) and `s_m` a learned weight, and the
 //!    aligned author evidence is `r_a(p) = Σ_m α_{a,m} W_v z_{a,m} (+ id embedding when the
 //!    author has training tips)`;
 //! 3. the preference alone scores `u(p, a) = γ ⟨p, r_a(p)⟩ + b_a` (`b_a` a popularity bias
@@ -42,12 +47,14 @@
 //! here.
 
 mod candidates;
+mod coherence;
 mod input;
 mod output;
 #[cfg(test)]
 mod tests;
 
 use candidates::{CandidateEvidence, Views};
+use coherence::history_coherence;
 
 pub use input::{AuthorTable, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features};
 pub use output::{MspaOutput, SHORTLIST_MARGIN};
@@ -59,6 +66,9 @@ use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax,
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::error::{AlignError, Result};
+
+/// Initial [`Mspa`] weight of a modality's history coherence in its attention logit.
+const COHERENCE_SCALE_INIT: f32 = 10.0;
 
 /// Hyper-parameters of [`Mspa`].
 #[derive(Config, Debug)]
@@ -172,6 +182,11 @@ impl MspaConfig {
                 [-(d as f32).sqrt().ln()],
                 device,
             )),
+            // Coherences differ by about 0.1 between users: start at a logit of about 1.
+            coherence_scale: Param::from_tensor(Tensor::<1>::from_floats(
+                [COHERENCE_SCALE_INIT; 3],
+                device,
+            )),
             d_model: d,
             correction_steps: self.correction_steps,
             shortlist: self.shortlist,
@@ -232,6 +247,8 @@ pub struct Mspa {
     dropout: Dropout,
     /// `ln γ`, the scale of the preference score.
     log_scale: Param<Tensor<1>>,
+    /// `[3]` how much each modality's history coherence adds to its attention logit.
+    coherence_scale: Param<Tensor<1>>,
     /// Size of the shared space `d`.
     #[module(skip)]
     d_model: usize,
@@ -292,6 +309,7 @@ impl Mspa {
     /// - output: `T + 1` score tensors `[B, N]`, modality weights `[B, N, 3]`, `T` gates
     ///   `[B]`, content `[N, d]`, text preference `[B, d]`, final preference `[B, d]`
     pub fn forward(&self, input: &MspaInput) -> MspaOutput {
+        let coherence = history_coherence(&input.authors, &input.tips, self.modalities);
         let authors = self.author_views(&input.authors);
         let history = self.pool_history(&authors, &input.tips);
         let (mut preference, text_preference) =
@@ -300,7 +318,7 @@ impl Mspa {
 
         // Everything below is matmuls over the flattened [N·3, d] views, never a
         // [B, N, 3, d] tensor: ⟨p, Σ_m α_m v_m⟩ = Σ_m α_m ⟨p, v_m⟩.
-        let initial = self.score_candidates(&preference, &candidates);
+        let initial = self.score_candidates(&preference, &coherence, &candidates);
         let mut output = MspaOutput {
             initial_scores: initial.scores.clone(),
             initial_weights: initial.weights,
@@ -318,12 +336,12 @@ impl Mspa {
         // The correction steps re-rank each user's shortlist only.
         let shortlist = self.select_shortlist(&initial.scores);
         let candidates = candidates.shortlist(&shortlist);
-        let mut step = self.score_candidates(&preference, &candidates);
+        let mut step = self.score_candidates(&preference, &coherence, &candidates);
         for _ in 0..self.correction_steps {
             let (corrected, gate) = self.correction_step(preference, &step, &candidates, &tipped);
             output.gates.push(gate);
             preference = corrected;
-            step = self.score_candidates(&preference, &candidates);
+            step = self.score_candidates(&preference, &coherence, &candidates);
             output.corrected_scores.push(step.scores.clone());
         }
         output.shortlist = Some(shortlist);
@@ -546,12 +564,20 @@ impl Mspa {
     /// One step's scores under `preference`: preference-conditioned attention over each
     /// candidate's modalities, the preference score `u(p, a)`, and the log of the
     /// repeat/explore mixture.
-    fn score_candidates(&self, preference: &Tensor<2>, c: &CandidateEvidence) -> StepScores {
+    fn score_candidates(
+        &self,
+        preference: &Tensor<2>,
+        coherence: &Tensor<2>,
+        c: &CandidateEvidence,
+    ) -> StepScores {
         let d = self.d_model;
-        // Preference-conditioned attention over each candidate's modalities.
+        // Preference-conditioned attention over each candidate's modalities, plus how
+        // alike the user's own authors are in each modality.
         let q = self.query.forward(preference.clone()); // [B, d]
         let logits = c.key_dots(&q) / (d as f64).sqrt(); // [B, N, 3]
         let [b, n, _] = logits.dims();
+        let user_side = coherence.clone() * self.coherence_scale.val().reshape([1, 3]);
+        let logits = logits + user_side.reshape([b, 1, 3]);
         let logits = logits.mask_fill(c.absent.clone().expand([b, n, 3]), -1e9);
         let weights = softmax(logits, 2); // [B, N, 3]
         let per_view = c.value_dots(preference);

@@ -46,6 +46,10 @@ pub struct AuthorTable {
     pub presence: Tensor<2>,
     /// `[A, 1]`, 1.0 for authors with training tips.
     pub has_history: Tensor<2>,
+    /// `[A, F_m]` per modality: the features standardised over the authors that have the
+    /// modality and scaled to unit length (zeros where missing), for the history
+    /// coherence of each modality.
+    pub unit: [Tensor<2>; 3],
 }
 
 impl AuthorTable {
@@ -99,6 +103,14 @@ impl AuthorTable {
                 });
             }
         }
+        let unit = std::array::from_fn(|m| {
+            let width = dims[m].max(1);
+            let present: Vec<bool> = (0..n).map(|a| presence[a * 3 + m] > 0.5).collect();
+            Tensor::<2>::from_data(
+                TensorData::new(unit_rows(&modal_rows[m], width, &present), [n, width]),
+                device,
+            )
+        });
         let modal = std::array::from_fn(|m| {
             let width = dims[m].max(1);
             Tensor::<2>::from_data(
@@ -114,6 +126,7 @@ impl AuthorTable {
             modal,
             presence: Tensor::from_data(TensorData::new(presence, [n, 3]), device),
             has_history: Tensor::from_data(TensorData::new(has, [n, 1]), device),
+            unit,
         })
     }
 
@@ -132,7 +145,8 @@ impl AuthorTable {
         AuthorTable {
             modal: std::array::from_fn(|m| self.modal[m].clone().select(0, authors.clone())),
             presence: self.presence.clone().select(0, authors.clone()),
-            has_history: self.has_history.clone().select(0, authors),
+            has_history: self.has_history.clone().select(0, authors.clone()),
+            unit: std::array::from_fn(|m| self.unit[m].clone().select(0, authors.clone())),
         }
     }
 
@@ -142,8 +156,44 @@ impl AuthorTable {
             modal: std::array::from_fn(|m| self.modal[m].clone().to_device(device)),
             presence: self.presence.clone().to_device(device),
             has_history: self.has_history.clone().to_device(device),
+            unit: std::array::from_fn(|m| self.unit[m].clone().to_device(device)),
         }
     }
+}
+
+/// `rows` (`width` values each) standardised per column over the `present` rows and
+/// scaled to unit length; absent rows (and rows that standardise to zero) are zeros.
+fn unit_rows(rows: &[f32], width: usize, present: &[bool]) -> Vec<f32> {
+    let n = present.iter().filter(|&&p| p).count().max(1) as f64;
+    let mut mean = vec![0.0f64; width];
+    let mut square = vec![0.0f64; width];
+    for (row, _) in rows.chunks(width).zip(present).filter(|(_, p)| **p) {
+        for ((m, s), &v) in mean.iter_mut().zip(&mut square).zip(row) {
+            *m += f64::from(v) / n;
+            *s += f64::from(v) * f64::from(v) / n;
+        }
+    }
+    let std: Vec<f64> = mean
+        .iter()
+        .zip(&square)
+        .map(|(m, s)| (s - m * m).max(0.0).sqrt().max(1e-6))
+        .collect();
+    let mut out = vec![0f32; rows.len()];
+    for ((row, o), &p) in rows.chunks(width).zip(out.chunks_mut(width)).zip(present) {
+        if !p {
+            continue;
+        }
+        let z: Vec<f64> = (0..width)
+            .map(|j| (f64::from(row[j]) - mean[j]) / std[j])
+            .collect();
+        let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > 1e-9 {
+            for (o, v) in o.iter_mut().zip(&z) {
+                *o = (v / norm) as f32;
+            }
+        }
+    }
+    out
 }
 
 /// The users' most recent tips, padded: `[B, L]` each.
@@ -155,6 +205,8 @@ pub struct TipBatch {
     pub context: Tensor<3>,
     /// 1.0 at real tips, 0.0 on padding.
     pub mask: Tensor<2>,
+    /// 1.0 at the latest tip of each distinct author among the `L`, else 0.0.
+    pub distinct: Tensor<2>,
 }
 
 impl TipBatch {
@@ -170,7 +222,10 @@ impl TipBatch {
         let mut authors = vec![0i64; b * l];
         let mut context = vec![0f32; b * l * TIP_FEATURES];
         let mut mask = vec![0f32; b * l];
+        let mut distinct = vec![0f32; b * l];
+        let mut latest: HashMap<u32, usize> = HashMap::new();
         for (row, (tips, at_ms)) in histories.iter().enumerate() {
+            latest.clear();
             let start = tips.len().saturating_sub(max_len);
             let user_mean = mean_log_amount(tips);
             let mut earlier: HashMap<u32, u32> = HashMap::new();
@@ -184,17 +239,22 @@ impl TipBatch {
                 let slot = row * l + (pos - start);
                 authors[slot] = i64::from(tip.author.0);
                 mask[slot] = 1.0;
+                latest.insert(tip.author.0, slot);
                 let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
                 let c = &mut context[slot * TIP_FEATURES..(slot + 1) * TIP_FEATURES];
                 c[0] = (log_amount(tip.amount) - user_mean) as f32;
                 c[1] = age.ln_1p() as f32;
                 c[2] = f64::from(before).ln_1p() as f32;
             }
+            for &slot in latest.values() {
+                distinct[slot] = 1.0;
+            }
         }
         TipBatch {
             authors: Tensor::from_data(TensorData::new(authors, [b, l]), device),
             context: Tensor::from_data(TensorData::new(context, [b, l, TIP_FEATURES]), device),
             mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
+            distinct: Tensor::from_data(TensorData::new(distinct, [b, l]), device),
         }
     }
 }
@@ -417,5 +477,18 @@ mod tests {
         assert!(err(AuthorTable::build(&[], &[], &device)));
         let other = AuthorFeatures::empty([3, 1, 3]);
         assert!(err(AuthorTable::build(&[a, other], &[1, 1], &device)));
+    }
+
+    #[test]
+    fn unit_rows_are_standardised_unit_vectors_and_absent_rows_zero() {
+        // Three rows of width 2; the middle one is absent and must not move the mean.
+        let rows = [1.0f32, 10.0, 100.0, -100.0, 3.0, 30.0];
+        let out = unit_rows(&rows, 2, &[true, false, true]);
+        assert_eq!(&out[2..4], &[0.0, 0.0]);
+        // Standardised over rows 0 and 2: (-1, -1) and (1, 1), then unit length.
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        for (got, want) in out.iter().zip([-h, -h, 0.0, 0.0, h, h]) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
     }
 }

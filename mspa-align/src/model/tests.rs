@@ -327,3 +327,93 @@ fn config_validation_names_the_field() {
             .is_ok()
     );
 }
+
+/// Authors 0 to 3 share one visual vector, their audio and text vectors differ; a user
+/// who tipped authors 0, 1 and 2 (one of them twice) and one who tipped 0, 4 and 5.
+fn coherence_input(device: &Device) -> MspaInput {
+    let mut rng = SplitMix64::new(9);
+    let shared: Vec<f32> = (0..DIMS[0]).map(|_| rng.normal() as f32).collect();
+    let features: Vec<AuthorFeatures> = (0..N_AUTHORS)
+        .map(|a| {
+            let mut f = AuthorFeatures::empty(DIMS);
+            f.present = [true; 3];
+            for v in [&mut f.visual, &mut f.audio, &mut f.text] {
+                v.iter_mut().for_each(|x| *x = rng.normal() as f32);
+            }
+            if a < 4 {
+                f.visual = shared.clone();
+            }
+            f
+        })
+        .collect();
+    let owned = [
+        (
+            vec![
+                tip(0, 0, 1.0, 1),
+                tip(0, 1, 1.0, 2),
+                tip(0, 2, 1.0, 3),
+                tip(0, 1, 1.0, 4),
+            ],
+            5 * DAY,
+        ),
+        (
+            vec![tip(1, 0, 1.0, 1), tip(1, 4, 1.0, 2), tip(1, 5, 1.0, 3)],
+            5 * DAY,
+        ),
+    ];
+    let hist: Vec<(&[TipEvent], i64)> = owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+    let candidates: Vec<usize> = (0..N_AUTHORS).collect();
+    MspaInput {
+        tips: TipBatch::build(&hist, 8, device),
+        text: None,
+        authors: AuthorTable::build(&features, &[1; N_AUTHORS], device).unwrap(),
+        candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, device),
+        pairs: pair_features(&hist, &candidates, device),
+    }
+}
+
+#[test]
+fn history_coherence_is_the_mean_cosine_of_the_distinct_authors() {
+    let device = Device::flex();
+    let input = coherence_input(&device);
+    // The latest tip of each distinct author: user 0's second tip of author 1 replaces
+    // its first.
+    assert_eq!(
+        values(input.tips.distinct.clone()),
+        vec![1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    );
+    let c = values(history_coherence(&input.authors, &input.tips, [true; 3]));
+    // User 0's three authors share the visual vector: coherence 1 there.
+    assert!((c[0] - 1.0).abs() < 1e-5, "{c:?}");
+    for v in &c[1..] {
+        assert!(*v < 0.9 && *v >= -1.0, "{c:?}");
+    }
+    // Without the visual modality, its coherence is 0.
+    let c = values(history_coherence(
+        &input.authors,
+        &input.tips,
+        [false, true, true],
+    ));
+    assert_eq!((c[0], c[3]), (0.0, 0.0));
+}
+
+#[test]
+fn a_coherent_modality_draws_the_attention() {
+    let device = Device::flex();
+    let input = coherence_input(&device);
+    let model = config().with_use_text(false).init(&device).unwrap();
+    let weights = values(model.forward(&input).initial_weights);
+    // Mean visual weight over the candidates: user 0 (coherent in visual) against
+    // user 1 (not); the network is the same, only the histories differ.
+    let visual = |u: usize| {
+        (0..N_AUTHORS)
+            .map(|a| weights[(u * N_AUTHORS + a) * 3])
+            .sum::<f32>()
+    };
+    assert!(
+        visual(0) > visual(1) + 0.5,
+        "{} vs {}",
+        visual(0),
+        visual(1)
+    );
+}
