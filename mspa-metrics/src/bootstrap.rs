@@ -61,12 +61,7 @@ pub fn paired_bootstrap(
         invalid(format!("{} values against {}", a.len(), b.len()))
     })?;
     require(!a.is_empty(), || invalid("no values".into()))?;
-    require(resamples > 0, || {
-        invalid("resamples must be at least 1".into())
-    })?;
-    require(level > 0.0 && level < 1.0, || {
-        invalid(format!("level must be in (0, 1), got {level}"))
-    })?;
+    check_settings(resamples, level, &invalid)?;
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     if let Some(i) = diffs.iter().position(|d| !d.is_finite()) {
         return Err(invalid(format!(
@@ -131,12 +126,7 @@ pub fn group_bootstrap(
     require(!a.is_empty() && !b.is_empty(), || {
         invalid(format!("groups of {} and {} values", a.len(), b.len()))
     })?;
-    require(resamples > 0, || {
-        invalid("resamples must be at least 1".into())
-    })?;
-    require(level > 0.0 && level < 1.0, || {
-        invalid(format!("level must be in (0, 1), got {level}"))
-    })?;
+    check_settings(resamples, level, &invalid)?;
     if let Some(v) = a.iter().chain(b).find(|v| !v.is_finite()) {
         return Err(invalid(format!("value {v} is not finite")));
     }
@@ -157,6 +147,20 @@ pub fn group_bootstrap(
         hi: percentile(&deltas, 1.0 - tail),
         n_a: a.len(),
         n_b: b.len(),
+    })
+}
+
+/// Checks that there is at least one resample and that `level` is in (0, 1).
+fn check_settings(
+    resamples: usize,
+    level: f64,
+    invalid: impl Fn(String) -> MetricsError,
+) -> Result<()> {
+    require(resamples > 0, || {
+        invalid("resamples must be at least 1".into())
+    })?;
+    require(level > 0.0 && level < 1.0, || {
+        invalid(format!("level must be in (0, 1), got {level}"))
     })
 }
 
