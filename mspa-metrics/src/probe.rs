@@ -129,15 +129,15 @@ pub fn linear_probes(
     let mut scores = Vec::with_capacity(tasks.len());
     for (t, task) in tasks.iter().enumerate() {
         let penalty = penalties[t];
-        if !models.iter().any(|(p, _)| *p == penalty) {
-            let lambda = penalty * fit.len() as f64;
-            models.push((penalty, Ridge::fit(&x, &targets, &fit, lambda)));
-        }
-        let model = &models
-            .iter()
-            .find(|(p, _)| *p == penalty)
-            .expect("fitted")
-            .1;
+        let fitted = match models.iter().position(|(p, _)| *p == penalty) {
+            Some(i) => i,
+            None => {
+                let lambda = penalty * fit.len() as f64;
+                models.push((penalty, Ridge::fit(&x, &targets, &fit, lambda)));
+                models.len() - 1
+            }
+        };
+        let model = &models[fitted].1;
         let correct = test
             .iter()
             .filter(|&&i| model.predict(&x[i], &targets, t) == task.labels[i])

@@ -91,11 +91,7 @@ pub(super) fn sort_events(events: &mut [TipEvent], offsets: &[usize], starts: (u
         .split(events, offsets)
         .into_par_iter()
         .for_each_init(Scratch::default, |scratch, (ids, slice)| {
-            let base = offsets[ids.start];
-            scratch.next.clear();
-            scratch
-                .next
-                .extend(offsets[ids.clone()].iter().map(|&o| o - base));
+            let base = scratch.start_bucket(offsets, &ids);
             let user = |e: &TipEvent| e.user.index() - ids.start;
             match steps {
                 Some(steps) => {
@@ -140,11 +136,7 @@ pub(super) fn live_by_streamer(
         .split(&mut placed, offsets)
         .into_par_iter()
         .map_init(Scratch::default, |scratch, (ids, slice)| {
-            let base = offsets[ids.start];
-            scratch.next.clear();
-            scratch
-                .next
-                .extend(offsets[ids.clone()].iter().map(|&o| o - base));
+            let base = scratch.start_bucket(offsets, &ids);
             let streamer = |p: &[u32; 3]| p[0] as usize - ids.start;
             let grouped = &mut scratch.grouped;
             grouped.clear();
@@ -281,6 +273,18 @@ struct Scratch {
     by_start: Vec<[u32; 3]>,
     grouped: Vec<[u32; 3]>,
     merged: Vec<(i64, i64)>,
+}
+
+impl Scratch {
+    /// Sets `next` to where each id of the bucket `ids` starts, relative to the
+    /// bucket's first item; returns that item's position.
+    fn start_bucket(&mut self, offsets: &[usize], ids: &Range<usize>) -> usize {
+        let base = offsets[ids.start];
+        self.next.clear();
+        self.next
+            .extend(offsets[ids.clone()].iter().map(|&o| o - base));
+        base
+    }
 }
 
 /// Places `items` into `out` (as long) by group, stably: group `key(item)` starts at
