@@ -1,8 +1,8 @@
 //! Building the [`Dataset`] from the parts of a scanned Twitch file, in parallel.
 //!
 //! The parts' id tables are merged in part order, so that users and streamers are
-//! numbered in order of first appearance in the file; then the events, the live schedule
-//! ([`super::group`]), the authors and the interners are built side by side.
+//! numbered in order of first appearance in the file; then the events and the live
+//! schedule ([`super::group`]), the authors and the interners are built side by side.
 //!
 //! The result is what [`crate::DatasetBuilder::build`] gives for the same rows pushed one
 //! by one.
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::group::{Sessions, live_by_streamer, place_events, sort_events};
+use super::group::{Ids, Remap, group};
 use super::id_table::IdTable;
 use super::scan::Part;
 use crate::author::Author;
@@ -31,48 +31,34 @@ pub(super) fn assemble(parts: Vec<Part>, root: Option<PathBuf>) -> Option<Datase
     let mut users = Vec::with_capacity(parts.len());
     let mut streamers = Vec::with_capacity(parts.len());
     let mut sessions = Vec::with_capacity(parts.len());
-    let mut user_counts = Vec::with_capacity(parts.len());
-    let mut streamer_counts = Vec::with_capacity(parts.len());
     for part in parts {
         users.push(part.ids.users);
         streamers.push(part.ids.streamers);
-        user_counts.push(part.ids.user_counts);
-        streamer_counts.push(part.ids.streamer_counts);
         sessions.push(part.sessions);
     }
     let (users, streamers) = rayon::join(|| merge(users), || merge(streamers));
     let ((users, user_remaps), (streamers, streamer_remaps)) = (users?, streamers?);
-    let user_offsets = global_offsets(users.len(), &user_remaps, &user_counts);
-    let streamer_offsets = global_offsets(streamers.len(), &streamer_remaps, &streamer_counts);
-    let view = Sessions {
-        parts: &sessions,
+    let ids = Ids {
+        n_users: users.len(),
+        n_streamers: streamers.len(),
         users: &user_remaps,
         streamers: &streamer_remaps,
     };
-    let events = || {
-        let mut events = place_events(&view, &user_offsets);
-        sort_events(&mut events, &user_offsets, starts);
-        events
-    };
-    let live = || live_by_streamer(&view, &streamer_offsets, starts);
-    let ids = || rayon::join(|| interner(&users), || interner(&streamers));
-    let ((events, live), ((user_ids, author_ids), authors)) = rayon::join(
-        || rayon::join(events, live),
-        || rayon::join(ids, || authors(&streamers)),
+    let interners = || rayon::join(|| interner(&users), || interner(&streamers));
+    let (grouped, ((user_ids, author_ids), authors)) = rayon::join(
+        || group(sessions, &ids, starts),
+        || rayon::join(interners, || authors(&streamers)),
     );
     Some(Dataset::from_grouped(GroupedParts {
         root,
         authors: authors?,
         author_ids: author_ids?,
         user_ids: user_ids?,
-        events,
-        user_offsets,
-        live: Some(live),
+        events: grouped.events,
+        user_offsets: grouped.user_offsets,
+        live: Some(grouped.live),
     }))
 }
-
-/// Local to global ids of one part: `None` for the first part, whose ids are global.
-type Remap = Option<Vec<u32>>;
 
 /// Merges the tables of the parts in order: the first one, extended by the ids of the
 /// others, and each table's remap to it.
@@ -87,29 +73,6 @@ fn merge(tables: Vec<IdTable>) -> Option<(IdTable, Vec<Remap>)> {
         remaps.push(Some(remap));
     }
     Some((global, remaps))
-}
-
-/// The CSR row pointer of the sessions by global id, from each part's counts by local id.
-fn global_offsets(n: usize, remaps: &[Remap], counts: &[Vec<u32>]) -> Vec<usize> {
-    let mut sizes = vec![0usize; n + 1];
-    for (remap, counts) in remaps.iter().zip(counts) {
-        match remap {
-            Some(remap) => {
-                for (&g, &c) in remap.iter().zip(counts) {
-                    sizes[g as usize + 1] += c as usize;
-                }
-            }
-            None => {
-                for (size, &c) in sizes[1..].iter_mut().zip(counts) {
-                    *size += c as usize;
-                }
-            }
-        }
-    }
-    for i in 0..n {
-        sizes[i + 1] += sizes[i];
-    }
-    sizes
 }
 
 /// The interner of a table's ids.

@@ -222,10 +222,6 @@ pub(super) struct PartIds {
     pub users: IdTable,
     /// Streamers.
     pub streamers: IdTable,
-    /// Sessions of each user.
-    pub user_counts: Vec<u32>,
-    /// Sessions of each streamer.
-    pub streamer_counts: Vec<u32>,
     /// The smallest and the largest start step (`(u32::MAX, 0)` without sessions).
     pub starts: (u32, u32),
 }
@@ -238,8 +234,6 @@ impl PartIds {
             self.starts = (self.starts.0.min(start), self.starts.1.max(start));
             let user = self.users.intern(f.user).ok_or(GiveUp)?;
             let streamer = self.streamers.intern(f.streamer).ok_or(GiveUp)?;
-            count(&mut self.user_counts, user).ok_or(GiveUp)?;
-            count(&mut self.streamer_counts, streamer).ok_or(GiveUp)?;
             sessions.push(Session {
                 user,
                 streamer,
@@ -249,16 +243,6 @@ impl PartIds {
         }
         Ok(())
     }
-}
-
-/// Counts one more session of `id` (a new id is the next one); `None` on overflow.
-#[inline(always)]
-fn count(counts: &mut Vec<u32>, id: u32) -> Option<()> {
-    match counts.get_mut(id as usize) {
-        Some(n) => *n = n.checked_add(1)?,
-        None => counts.push(1),
-    }
-    Some(())
 }
 
 impl PartReader {
