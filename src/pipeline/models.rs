@@ -245,29 +245,37 @@ fn train_variant(
             note(&stage, r.epoch + 1, epochs, epoch_message(r));
         })
         .map_err(stage_err(&stage))?;
-    let (row, users) = evaluate_row(&rec, dataset, &split.test, t.elapsed().as_secs_f64())
-        .map_err(stage_err("evaluate"))?;
-    let (steps, examples, all_authors) = if main {
+    let train_seconds = t.elapsed().as_secs_f64();
+    // The evaluations read the trained model only: they run side by side, each alone on a
+    // thread of its own (so each gives the numbers it gives alone), instead of one after
+    // the other at the end of the stage.
+    let row = || on_one_thread(|| evaluate_row(&rec, dataset, &split.test, train_seconds));
+    let inspect = || on_one_thread(|| inspect_test(&rec, dataset, &split.test));
+    let extras = || {
+        if !main {
+            return Ok((Vec::new(), Vec::new(), None));
+        }
         // The same model correcting over every author, against its shortlist.
-        let all_authors = if settings.correction_steps > 0 && settings.shortlist > 0 {
+        let all_authors = || {
+            if settings.correction_steps == 0 || settings.shortlist == 0 {
+                return Ok(None);
+            }
             let name = format!("{} (correcting all authors)", settings.name);
             let everyone = rec.clone().with_shortlist(0, &name);
-            Some(
-                evaluate_row(&everyone, dataset, &split.test, 0.0)
-                    .map_err(stage_err("evaluate"))?,
-            )
-        } else {
-            None
+            on_one_thread(|| evaluate_row(&everyone, dataset, &split.test, 0.0)).map(Some)
         };
-        (
-            step_ndcg(&rec, dataset, &split.test).map_err(stage_err("evaluate"))?,
-            explained_examples(&rec, dataset, &split.test, 3),
-            all_authors,
-        )
-    } else {
-        (Vec::new(), Vec::new(), None)
+        let steps = || on_one_thread(|| step_ndcg(&rec, dataset, &split.test));
+        let (all_authors, (steps, examples)) = rayon::join(all_authors, || {
+            rayon::join(steps, || {
+                on_one_thread(|| explained_examples(&rec, dataset, &split.test, 3))
+            })
+        });
+        Ok::<_, mspa_align::AlignError>((steps?, examples, all_authors?))
     };
-    let inspection = inspect_test(&rec, dataset, &split.test).map_err(stage_err("evaluate"))?;
+    let (row, (inspection, extras)) = rayon::join(row, || rayon::join(inspect, extras));
+    let (row, users) = row.map_err(stage_err("evaluate"))?;
+    let (steps, examples, all_authors) = extras.map_err(stage_err("evaluate"))?;
+    let inspection = inspection.map_err(stage_err("evaluate"))?;
     Ok(VariantResult {
         row,
         users,
