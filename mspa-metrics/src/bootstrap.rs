@@ -72,17 +72,11 @@ pub fn paired_bootstrap(
     let n = diffs.len();
     let delta = diffs.iter().sum::<f64>() / n as f64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..resamples)
+    let means: Vec<f64> = (0..resamples)
         .map(|_| (0..n).map(|_| diffs[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
-    means.sort_by(f64::total_cmp);
-    let tail = (1.0 - level) / 2.0;
-    Ok(PairedDifference {
-        delta,
-        lo: percentile(&means, tail),
-        hi: percentile(&means, 1.0 - tail),
-        n,
-    })
+    let (lo, hi) = percentile_interval(means, level);
+    Ok(PairedDifference { delta, lo, hi, n })
 }
 
 /// The difference of the means of two independent groups with its bootstrap interval.
@@ -138,13 +132,12 @@ pub fn group_bootstrap(
             .sum::<f64>()
             / v.len() as f64
     };
-    let mut deltas: Vec<f64> = (0..resamples).map(|_| resample(a) - resample(b)).collect();
-    deltas.sort_by(f64::total_cmp);
-    let tail = (1.0 - level) / 2.0;
+    let deltas: Vec<f64> = (0..resamples).map(|_| resample(a) - resample(b)).collect();
+    let (lo, hi) = percentile_interval(deltas, level);
     Ok(GroupDifference {
         delta: mean(a) - mean(b),
-        lo: percentile(&deltas, tail),
-        hi: percentile(&deltas, 1.0 - tail),
+        lo,
+        hi,
         n_a: a.len(),
         n_b: b.len(),
     })
@@ -162,6 +155,13 @@ fn check_settings(
     require(level > 0.0 && level < 1.0, || {
         invalid(format!("level must be in (0, 1), got {level}"))
     })
+}
+
+/// The central percentile interval at `level` of bootstrap statistics.
+fn percentile_interval(mut values: Vec<f64>, level: f64) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    (percentile(&values, tail), percentile(&values, 1.0 - tail))
 }
 
 /// The `q`-quantile of sorted values by linear interpolation between closest ranks

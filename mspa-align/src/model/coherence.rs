@@ -22,14 +22,16 @@ pub(super) fn history_coherence(
     let ids = tips.authors.clone().reshape([b * l]);
     let columns: Vec<Tensor<2>> = (0..3)
         .map(|m| {
+            if !modalities[m] {
+                return Tensor::zeros([b, 1], &ids.device());
+            }
             let present = authors
                 .presence
                 .clone()
                 .slice([0..a_all, m..m + 1])
                 .select(0, ids.clone())
                 .reshape([b, l]);
-            let used = if modalities[m] { 1.0 } else { 0.0 };
-            let w = tips.distinct.clone() * present * used; // [B, L]
+            let w = tips.distinct.clone() * present; // [B, L]
             let unit = authors.unit[m].clone().select(0, ids.clone());
             let f = unit.dims()[1];
             let sum = (unit.reshape([b, l, f]) * w.clone().reshape([b, l, 1]))
