@@ -153,6 +153,54 @@ impl DecoderLayer {
     }
 }
 
+/// Keys and values `[R, heads, t, hd]` of one layer's self-attention over a prefix.
+type PastKeys = (Tensor<4>, Tensor<4>);
+
+impl DecoderLayer {
+    /// One decoding position of every row (inference: no dropout): `x` `[R, 1, d]` is
+    /// the newest token's input, `past` the keys and values of the earlier positions
+    /// (`None` at the first), `cross` the memory's projected keys and values of these
+    /// rows and `bias` their memory bias. Returns the new `x` and the keys and values
+    /// with this position appended.
+    fn step(
+        &self,
+        x: Tensor<3>,
+        past: Option<PastKeys>,
+        cross: (Tensor<4>, Tensor<4>),
+        bias: Tensor<4>,
+    ) -> (Tensor<3>, PastKeys) {
+        let attention = &self.self_attention;
+        let n = self.norm_self.forward(x.clone());
+        let q = attention.split_heads(&attention.query, n.clone());
+        let mut k = attention.split_heads(&attention.key, n.clone());
+        let mut v = attention.split_heads(&attention.value, n);
+        if let Some((past_k, past_v)) = past {
+            k = Tensor::cat(vec![past_k, k], 2);
+            v = Tensor::cat(vec![past_v, v], 2);
+        }
+        // The newest position sees every earlier one: no causal mask.
+        let (a, _) = attention.attend(q, k.clone(), v.clone(), None);
+        let x = x + a;
+        let n = self.norm_cross.forward(x.clone());
+        let cross_attention = &self.cross_attention;
+        let q = cross_attention.split_heads(&cross_attention.query, n);
+        let (c, _) = cross_attention.attend(q, cross.0, cross.1, Some(bias));
+        let x = x + c;
+        let n = self.norm_feed_forward.forward(x.clone());
+        (x.clone() + self.feed_forward.forward(n), (k, v))
+    }
+}
+
+/// What incremental decoding keeps between positions: per layer, the memory's projected
+/// cross-attention keys and values (once per memory row) and the self-attention keys and
+/// values of every live hypothesis's prefix (rows in the order of the last step).
+struct DecodeCache {
+    /// Per layer: `([B, heads, M, hd], [B, heads, M, hd])`, by memory row.
+    cross: Vec<(Tensor<4>, Tensor<4>)>,
+    /// Per layer: the prefixes' keys and values; empty before the first position.
+    past: Vec<PastKeys>,
+}
+
 /// The decoder (see the module docs).
 #[derive(Module, Debug)]
 pub struct PreferenceGenerator {
@@ -417,27 +465,79 @@ impl PreferenceGenerator {
         sums.into_iter().map(|x| -x).collect()
     }
 
-    /// Log-probabilities of the next token after each prefix (all prefixes of the same
-    /// length), one vector of size V per row; `rows[i]` is the memory row of prefix `i`.
+    /// The cache of a fresh decode of `memory`: every layer's cross-attention keys and
+    /// values of the memory, no prefix yet.
+    fn start_decoding(&self, memory: &Memory) -> DecodeCache {
+        DecodeCache {
+            cross: self
+                .layers
+                .iter()
+                .map(|layer| {
+                    let a = &layer.cross_attention;
+                    (
+                        a.split_heads(&a.key, memory.tokens.clone()),
+                        a.split_heads(&a.value, memory.tokens.clone()),
+                    )
+                })
+                .collect(),
+            past: Vec::new(),
+        }
+    }
+
+    /// Log-probabilities of the next token of each hypothesis, feeding only its newest
+    /// token (`last[i]`, at `position`; BOS at position 0) and reading the earlier ones
+    /// from `cache`. `rows[i]` is the memory row of hypothesis `i` and `parents[i]` the
+    /// index, in the previous call's order, of the hypothesis it extends (ignored at
+    /// position 0). Gives what the last position of [`PreferenceGenerator::forward`] over
+    /// the whole prefix gives, up to float rounding.
     fn step(
         &self,
         memory: &Memory,
+        cache: &mut DecodeCache,
         rows: &[usize],
-        prefixes: &[Vec<u32>],
+        parents: &[usize],
+        last: &[u32],
+        position: usize,
     ) -> GenResult<StepLogProbs> {
         let device = memory.tokens.device();
-        let t = prefixes[0].len() + 1;
-        let mut ids = Vec::with_capacity(prefixes.len() * t);
-        for p in prefixes {
-            ids.push(PreferenceSchema::BOS as i64);
-            ids.extend(p.iter().map(|&x| x as i64));
+        let r = rows.len();
+        let index =
+            |values: &[usize]| int_tensor1(values.iter().map(|&i| i as i64).collect(), &device);
+        let rows_index = index(rows);
+        let ids = int_tensor2(last.iter().map(|&t| t as i64).collect(), [r, 1], &device);
+        let d = self.positions.weight.dims()[1];
+        let at = self
+            .positions
+            .weight
+            .val()
+            .narrow(0, position, 1)
+            .reshape([1, 1, d]);
+        let mut x = self.tokens.forward(ids) + at;
+        let bias = memory.bias.clone().select(0, rows_index.clone());
+        let past = if position == 0 {
+            vec![None; self.layers.len()]
+        } else {
+            let parents = index(parents);
+            std::mem::take(&mut cache.past)
+                .into_iter()
+                .map(|(k, v)| Some((k.select(0, parents.clone()), v.select(0, parents.clone()))))
+                .collect()
+        };
+        for ((layer, past), (cross_k, cross_v)) in self.layers.iter().zip(past).zip(&cache.cross) {
+            let cross = (
+                cross_k.clone().select(0, rows_index.clone()),
+                cross_v.clone().select(0, rows_index.clone()),
+            );
+            let (y, keys) = layer.step(x, past, cross, bias.clone());
+            x = y;
+            cache.past.push(keys);
         }
-        let input = int_tensor2(ids, [prefixes.len(), t], &device);
-        let mem = memory.select(rows);
-        let logits = self.forward(input, &mem);
         let v = self.vocab_size();
-        let last = logits.narrow(1, t - 1, 1).reshape([prefixes.len(), v]);
-        let values = log_softmax(last, 1)
+        let mut logits = self.head.forward(self.norm.forward(x)).reshape([r, v]);
+        if let Some(logit_bias) = &memory.logit_bias {
+            logits = logits + logit_bias.clone().select(0, rows_index);
+        }
+        let values = log_softmax(logits, 1)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| ComposerError::data(format!("reading decoder output: {e:?}")))?;
@@ -487,14 +587,24 @@ impl PreferenceGenerator {
         let mut states: Vec<Option<GrammarState>> =
             (0..b).map(|_| schema.map(|s| s.grammar())).collect();
         let mut finished = vec![false; b];
-        // Steps: the input holds BOS + prefix, at most max_len tokens.
-        for _ in 0..self.max_len() {
+        let mut cache = self.start_decoding(memory);
+        // Where each row sat in the previous step (its prefix's cache row).
+        let mut cache_row: Vec<usize> = (0..b).collect();
+        // Positions: BOS + prefix, at most max_len tokens.
+        for position in 0..self.max_len() {
             let alive: Vec<usize> = (0..b).filter(|&r| !finished[r]).collect();
             if alive.is_empty() {
                 break;
             }
-            let prefixes: Vec<Vec<u32>> = alive.iter().map(|&r| seqs[r].clone()).collect();
-            let lp = self.step(memory, &alive, &prefixes)?;
+            let parents: Vec<usize> = alive.iter().map(|&r| cache_row[r]).collect();
+            let last: Vec<u32> = alive
+                .iter()
+                .map(|&r| *seqs[r].last().unwrap_or(&PreferenceSchema::BOS))
+                .collect();
+            let lp = self.step(memory, &mut cache, &alive, &parents, &last, position)?;
+            for (k, &r) in alive.iter().enumerate() {
+                cache_row[r] = k;
+            }
             for (k, &r) in alive.iter().enumerate() {
                 let grammar = schema.zip(states[r].as_ref());
                 let cands = self.candidates(grammar);
@@ -534,6 +644,8 @@ impl PreferenceGenerator {
             tokens: Vec<u32>,
             log_prob: f32,
             state: Option<GrammarState>,
+            /// The cache row of the hypothesis this one extends.
+            parent: usize,
         }
         let b = memory.batch_size();
         let mut beams: Vec<Vec<Beam>> = (0..b)
@@ -542,27 +654,31 @@ impl PreferenceGenerator {
                     tokens: Vec::new(),
                     log_prob: 0.0,
                     state: schema.map(|s| s.grammar()),
+                    parent: 0,
                 }]
             })
             .collect();
         let mut done: Vec<Vec<Hypothesis>> = (0..b).map(|_| Vec::new()).collect();
-        for _ in 0..self.max_len() {
-            // All alive beams of users still searching, in one forward pass.
+        let mut cache = self.start_decoding(memory);
+        for position in 0..self.max_len() {
+            // All alive beams of users still searching, in one pass of their newest tokens.
             let mut rows = Vec::new();
-            let mut prefixes = Vec::new();
+            let mut parents = Vec::new();
+            let mut last = Vec::new();
             for (u, bs) in beams.iter().enumerate() {
                 if done[u].len() >= width {
                     continue;
                 }
                 for beam in bs {
                     rows.push(u);
-                    prefixes.push(beam.tokens.clone());
+                    parents.push(beam.parent);
+                    last.push(*beam.tokens.last().unwrap_or(&PreferenceSchema::BOS));
                 }
             }
             if rows.is_empty() {
                 break;
             }
-            let lp = self.step(memory, &rows, &prefixes)?;
+            let lp = self.step(memory, &mut cache, &rows, &parents, &last, position)?;
             let mut k = 0;
             for u in 0..b {
                 if done[u].len() >= width {
@@ -577,6 +693,7 @@ impl PreferenceGenerator {
                         expansions.push((i, tok, beam.log_prob + lp[k + i][tok as usize]));
                     }
                 }
+                let first = k;
                 k += current.len();
                 expansions.sort_by(|a, c| c.2.total_cmp(&a.2));
                 let mut next = Vec::with_capacity(width);
@@ -604,6 +721,7 @@ impl PreferenceGenerator {
                         tokens,
                         log_prob,
                         state,
+                        parent: first + i,
                     });
                 }
                 beams[u] = next;
@@ -682,6 +800,118 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "later tokens changed earlier logits by {diff}");
+    }
+
+    /// A memory of varied values (not constant rows), two users, one padded tip.
+    fn varied_memory(generator: &PreferenceGenerator, device: &Device) -> Memory {
+        let wave = |n: usize, phase: f32| -> Vec<f32> {
+            (0..n).map(|i| (i as f32 * 0.37 + phase).sin()).collect()
+        };
+        let encoding = HistoryEncoding {
+            pooled: Tensor::from_data(TensorData::new(wave(16, 0.1), [2, 8]), device),
+            tokens: Tensor::from_data(TensorData::new(wave(48, 1.3), [2, 3, 8]), device),
+            weights: Tensor::zeros([2, 3], device),
+        };
+        let mask = Tensor::<2, Int>::from_ints([[1, 1, 0], [1, 1, 1]], device).bool();
+        generator.memory(&encoding, &mask)
+    }
+
+    /// The log-probabilities after the whole of `prefix` (BOS first) by the full forward.
+    fn full_last(
+        generator: &PreferenceGenerator,
+        memory: &Memory,
+        row: usize,
+        prefix: &[u32],
+    ) -> Vec<f32> {
+        let device = memory.tokens.device();
+        let t = prefix.len();
+        let ids = int_tensor2(prefix.iter().map(|&x| x as i64).collect(), [1, t], &device);
+        let logits = generator.forward(ids, &memory.select(&[row]));
+        log_softmax(
+            logits
+                .narrow(1, t - 1, 1)
+                .reshape([1, generator.vocab_size()]),
+            1,
+        )
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+    }
+
+    #[test]
+    fn incremental_decoding_matches_the_full_forward() {
+        let device = Device::flex();
+        let (generator, _) = tiny(&device);
+        let memory = varied_memory(&generator, &device);
+        // Three hypotheses (memory rows 0, 1, 1) that reorder and fork between positions,
+        // as beams do: each position feeds only the newest token and names its parent.
+        let mut cache = generator.start_decoding(&memory);
+        let steps: [(&[usize], &[usize], &[u32]); 4] = [
+            (&[0, 1, 1], &[0, 0, 0], &[1, 1, 1]),
+            (&[1, 0, 1], &[2, 0, 1], &[4, 5, 6]),
+            (&[1, 1, 0], &[0, 0, 1], &[7, 8, 9]),
+            (&[0, 1], &[2, 1], &[3, 10]),
+        ];
+        // The full prefix of each hypothesis after every step.
+        let mut prefixes: Vec<Vec<u32>> = vec![Vec::new(); 3];
+        for (position, (rows, parents, last)) in steps.into_iter().enumerate() {
+            let lp = generator
+                .step(&memory, &mut cache, rows, parents, last, position)
+                .unwrap();
+            let before = prefixes.clone();
+            prefixes = (0..rows.len())
+                .map(|i| {
+                    let mut p = if position == 0 {
+                        Vec::new()
+                    } else {
+                        before[parents[i]].clone()
+                    };
+                    p.push(last[i]);
+                    p
+                })
+                .collect();
+            for (i, &row) in rows.iter().enumerate() {
+                let expected = full_last(&generator, &memory, row, &prefixes[i]);
+                let diff = lp[i]
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    diff < 1e-5,
+                    "position {position}, hypothesis {i}: off by {diff}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn greedy_decoding_takes_the_full_forwards_best_token() {
+        let device = Device::flex();
+        let (generator, _) = tiny(&device);
+        let memory = varied_memory(&generator, &device);
+        let hyps = generator
+            .decode(&memory, DecodeStrategy::Greedy, None)
+            .unwrap();
+        for (row, hyp) in hyps.iter().enumerate() {
+            let mut prefix = vec![PreferenceSchema::BOS];
+            for &token in &hyp.tokens {
+                let lp = full_last(&generator, &memory, row, &prefix);
+                let allowed = generator.candidates(None);
+                let best = *allowed
+                    .iter()
+                    .max_by(|&&a, &&b| lp[a as usize].total_cmp(&lp[b as usize]))
+                    .unwrap();
+                assert_eq!(token, best, "row {row} after {prefix:?}");
+                prefix.push(token);
+            }
+        }
+        // Beam search with one beam is greedy search.
+        let beam = generator
+            .decode(&memory, DecodeStrategy::Beam(1), None)
+            .unwrap();
+        let tokens = |h: &[Hypothesis]| h.iter().map(|x| x.tokens.clone()).collect::<Vec<_>>();
+        assert_eq!(tokens(&beam), tokens(&hyps));
     }
 
     #[test]

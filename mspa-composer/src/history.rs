@@ -245,25 +245,42 @@ impl Attention {
         memory: Tensor<3>,
         bias: Option<Tensor<4>>,
     ) -> (Tensor<3>, Tensor<3>) {
-        let [b, tq, d] = query.dims();
+        let [b, tq, _] = query.dims();
         let [_, tk, _] = memory.dims();
-        let h = self.heads;
-        let hd = d / h;
-        let q = self
-            .query
-            .forward(query)
-            .reshape([b, tq, h, hd])
-            .swap_dims(1, 2);
-        let k = self
-            .key
-            .forward(memory.clone())
-            .reshape([b, tk, h, hd])
-            .swap_dims(1, 2);
-        let v = self
-            .value
-            .forward(memory)
-            .reshape([b, tk, h, hd])
-            .swap_dims(1, 2);
+        let q = self.split_heads(&self.query, query);
+        let k = self.split_heads(&self.key, memory.clone());
+        let v = self.split_heads(&self.value, memory);
+        let (out, weights) = self.attend(q, k, v, bias);
+        (out, weights.mean_dim(1).reshape([b, tq, tk]))
+    }
+
+    /// `x` through the projection `linear`, split into heads.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, T, d]`, output: `[B, heads, T, d / heads]`
+    pub(crate) fn split_heads(&self, linear: &Linear, x: Tensor<3>) -> Tensor<4> {
+        let [b, t, d] = x.dims();
+        linear
+            .forward(x)
+            .reshape([b, t, self.heads, d / self.heads])
+            .swap_dims(1, 2)
+    }
+
+    /// Scaled dot-product attention of projected queries over projected keys and values
+    /// (from [`Attention::split_heads`]), then the output projection; `bias` as in
+    /// [`Attention::forward`].
+    ///
+    /// # Shapes
+    /// - `q`: `[B, heads, Tq, hd]`, `k`, `v`: `[B, heads, Tk, hd]`
+    /// - output: (`[B, Tq, heads * hd]`, per-head weights `[B, heads, Tq, Tk]`)
+    pub(crate) fn attend(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        bias: Option<Tensor<4>>,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let [b, h, tq, hd] = q.dims();
         let mut scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt());
@@ -271,14 +288,13 @@ impl Attention {
             scores = scores + bias;
         }
         let weights = softmax(scores, 3);
-        let mean_weights = weights.clone().mean_dim(1).reshape([b, tq, tk]);
         let context = self
             .dropout
-            .forward(weights)
+            .forward(weights.clone())
             .matmul(v)
             .swap_dims(1, 2)
-            .reshape([b, tq, d]);
-        (self.output.forward(context), mean_weights)
+            .reshape([b, tq, h * hd]);
+        (self.output.forward(context), weights)
     }
 }
 

@@ -154,7 +154,7 @@ fn bucket_sizes(counts: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// `items` cut into consecutive slices of `sizes`.
-fn cut<'a, T>(mut items: &'a mut [T], sizes: impl IntoIterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn cut<T>(mut items: &mut [T], sizes: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
     sizes
         .into_iter()
         .map(|n| {
@@ -232,7 +232,7 @@ fn live_by_streamer(
     // are no more than its sessions), and the ranges are closed up afterwards.
     let mut merged = vec![(0i64, 0i64); placed.len()];
     let mut per_streamer = vec![0usize; buckets.n_ids];
-    let mut input = &placed[..];
+    let mut input = placed;
     let mut tasks = Vec::with_capacity(sizes.len());
     let outputs = cut(&mut merged, sizes.iter().copied());
     let lengths = cut(&mut per_streamer, buckets.ids().map(|ids| ids.len()));
