@@ -401,12 +401,15 @@ impl SasRecModule {
         }
     }
 
-    /// Applies a dropout mask when training.
-    fn drop(&self, x: Tensor<3>, masks: &mut Option<Masks>) -> Tensor<3> {
+    /// Applies a dropout mask when training. `x` holds the last `x.dims()[1]` of `len`
+    /// positions; the mask is drawn for all `len`, so the seeded stream does not depend
+    /// on how many positions are computed.
+    fn drop(&self, x: Tensor<3>, len: usize, masks: &mut Option<Masks>) -> Tensor<3> {
         match masks {
             Some(m) => {
-                let mask = m.draw(x.dims(), &x.device());
-                x * mask
+                let [b, rows, d] = x.dims();
+                let mask = m.draw([b, len, d], &x.device());
+                x * mask.slice([0..b, len - rows..len, 0..d])
             }
             None => x,
         }
@@ -432,26 +435,36 @@ impl SasRecModule {
         if self.tip_features {
             x = x + self.tip.forward(input.features.clone());
         }
-        let mut x = self.drop(x * mask3.clone(), masks);
+        let mut x = self.drop(x * mask3.clone(), l, masks);
         let blocked = input.attend.clone().equal_elem(0.0).expand([b, h_n, l, l]);
         let scale = 1.0 / (dh as f64).sqrt();
-        for block in &self.blocks {
+        let n_blocks = self.blocks.len();
+        for (i, block) in self.blocks.iter().enumerate() {
+            // Only the last position of the last block is read: there, the queries, the
+            // feed-forward and the residuals run on that position alone (the keys and
+            // values still cover every position).
+            let from = if i + 1 == n_blocks { l - 1 } else { 0 };
+            let rows = l - from;
             let y = block.attention_norm.forward(x.clone());
-            let heads = |t: Tensor<3>| t.reshape([b, l, h_n, dh]).swap_dims(1, 2);
-            let q = heads(block.query.forward(y.clone()));
-            let k = heads(block.key.forward(y.clone()));
-            let v = heads(block.value.forward(y));
+            let heads = |t: Tensor<3>, n: usize| t.reshape([b, n, h_n, dh]).swap_dims(1, 2);
+            let q = heads(
+                block.query.forward(y.clone().slice([0..b, from..l, 0..d])),
+                rows,
+            );
+            let k = heads(block.key.forward(y.clone()), l);
+            let v = heads(block.value.forward(y), l);
             let logits = q.matmul(k.swap_dims(2, 3)) * scale;
-            let weights = softmax(logits.mask_fill(blocked.clone(), -1e9), 3);
-            let context = weights.matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+            let blocked = blocked.clone().slice([0..b, 0..h_n, from..l, 0..l]);
+            let weights = softmax(logits.mask_fill(blocked, -1e9), 3);
+            let context = weights.matmul(v).swap_dims(1, 2).reshape([b, rows, d]);
             let attended = block.output.forward(context);
-            x = x + self.drop(attended, masks);
+            x = x.slice([0..b, from..l, 0..d]) + self.drop(attended, l, masks);
             let y = block.ffn_norm.forward(x.clone());
             let f = block.ffn2.forward(relu(block.ffn1.forward(y)));
-            x = (x + self.drop(f, masks)) * mask3.clone();
+            x = (x + self.drop(f, l, masks)) * mask3.clone().slice([0..b, from..l, 0..1]);
         }
         let x = self.final_norm.forward(x);
-        let last = x.slice([0..b, l - 1..l, 0..d]).reshape([b, d]);
+        let last = x.reshape([b, d]);
         let has = input.has_history.clone();
         last * has.clone() + self.empty.val() * (has.neg() + 1.0)
     }
@@ -600,5 +613,84 @@ impl Recommender for SasRec {
             rows.copy_from_slice(&v);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mspa_core::{AuthorId, UserId};
+
+    /// The state at every position, every block computed over all of them (what
+    /// `users` computes at the last position only, in its last block), without dropout.
+    fn every_position(m: &SasRecModule, input: &SasRecBatch) -> Tensor<3> {
+        let [b, l] = input.tokens.dims();
+        let d = m.dim;
+        let dh = d / m.heads;
+        let mask3 = input.mask.clone().reshape([b, l, 1]);
+        let tokens = m
+            .author
+            .val()
+            .select(0, input.tokens.clone().reshape([b * l]))
+            .reshape([b, l, d]);
+        let mut x = tokens + m.position.val().reshape([1, l, d]);
+        x = (x + m.tip.forward(input.features.clone())) * mask3.clone();
+        let blocked = input
+            .attend
+            .clone()
+            .equal_elem(0.0)
+            .expand([b, m.heads, l, l]);
+        for block in &m.blocks {
+            let y = block.attention_norm.forward(x.clone());
+            let heads = |t: Tensor<3>| t.reshape([b, l, m.heads, dh]).swap_dims(1, 2);
+            let q = heads(block.query.forward(y.clone()));
+            let k = heads(block.key.forward(y.clone()));
+            let v = heads(block.value.forward(y));
+            let logits = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt();
+            let weights = softmax(logits.mask_fill(blocked.clone(), -1e9), 3);
+            let context = weights.matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+            x = x + block.output.forward(context);
+            let y = block.ffn_norm.forward(x.clone());
+            x = (x.clone() + block.ffn2.forward(relu(block.ffn1.forward(y)))) * mask3.clone();
+        }
+        m.final_norm.forward(x)
+    }
+
+    #[test]
+    fn the_last_position_shortcut_gives_the_full_computation() {
+        let device = Device::flex();
+        let config = SasRecConfig {
+            dim: 16,
+            heads: 2,
+            max_len: 6,
+            ..SasRecConfig::default()
+        };
+        let m = SasRecModule::new(&config, 5, 0.5, &device).unwrap();
+        let tip = |author: u32, t: i64| TipEvent {
+            user: UserId(0),
+            author: AuthorId(author),
+            amount: 1.0 + f64::from(author),
+            timestamp_ms: t * 3_600_000,
+        };
+        let long: Vec<TipEvent> = (0..8).map(|i| tip(i % 5, i64::from(i))).collect();
+        let short = vec![tip(3, 1), tip(1, 2)];
+        let queries: Vec<(&[TipEvent], i64)> =
+            vec![(&long, 9 * 3_600_000), (&short, 3 * 3_600_000)];
+        let input = m.batch(&queries, &device);
+        let users = m
+            .users(&input, &mut None)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let full = every_position(&m, &input);
+        let [b, l, d] = full.dims();
+        let expected = full
+            .slice([0..b, l - 1..l, 0..d])
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        for (a, e) in users.iter().zip(&expected) {
+            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
+        }
     }
 }
