@@ -12,6 +12,10 @@
 //! beam search (length-normalised), each optionally grammar-constrained: at every step the
 //! tokens the schema's [`GrammarState`] does not allow get probability zero, so every
 //! constrained output decodes and parses.
+//! Decoding is incremental: each position feeds only the newest token of every
+//! hypothesis and reads the earlier positions' self-attention keys and values from a
+//! cache (gathered by each beam's parent), and the memory's cross-attention keys and
+//! values are projected once per decode.
 
 use burn::config::Config;
 use burn::module::Module;
