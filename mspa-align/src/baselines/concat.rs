@@ -13,7 +13,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use mspa_core::Dataset;
 use mspa_modal::features::Modality;
@@ -101,16 +101,39 @@ impl ConcatModule {
         let user_in = Tensor::<2>::from_data(TensorData::new(user_in, [b, f]), device);
         let u = self.user_tower(user_in); // [B, d]
         let d = u.dims()[1];
-        let pos_idx: Vec<usize> = batch.iter().map(|e| e.positive.index()).collect();
-        let neg_idx: Vec<usize> = negs.authors.iter().map(|a| a.index()).collect();
-        let vp = self.author_tower(features.rows_tensor(&pos_idx, device)); // [B, d]
-        let vn = self
-            .author_tower(features.rows_tensor(&neg_idx, device))
-            .reshape([b, n, d]); // [B, N, d]
+        // The author tower runs once per distinct author of the batch (at most the
+        // number of authors, however many negatives repeat them), then its outputs are
+        // picked for the positives and the negatives.
+        let wanted = batch
+            .iter()
+            .map(|e| e.positive.index())
+            .chain(negs.authors.iter().map(|a| a.index()));
+        let (distinct, slots) = distinct_rows(wanted);
+        let towers = self.author_tower(features.rows_tensor(&distinct, device)); // [U, d]
+        let slots = Tensor::<1, Int>::from_data(TensorData::new(slots, [b * (1 + n)]), device);
+        let picked = towers.select(0, slots); // [B * (1 + N), d]
+        let vp = picked.clone().slice([0..b, 0..d]); // [B, d]
+        let vn = picked.slice([b..b * (1 + n), 0..d]).reshape([b, n, d]); // [B, N, d]
         let s_pos = (u.clone() * vp).sum_dim(1); // [B, 1]
         let s_neg = (u.unsqueeze_dim::<3>(1) * vn).sum_dim(2).reshape([b, n]); // [B, N]
         sampled_softmax_loss(Tensor::cat(vec![s_pos, s_neg], 1))
     }
+}
+
+/// The distinct authors of `wanted` (in first-seen order) and, for each entry of
+/// `wanted`, its row among them.
+fn distinct_rows(wanted: impl Iterator<Item = usize>) -> (Vec<usize>, Vec<i64>) {
+    let mut row_of = std::collections::HashMap::new();
+    let mut distinct = Vec::new();
+    let slots = wanted
+        .map(|a| {
+            *row_of.entry(a).or_insert_with(|| {
+                distinct.push(a);
+                distinct.len() - 1
+            }) as i64
+        })
+        .collect();
+    (distinct, slots)
 }
 
 /// A trained concatenation model.
@@ -190,5 +213,45 @@ impl Recommender for Concat {
                 }
             });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_rows_keeps_first_seen_order_and_maps_every_entry() {
+        let (distinct, slots) = distinct_rows([4, 2, 4, 7, 2, 2].into_iter());
+        assert_eq!(distinct, vec![4, 2, 7]);
+        assert_eq!(slots, vec![0, 1, 0, 2, 1, 1]);
+    }
+
+    #[test]
+    fn the_tower_of_distinct_rows_picked_equals_the_tower_of_every_row() {
+        let device = Device::flex();
+        let (n_authors, f) = (6, 5);
+        let data: Vec<f32> = (0..n_authors * f)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let matrix = FeatureMatrix {
+            n_authors,
+            dim: f,
+            data,
+        };
+        let module = ConcatModule::new(f, 8, 4, 3, &device);
+        let wanted = [5usize, 1, 1, 0, 5, 3, 1];
+        let (distinct, slots) = distinct_rows(wanted.into_iter());
+        let slots = Tensor::<1, Int>::from_data(TensorData::new(slots, [wanted.len()]), &device);
+        let picked = module
+            .author_tower(matrix.rows_tensor(&distinct, &device))
+            .select(0, slots);
+        let direct = module.author_tower(matrix.rows_tensor(&wanted, &device));
+        let picked = tensor_values(picked).unwrap();
+        let direct = tensor_values(direct).unwrap();
+        assert_eq!(picked.len(), wanted.len() * 4);
+        for (p, d) in picked.iter().zip(&direct) {
+            assert!((p - d).abs() < 1e-6, "{p} vs {d}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! the repeat-consumption terms of LiveRec (Rappaz et al., "Recommendation on Live-Streaming
 //! Platforms: Dynamic Availability and Repeat Consumption", RecSys 2021).
 //!
-//! A user's most recent `max_len` tips (oldest first, left-padded to `max_len`) become
+//! A user's most recent `max_len` tips (oldest first, left-padded) become
 //! tokens `x_i = E[a_i] + P[i] + W_f f_i`: the tipped author's embedding (the same table
 //! `E` that scores the candidates, as in the paper), a learned positional embedding (the
 //! latest tip always sits at the last position) and, with `tip_features`, a projection of
@@ -10,7 +10,9 @@
 //! training log-amount, "now" the query time). After dropout, `layers` pre-norm blocks
 //! apply causal multi-head self-attention and a point-wise two-layer ReLU feed-forward
 //! network, each as `x + Dropout(g(LayerNorm(x)))` (the paper's Eq. 4); padding
-//! positions are never attended to and are zeroed after every block. A final layer norm
+//! positions are never attended to and are zeroed after every block (queries are run in
+//! chunks of similar history length, so a short history is not padded to `max_len`; the
+//! latest tip is always at position `max_len - 1`). A final layer norm
 //! gives the sequence states; the user representation `h` is the state at the last
 //! position. A user with no tips gets a learned vector `h_empty` instead.
 //!
@@ -203,12 +205,13 @@ pub struct SasRecModule {
 /// The network input of a batch of queries (built on the CPU by [`SasRecModule::batch`]).
 #[derive(Clone, Debug)]
 pub struct SasRecBatch {
-    /// Authors of the last `max_len` tips, left-padded with author 0, `[B, L]`.
-    pub tokens: Tensor<2, Int>,
-    /// 1.0 at real tips, 0.0 at padding, `[B, L]`.
-    pub mask: Tensor<2>,
-    /// Per-tip features, `[B, L, 2]` (zeros at padding).
-    pub features: Tensor<3>,
+    /// The queries' sequences in chunks of similar length: a query with `n` recent tips
+    /// sits in the chunk of widths up to `max(8, n.next_power_of_two())` (capped at
+    /// `max_len`), padded to that chunk's longest sequence, so a short history is not
+    /// padded to `max_len`.
+    pub chunks: Vec<SequenceChunk>,
+    /// For each query, its row among the chunks' rows taken in order, `[B]`.
+    pub order: Tensor<1, Int>,
     /// 1.0 where the user has at least one tip, `[B, 1]`.
     pub has_history: Tensor<2>,
     /// Earlier-tip-count bucket of every (query, author), `[B * A]`.
@@ -217,7 +220,21 @@ pub struct SasRecBatch {
     pub time_bucket: Tensor<1, Int>,
     /// 1.0 where the author is in the query's history, `[B, A]`.
     pub in_history: Tensor<2>,
-    /// Allowed attention (causal and not padding), 1.0 / 0.0, `[B, 1, L, L]`.
+}
+
+/// The sequences of some queries of a batch, left-padded to the longest of them
+/// (`W` positions: the last `W` of the `max_len` positions, the latest tip last).
+#[derive(Clone, Debug)]
+pub struct SequenceChunk {
+    /// The chunk's queries, as rows of the batch, `[b]`.
+    pub rows: Tensor<1, Int>,
+    /// Authors of the last `W` tips, left-padded with author 0, `[b, W]`.
+    pub tokens: Tensor<2, Int>,
+    /// 1.0 at real tips, 0.0 at padding, `[b, W]`.
+    pub mask: Tensor<2>,
+    /// Per-tip features, `[b, W, 2]` (zeros at padding).
+    pub features: Tensor<3>,
+    /// Allowed attention (causal and not padding), 1.0 / 0.0, `[b, 1, W, W]`.
     pub attend: Tensor<4>,
 }
 
@@ -330,47 +347,19 @@ impl SasRecModule {
     /// events at or before "now" are read (later ones are ignored).
     pub fn batch(&self, queries: &[(&[TipEvent], i64)], device: &Device) -> SasRecBatch {
         let b = queries.len();
-        let l = self.max_len;
         let a_n = self.n_authors;
-        let mut tokens = vec![0i64; b * l];
-        let mut mask = vec![0f32; b * l];
-        let mut features = vec![0f32; b * l * TIP_FEATURES];
         let mut has = vec![0f32; b];
         let mut count_b = vec![0i64; b * a_n];
         let mut time_b = vec![0i64; b * a_n];
         let mut in_hist = vec![0f32; b * a_n];
-        let mut attend = vec![0f32; b * l * l];
         let mut counts = vec![0u32; a_n];
         let mut last = vec![i64::MIN; a_n];
+        let mut sequences = Vec::with_capacity(b);
         for (q, &(history, now)) in queries.iter().enumerate() {
             let past: Vec<&TipEvent> = history
                 .iter()
                 .filter(|e| e.timestamp_ms <= now && e.author.index() < a_n)
                 .collect();
-            let recent = &past[past.len().saturating_sub(l)..];
-            let offset = l - recent.len();
-            for (k, e) in recent.iter().enumerate() {
-                let i = q * l + offset + k;
-                tokens[i] = i64::from(e.author.0);
-                mask[i] = 1.0;
-                if self.tip_features {
-                    let hours = (now - e.timestamp_ms).max(0) as f64 / HOUR_MS;
-                    let log_amount = (1.0 + e.amount.max(0.0)).ln() as f32;
-                    features[i * TIP_FEATURES] = log_amount - self.amount_center;
-                    features[i * TIP_FEATURES + 1] = ((1.0 + hours).log2() / 10.0) as f32;
-                }
-            }
-            // Query i attends to keys j <= i that are real tips; a padding query with no
-            // real key attends to everything (uniform, harmless: it is masked later).
-            for i in 0..l {
-                let row = &mut attend[(q * l + i) * l..(q * l + i + 1) * l];
-                for (j, v) in row.iter_mut().enumerate().take(i + 1) {
-                    *v = mask[q * l + j];
-                }
-                if i < offset {
-                    row.fill(1.0);
-                }
-            }
             has[q] = if past.is_empty() { 0.0 } else { 1.0 };
             counts.fill(0);
             last.fill(i64::MIN);
@@ -388,54 +377,162 @@ impl SasRecModule {
                 let hours = (now - last[a]).max(0) as f64 / HOUR_MS;
                 time_b[i] = time_bucket(hours, self.time_buckets) as i64;
             }
+            let recent = past[past.len().saturating_sub(self.max_len)..].to_vec();
+            sequences.push((recent, now));
         }
+        // Queries by width class, then each class as one chunk.
+        let mut classes = std::collections::BTreeMap::<usize, Vec<usize>>::new();
+        for (q, (recent, _)) in sequences.iter().enumerate() {
+            let class = recent.len().next_power_of_two().max(8).min(self.max_len);
+            classes.entry(class).or_default().push(q);
+        }
+        let mut order = vec![0i64; b];
+        let mut placed = 0;
+        let chunks = classes
+            .into_values()
+            .map(|rows| {
+                for &q in &rows {
+                    order[q] = placed;
+                    placed += 1;
+                }
+                let width = rows.iter().map(|&q| sequences[q].0.len()).max();
+                self.chunk(&rows, &sequences, width.unwrap_or(0).max(1), device)
+            })
+            .collect();
         SasRecBatch {
-            tokens: Tensor::from_data(TensorData::new(tokens, [b, l]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
-            features: Tensor::from_data(TensorData::new(features, [b, l, TIP_FEATURES]), device),
+            chunks,
+            order: Tensor::from_data(TensorData::new(order, [b]), device),
             has_history: Tensor::from_data(TensorData::new(has, [b, 1]), device),
             count_bucket: Tensor::from_data(TensorData::new(count_b, [b * a_n]), device),
             time_bucket: Tensor::from_data(TensorData::new(time_b, [b * a_n]), device),
             in_history: Tensor::from_data(TensorData::new(in_hist, [b, a_n]), device),
+        }
+    }
+
+    /// The chunk of the queries `rows` (of `sequences`: each query's recent tips, oldest
+    /// first, and its time), left-padded to `width` positions (at least the longest).
+    fn chunk(
+        &self,
+        rows: &[usize],
+        sequences: &[(Vec<&TipEvent>, i64)],
+        width: usize,
+        device: &Device,
+    ) -> SequenceChunk {
+        let b = rows.len();
+        let l = width;
+        let mut tokens = vec![0i64; b * l];
+        let mut mask = vec![0f32; b * l];
+        let mut features = vec![0f32; b * l * TIP_FEATURES];
+        let mut attend = vec![0f32; b * l * l];
+        for (r, &q) in rows.iter().enumerate() {
+            let (recent, now) = &sequences[q];
+            let offset = l - recent.len();
+            for (k, e) in recent.iter().enumerate() {
+                let i = r * l + offset + k;
+                tokens[i] = i64::from(e.author.0);
+                mask[i] = 1.0;
+                if self.tip_features {
+                    let hours = (now - e.timestamp_ms).max(0) as f64 / HOUR_MS;
+                    let log_amount = (1.0 + e.amount.max(0.0)).ln() as f32;
+                    features[i * TIP_FEATURES] = log_amount - self.amount_center;
+                    features[i * TIP_FEATURES + 1] = ((1.0 + hours).log2() / 10.0) as f32;
+                }
+            }
+            // Query i attends to keys j <= i that are real tips; a padding query with no
+            // real key attends to everything (uniform, harmless: it is masked later).
+            for i in 0..l {
+                let row = &mut attend[(r * l + i) * l..(r * l + i + 1) * l];
+                for (j, v) in row.iter_mut().enumerate().take(i + 1) {
+                    *v = mask[r * l + j];
+                }
+                if i < offset {
+                    row.fill(1.0);
+                }
+            }
+        }
+        let rows: Vec<i64> = rows.iter().map(|&q| q as i64).collect();
+        SequenceChunk {
+            rows: Tensor::from_data(TensorData::new(rows, [b]), device),
+            tokens: Tensor::from_data(TensorData::new(tokens, [b, l]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
+            features: Tensor::from_data(TensorData::new(features, [b, l, TIP_FEATURES]), device),
             attend: Tensor::from_data(TensorData::new(attend, [b, 1, l, l]), device),
         }
     }
 
-    /// Applies a dropout mask when training. `x` holds the last `x.dims()[1]` of `len`
-    /// positions; the mask is drawn for all `len`, so the seeded stream does not depend
-    /// on how many positions are computed.
-    fn drop(&self, x: Tensor<3>, len: usize, masks: &mut Option<Masks>) -> Tensor<3> {
-        match masks {
-            Some(m) => {
-                let [b, rows, d] = x.dims();
-                let mask = m.draw([b, len, d], &x.device());
-                x * mask.slice([0..b, len - rows..len, 0..d])
-            }
-            None => x,
-        }
-    }
-
-    /// The user representations `h` (state at the last position, or `h_empty`).
+    /// The user representations `h` (state at the last position, or `h_empty`). The
+    /// dropout masks, when training, are drawn for the whole batch at `max_len` positions
+    /// (the embeddings' first, then each block's attention and feed-forward), so the
+    /// seeded stream does not depend on how the queries are chunked; each chunk reads its
+    /// rows and its last positions.
     ///
     /// # Shapes
-    /// - input: a [`SasRecBatch`] of `B` queries with sequences of length `L = max_len`
+    /// - input: a [`SasRecBatch`] of `B` queries
     /// - output: `[B, dim]`
     fn users(&self, input: &SasRecBatch, masks: &mut Option<Masks>) -> Tensor<2> {
+        let [b] = input.order.dims();
+        let device = input.order.device();
+        let drawn: Option<Vec<Tensor<3>>> = masks.as_mut().map(|m| {
+            (0..1 + 2 * self.blocks.len())
+                .map(|_| m.draw([b, self.max_len, self.dim], &device))
+                .collect()
+        });
+        let states: Vec<Tensor<2>> = input
+            .chunks
+            .iter()
+            .map(|chunk| {
+                let [_, w] = chunk.tokens.dims();
+                let l = self.max_len;
+                let masks = drawn.as_ref().map(|all| {
+                    all.iter()
+                        .map(|m| {
+                            let [_, _, d] = m.dims();
+                            let rows = m.clone().select(0, chunk.rows.clone());
+                            let [n, _, _] = rows.dims();
+                            rows.slice([0..n, l - w..l, 0..d])
+                        })
+                        .collect::<Vec<_>>()
+                });
+                self.chunk_states(chunk, masks.as_deref())
+            })
+            .collect();
+        let last = Tensor::cat(states, 0).select(0, input.order.clone());
+        let has = input.has_history.clone();
+        last * has.clone() + self.empty.val() * (has.neg() + 1.0)
+    }
+
+    /// The states at the last position of one chunk's sequences, `[b, dim]`; `masks`
+    /// are the chunk's dropout masks `[b, W, dim]` in the order they are applied
+    /// (none when not training).
+    fn chunk_states(&self, input: &SequenceChunk, masks: Option<&[Tensor<3>]>) -> Tensor<2> {
         let [b, l] = input.tokens.dims();
         let d = self.dim;
         let h_n = self.heads;
         let dh = d / h_n;
+        // `x` holds the last `rows` of the `l` positions: the mask's last `rows`.
+        let mut next_mask = masks.map(|m| m.iter());
+        let mut drop = |x: Tensor<3>| match next_mask.as_mut().and_then(Iterator::next) {
+            Some(mask) => {
+                let [_, rows, _] = x.dims();
+                x * mask.clone().slice([0..b, l - rows..l, 0..d])
+            }
+            None => x,
+        };
         let mask3 = input.mask.clone().reshape([b, l, 1]);
         let tokens = self
             .author
             .val()
             .select(0, input.tokens.clone().reshape([b * l]))
             .reshape([b, l, d]);
-        let mut x = tokens + self.position.val().reshape([1, l, d]);
+        let positions = self
+            .position
+            .val()
+            .slice([self.max_len - l..self.max_len, 0..d]);
+        let mut x = tokens + positions.reshape([1, l, d]);
         if self.tip_features {
             x = x + self.tip.forward(input.features.clone());
         }
-        let mut x = self.drop(x * mask3.clone(), l, masks);
+        let mut x = drop(x * mask3.clone());
         let blocked = input.attend.clone().equal_elem(0.0).expand([b, h_n, l, l]);
         let scale = 1.0 / (dh as f64).sqrt();
         let n_blocks = self.blocks.len();
@@ -458,15 +555,12 @@ impl SasRecModule {
             let weights = softmax(logits.mask_fill(blocked, -1e9), 3);
             let context = weights.matmul(v).swap_dims(1, 2).reshape([b, rows, d]);
             let attended = block.output.forward(context);
-            x = x.slice([0..b, from..l, 0..d]) + self.drop(attended, l, masks);
+            x = x.slice([0..b, from..l, 0..d]) + drop(attended);
             let y = block.ffn_norm.forward(x.clone());
             let f = block.ffn2.forward(relu(block.ffn1.forward(y)));
-            x = (x + self.drop(f, l, masks)) * mask3.clone().slice([0..b, from..l, 0..1]);
+            x = (x + drop(f)) * mask3.clone().slice([0..b, from..l, 0..1]);
         }
-        let x = self.final_norm.forward(x);
-        let last = x.reshape([b, d]);
-        let has = input.has_history.clone();
-        last * has.clone() + self.empty.val() * (has.neg() + 1.0)
+        self.final_norm.forward(x).reshape([b, d])
     }
 
     /// Scores of every author for each query: `<h, E[a]> + b[a] + R(a)` (see the module
@@ -622,8 +716,9 @@ mod tests {
     use mspa_core::{AuthorId, UserId};
 
     /// The state at every position, every block computed over all of them (what
-    /// `users` computes at the last position only, in its last block), without dropout.
-    fn every_position(m: &SasRecModule, input: &SasRecBatch) -> Tensor<3> {
+    /// `chunk_states` computes at the last position only, in its last block), without
+    /// dropout.
+    fn every_position(m: &SasRecModule, input: &SequenceChunk) -> Tensor<3> {
         let [b, l] = input.tokens.dims();
         let d = m.dim;
         let dh = d / m.heads;
@@ -633,7 +728,8 @@ mod tests {
             .val()
             .select(0, input.tokens.clone().reshape([b * l]))
             .reshape([b, l, d]);
-        let mut x = tokens + m.position.val().reshape([1, l, d]);
+        let positions = m.position.val().slice([m.max_len - l..m.max_len, 0..d]);
+        let mut x = tokens + positions.reshape([1, l, d]);
         x = (x + m.tip.forward(input.features.clone())) * mask3.clone();
         let blocked = input
             .attend
@@ -656,41 +752,107 @@ mod tests {
         m.final_norm.forward(x)
     }
 
-    #[test]
-    fn the_last_position_shortcut_gives_the_full_computation() {
-        let device = Device::flex();
-        let config = SasRecConfig {
-            dim: 16,
-            heads: 2,
-            max_len: 6,
-            ..SasRecConfig::default()
-        };
-        let m = SasRecModule::new(&config, 5, 0.5, &device).unwrap();
-        let tip = |author: u32, t: i64| TipEvent {
+    fn tip(author: u32, t: i64) -> TipEvent {
+        TipEvent {
             user: UserId(0),
             author: AuthorId(author),
             amount: 1.0 + f64::from(author),
             timestamp_ms: t * 3_600_000,
-        };
-        let long: Vec<TipEvent> = (0..8).map(|i| tip(i % 5, i64::from(i))).collect();
-        let short = vec![tip(3, 1), tip(1, 2)];
+        }
+    }
+
+    /// Histories of 25, 12, 2 and 0 tips (chunks of widths 20, 12 and 2, the last two
+    /// together, when `max_len` is 20), each with its query time.
+    fn histories() -> Vec<(Vec<TipEvent>, i64)> {
+        [25u32, 12, 2, 0]
+            .into_iter()
+            .map(|n| {
+                let tips = (0..n).map(|i| tip(i * 7 % 5, i64::from(i))).collect();
+                (tips, i64::from(n + 1) * 3_600_000)
+            })
+            .collect()
+    }
+
+    /// Every query of `queries` in one chunk padded to `max_len` (the input before
+    /// chunking).
+    fn one_full_chunk(
+        m: &SasRecModule,
+        queries: &[(&[TipEvent], i64)],
+        device: &Device,
+    ) -> SequenceChunk {
+        let sequences: Vec<(Vec<&TipEvent>, i64)> = queries
+            .iter()
+            .map(|&(h, now)| (h[h.len().saturating_sub(m.max_len)..].iter().collect(), now))
+            .collect();
+        let rows: Vec<usize> = (0..queries.len()).collect();
+        m.chunk(&rows, &sequences, m.max_len, device)
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    fn config() -> SasRecConfig {
+        SasRecConfig {
+            dim: 16,
+            heads: 2,
+            max_len: 20,
+            ..SasRecConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_last_position_shortcut_gives_the_full_computation() {
+        let device = Device::flex();
+        let m = SasRecModule::new(&config(), 5, 0.5, &device).unwrap();
+        let owned = histories();
         let queries: Vec<(&[TipEvent], i64)> =
-            vec![(&long, 9 * 3_600_000), (&short, 3 * 3_600_000)];
-        let input = m.batch(&queries, &device);
-        let users = m
-            .users(&input, &mut None)
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        let full = every_position(&m, &input);
-        let [b, l, d] = full.dims();
-        let expected = full
-            .slice([0..b, l - 1..l, 0..d])
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        for (a, e) in users.iter().zip(&expected) {
+            owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+        let full = one_full_chunk(&m, &queries, &device);
+        let shortcut = values(m.chunk_states(&full, None));
+        let every = every_position(&m, &full);
+        let [b, l, d] = every.dims();
+        let expected = values(every.slice([0..b, l - 1..l, 0..d]));
+        for (a, e) in shortcut.iter().zip(&expected) {
             assert!((a - e).abs() < 1e-5, "{a} vs {e}");
         }
+    }
+
+    #[test]
+    fn chunks_by_length_give_the_padded_computation_with_the_same_dropout() {
+        let device = Device::flex();
+        let m = SasRecModule::new(&config(), 5, 0.5, &device).unwrap();
+        let owned = histories();
+        let queries: Vec<(&[TipEvent], i64)> =
+            owned.iter().map(|(h, t)| (h.as_slice(), *t)).collect();
+        let input = m.batch(&queries, &device);
+        let widths: Vec<usize> = input.chunks.iter().map(|c| c.tokens.dims()[1]).collect();
+        assert_eq!(widths, vec![2, 12, 20]);
+        let masks = || {
+            Some(Masks {
+                rng: SplitMix64::new(7),
+                keep: 0.8,
+            })
+        };
+        let chunked = values(m.users(&input, &mut masks()));
+        // The same masks on one chunk of every query padded to `max_len`.
+        let full = one_full_chunk(&m, &queries, &device);
+        let mut stream = masks().unwrap();
+        let drawn: Vec<Tensor<3>> = (0..5).map(|_| stream.draw([4, 20, 16], &device)).collect();
+        let padded = m.chunk_states(&full, Some(&drawn));
+        let has = input.has_history.clone();
+        let padded = values(padded * has.clone() + m.empty.val() * (has.neg() + 1.0));
+        assert_eq!(chunked.len(), padded.len());
+        for (a, e) in chunked.iter().zip(&padded) {
+            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
+        }
+        // Dropout is on: without masks the states differ.
+        let plain = values(m.users(&input, &mut None));
+        assert!(
+            plain
+                .iter()
+                .zip(&chunked)
+                .any(|(a, b)| (a - b).abs() > 1e-3)
+        );
     }
 }
