@@ -789,7 +789,7 @@ mod tests {
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
+        tensor_values(t).unwrap()
     }
 
     fn config() -> SasRecConfig {
