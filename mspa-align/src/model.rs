@@ -485,8 +485,11 @@ impl Mspa {
 
         // The candidates.
         let presence = presence_all.clone().select(0, input.candidate_ids.clone()); // [N, 3]
-        let keys_all = self.key.forward(views_all.clone()); // [A, 3, d]
-        let values_all = self.value.forward(views_all); // [A, 3, d]
+        // Rows of three views `[A, 3·d]`: a 2-D select's gradient adds whole rows (Burn's
+        // flex backend adds a 3-D select's gradient element by element, far slower).
+        let [a_all, _, _] = views_all.dims();
+        let keys_all = self.key.forward(views_all.clone()).reshape([a_all, 3 * d]);
+        let values_all = self.value.forward(views_all).reshape([a_all, 3 * d]);
         let keys = keys_all
             .clone()
             .select(0, input.candidate_ids.clone())
