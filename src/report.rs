@@ -9,8 +9,8 @@ use serde::Serialize;
 mod truth_checks;
 
 pub use truth_checks::{
-    AttentionGroup, AttributionCheck, FeatureProbe, ModalityAttribution, PreferenceMap, ProbeRow,
-    TruthChecks,
+    AttentionGroup, AttributionCheck, DiscoveryCeiling, FeatureProbe, ModalityAttribution,
+    PreferenceMap, ProbeRow, TruthChecks,
 };
 
 /// Writes a whole file through a temporary file and a rename (re-exported from

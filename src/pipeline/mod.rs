@@ -37,6 +37,7 @@ use crate::report::{Report, SeedResult, SeedSummary, ShortlistCheck};
 mod baselines;
 mod compose;
 mod data;
+mod discovery_ceiling;
 mod evaluate;
 mod models;
 mod serve;
@@ -227,7 +228,7 @@ pub fn run(
         (Some(truth), Some(inspection)) => Some(truth_checks::truth_checks(
             truth,
             &dataset,
-            &split.test,
+            &split,
             &features,
             inspection,
             config.bootstrap_resamples,

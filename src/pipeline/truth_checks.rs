@@ -1,12 +1,13 @@
 //! The checks against a synthetic world's planted truth (evaluation only; no model reads
 //! it): linear probes of the frozen author features for each latent attribute, MSPA's
-//! modality attention by the field each test user cares about most, and the map of
-//! preferences and authors.
+//! modality attention by the field each test user cares about most, the map of
+//! preferences and authors, and how much discovery the histories allow when the authors'
+//! attributes are known (`discovery_ceiling`).
 
 use mspa_align::mspa::Inspection;
 use mspa_core::rng::SplitMix64;
 use mspa_core::synth::{Field, Truth};
-use mspa_core::{Dataset, Target};
+use mspa_core::{Dataset, Split};
 use mspa_metrics::{ProbeScore, ProbeTask, group_bootstrap, linear_probes};
 use mspa_modal::features::{AuthorFeatures, Modality};
 use rayon::prelude::*;
@@ -29,11 +30,11 @@ const SINGLE_MODALITY: [(Field, Modality); 3] = [
 ];
 
 /// Every check, from the truth, the features and MSPA's inspection of the test users
-/// (in `test` order); `seed` draws the held-out authors and the bootstrap resamples.
+/// (in `split.test` order); `seed` draws the held-out authors and the bootstrap resamples.
 pub(crate) fn truth_checks(
     truth: &Truth,
     dataset: &Dataset,
-    test: &[Target],
+    split: &Split,
     features: &[AuthorFeatures],
     inspection: &Inspection,
     resamples: usize,
@@ -50,6 +51,7 @@ pub(crate) fn truth_checks(
         })
         .collect::<Result<Vec<_>, String>>()
         .map_err(|e| err(&e))?;
+    let test = &split.test;
     let strongest = test
         .iter()
         .map(|t| {
@@ -81,6 +83,7 @@ pub(crate) fn truth_checks(
     Ok(TruthChecks {
         feature_probe,
         attribution,
+        discovery_ceiling: super::discovery_ceiling::discovery_ceiling(&attributes, dataset, split),
         map: preference_map(inspection, &user_classes, &author_classes),
     })
 }
