@@ -496,6 +496,9 @@ impl SasRecModule {
                 self.chunk_states(chunk, masks.as_deref())
             })
             .collect();
+        if states.is_empty() {
+            return Tensor::zeros([0, self.dim], &device);
+        }
         let last = Tensor::cat(states, 0).select(0, input.order.clone());
         let has = input.has_history.clone();
         last * has.clone() + self.empty.val() * (has.neg() + 1.0)
@@ -799,6 +802,14 @@ mod tests {
             max_len: 20,
             ..SasRecConfig::default()
         }
+    }
+
+    #[test]
+    fn an_empty_batch_scores_no_rows() {
+        let device = Device::flex();
+        let m = SasRecModule::new(&config(), 5, 0.5, &device).unwrap();
+        let scores = m.forward(&m.batch(&[], &device));
+        assert_eq!(scores.dims(), [0, 5]);
     }
 
     #[test]
