@@ -77,10 +77,10 @@ pub(super) fn general_line(line: &[u8]) -> Result<Option<Fields<'_>>, GiveUp> {
 /// The id `s` spells: as [`crate::ExternalId::parse`] would read it.
 pub(super) fn classify(s: &[u8]) -> RawId<'_> {
     let maybe_int = s.first() == Some(&b'-') || s.iter().all(u8::is_ascii_digit);
-    match std::str::from_utf8(s).ok().filter(|_| maybe_int) {
-        Some(text) => canonical_int(text).map_or(RawId::Str(s), RawId::Int),
-        None => RawId::Str(s),
+    if maybe_int && let Ok(text) = std::str::from_utf8(s) {
+        return canonical_int(text).map_or(RawId::Str(s), RawId::Int);
     }
+    RawId::Str(s)
 }
 
 /// The eight bytes at `data[i..]`, the first in the low byte.

@@ -229,11 +229,20 @@ pub(super) struct PartIds {
 impl PartIds {
     /// Appends the sessions of `rows` to `sessions`.
     fn add(&mut self, rows: &[Fields<'_>], sessions: &mut Vec<Session>) -> Result<(), GiveUp> {
-        for f in rows {
+        let mut hashes = [(None, None); BATCH];
+        for (h, f) in hashes.iter_mut().zip(rows) {
+            *h = (
+                self.users.prefetch(f.user),
+                self.streamers.prefetch(f.streamer),
+            );
+        }
+        for (f, &(user_hash, streamer_hash)) in rows.iter().zip(&hashes) {
             let start = u32::try_from(f.start).map_err(|_| GiveUp)?;
             self.starts = (self.starts.0.min(start), self.starts.1.max(start));
-            let user = self.users.intern(f.user).ok_or(GiveUp)?;
-            let streamer = self.streamers.intern(f.streamer).ok_or(GiveUp)?;
+            let user = self.users.intern_hashed(f.user, user_hash).ok_or(GiveUp)?;
+            let streamer = (self.streamers)
+                .intern_hashed(f.streamer, streamer_hash)
+                .ok_or(GiveUp)?;
             sessions.push(Session {
                 user,
                 streamer,
