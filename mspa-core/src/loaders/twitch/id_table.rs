@@ -28,7 +28,7 @@ enum Key {
 }
 
 /// String keys up to this many bytes are kept in their slot as well, so that a lookup
-/// reads one cache line (Twitch logins are 4 to 25 characters, most under 16).
+/// reads one cache line (Twitch logins have 4 to 25 characters).
 const INLINE: usize = 20;
 
 /// One slot of the open-addressing table: the id plus one (0 for an empty slot), the low
