@@ -31,7 +31,7 @@ pub(crate) fn discovery_ceiling(
     dataset: &Dataset,
     split: &Split,
 ) -> DiscoveryCeiling {
-    let values = one_hot_values(attributes);
+    let (values, width) = one_hot_values(attributes);
     let mut tips = vec![0usize; dataset.n_authors()];
     for &i in &split.train {
         tips[dataset.events()[i].author.index()] += 1;
@@ -40,7 +40,7 @@ pub(crate) fn discovery_ceiling(
     let model = Choices {
         values: &values,
         popularity: &popularity,
-        width: Field::ALL.iter().map(|f| f.values().len()).sum(),
+        width,
     };
     let recall = |targets: &[Target], lambda: Option<f64>| -> f64 {
         let hits: usize = targets
@@ -69,15 +69,15 @@ pub(crate) fn discovery_ceiling(
 }
 
 /// Each author's attribute one-hot as `(value column, weight)` pairs, the columns of the
-/// fields side by side.
-fn one_hot_values(attributes: &[AuthorAttributes]) -> Vec<Vec<(usize, f64)>> {
+/// fields side by side, and the number of columns.
+fn one_hot_values(attributes: &[AuthorAttributes]) -> (Vec<Vec<(usize, f64)>>, usize) {
     let mut offsets = Vec::with_capacity(Field::ALL.len());
     let mut width = 0;
     for f in Field::ALL {
         offsets.push(width);
         width += f.values().len();
     }
-    attributes
+    let rows = attributes
         .iter()
         .map(|a| {
             let mut row = Vec::with_capacity(Field::ALL.len() + 1);
@@ -92,7 +92,8 @@ fn one_hot_values(attributes: &[AuthorAttributes]) -> Vec<Vec<(usize, f64)>> {
             }
             row
         })
-        .collect()
+        .collect();
+    (rows, width)
 }
 
 /// Every author's attribute one-hot and popularity logit.
@@ -163,10 +164,15 @@ impl Choices<'_> {
                 *l = self.logit(a, &theta);
             }
             let max = logits.iter().cloned().fold(f64::MIN, f64::max);
-            let z: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+            // The logits become their softmax weights, each exponential taken once.
+            let mut z = 0.0;
+            for l in logits.iter_mut() {
+                *l = (*l - max).exp();
+                z += *l;
+            }
             expected.fill(0.0);
-            for (a, l) in logits.iter().enumerate() {
-                let p = (l - max).exp() / z;
+            for (a, weight) in logits.iter().enumerate() {
+                let p = weight / z;
                 for &(c, w) in &self.values[a] {
                     expected[c] += p * w;
                 }
@@ -200,11 +206,11 @@ mod tests {
         // Six authors, equally popular: the user chose the two with language 1.
         let attributes: Vec<AuthorAttributes> =
             (0..6).map(|a| author(a % 3, u8::from(a >= 4))).collect();
-        let values = one_hot_values(&attributes);
+        let (values, width) = one_hot_values(&attributes);
         let model = Choices {
             values: &values,
             popularity: &[0.0; 6],
-            width: Field::ALL.iter().map(|f| f.values().len()).sum(),
+            width,
         };
         let theta = model.fit(&[4, 5], 1.0);
         let score = |a: usize| model.logit(a, &theta);
@@ -216,7 +222,7 @@ mod tests {
     fn a_secondary_category_splits_the_weight() {
         let mut a = author(2, 0);
         a.category2 = Some(5);
-        let row = &one_hot_values(&[a])[0];
+        let row = &one_hot_values(&[a]).0[0];
         let total: f64 = row.iter().map(|&(_, w)| w).sum();
         assert_eq!(row.len(), Field::ALL.len() + 1);
         assert!((total - Field::ALL.len() as f64).abs() < 1e-12);
