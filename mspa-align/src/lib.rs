@@ -53,6 +53,7 @@
 
 pub mod baselines;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod fit;
 pub mod model;

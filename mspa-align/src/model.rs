@@ -56,15 +56,19 @@ mod tests;
 use candidates::{CandidateEvidence, Views};
 use coherence::history_coherence;
 
-pub use input::{AuthorTable, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features};
+pub use input::{
+    AuthorTable, InputDropout, MspaInput, PAIR_FEATURES, TIP_FEATURES, TipBatch, pair_features,
+};
 pub use output::{MspaOutput, SHORTLIST_MARGIN};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Config;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
+use crate::data::Example;
+use crate::dropout::DropoutMasks;
 use crate::error::{AlignError, Result};
 
 /// Initial [`Mspa`] weight of a modality's history coherence in its attention logit
@@ -245,7 +249,8 @@ pub struct Mspa {
     correction_norm: LayerNorm,
     /// `w_π`: the repeat probability's logit.
     repeat_gate: Linear,
-    /// Dropout on the pooled history and the preference text (training only).
+    /// Dropout on the pooled history and the preference text (training only; its masks
+    /// come from [`Mspa::draw_dropout`]).
     dropout: Dropout,
     /// `ln γ`, the scale of the preference score.
     log_scale: Param<Tensor<1>>,
@@ -288,6 +293,28 @@ impl Mspa {
         self
     }
 
+    /// Dropout masks of one training batch of `b` users (on the pooled history and, when
+    /// the model reads text, on the text), drawn by [`DropoutMasks::for_batch`] from
+    /// `seed` and the batch; `None` when the dropout is 0.
+    pub fn draw_dropout(
+        &self,
+        seed: u64,
+        batch: &[&Example],
+        device: &Device,
+    ) -> Option<InputDropout> {
+        if self.dropout.prob <= 0.0 {
+            return None;
+        }
+        let mut masks = DropoutMasks::for_batch(seed, batch, 1.0 - self.dropout.prob);
+        let b = batch.len();
+        let pooled = masks.draw([b, self.d_model], device);
+        let text = match (&self.text_proj, self.use_text) {
+            (Some(proj), true) => Some(masks.draw([b, proj.weight.dims()[0]], device)),
+            _ => None,
+        };
+        Some(InputDropout { pooled, text })
+    }
+
     /// Whether the model reads the composed preference text.
     pub fn uses_text(&self) -> bool {
         self.use_text
@@ -314,8 +341,12 @@ impl Mspa {
         let coherence = history_coherence(&input.authors, &input.tips, self.modalities);
         let authors = self.author_views(&input.authors);
         let history = self.pool_history(&authors, &input.tips);
-        let (mut preference, text_preference) =
-            self.initial_preference(history.pooled, history.any, input.text.as_ref());
+        let (mut preference, text_preference) = self.initial_preference(
+            history.pooled,
+            history.any,
+            input.text.as_ref(),
+            input.dropout.as_ref(),
+        );
         let (candidates, tipped, content) = self.gather_evidence(authors, input, history.attention);
 
         // Everything below is matmuls over the flattened [N·3, d] views, never a
@@ -449,13 +480,21 @@ impl Mspa {
         pooled: Tensor<2>,
         any: Tensor<2>,
         text: Option<&Tensor<2>>,
+        dropout: Option<&InputDropout>,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
-        let pooled = self.dropout.forward(pooled);
+        let pooled = match dropout {
+            Some(masks) => pooled * masks.pooled.clone(),
+            None => pooled,
+        };
         let pooled = pooled * any.clone() + self.cold.val() * (any.neg() + 1.0);
         let mut preference = self.history_proj.forward(pooled);
         let text_preference = match (&self.text_proj, text, self.use_text) {
             (Some(proj), Some(text), true) => {
-                let t = proj.forward(self.dropout.forward(text.clone()));
+                let text = match dropout.and_then(|masks| masks.text.as_ref()) {
+                    Some(mask) => text.clone() * mask.clone(),
+                    None => text.clone(),
+                };
+                let t = proj.forward(text);
                 preference = preference + t.clone();
                 Some(t)
             }
@@ -498,20 +537,27 @@ impl Mspa {
             .clone()
             .select(0, input.candidate_ids.clone())
             .reshape([n * 3, d]);
-        // The tipped authors' views, for the history evidence of the correction steps.
-        let flat_tips = input.tips.authors.clone().reshape([b * l]);
-        let history_keys = keys_all.select(0, flat_tips.clone()).reshape([b, l, 3, d]);
+        // The batch's distinct tipped authors' views `[U·3, d]`, for the history evidence
+        // of the correction steps: their dot products and pools are matrix products over
+        // these rows, then read per tip through `author_slots`.
+        let tips = &input.tips;
+        let u = tips.batch_authors.dims()[0];
+        let history_keys = keys_all
+            .select(0, tips.batch_authors.clone())
+            .reshape([u * 3, d]);
         let history_values = values_all
-            .select(0, flat_tips.clone())
-            .reshape([b, l, 3, d]);
+            .select(0, tips.batch_authors.clone())
+            .reshape([u * 3, d]);
         let history_absent = presence_all
             .clone()
-            .select(0, flat_tips.clone())
+            .select(0, tips.authors.clone().reshape([b * l]))
             .reshape([b, l, 3])
             .equal_elem(0.0);
-        let history_ids = ids_all
-            .as_ref()
-            .map(|ids| ids.clone().select(0, flat_tips).reshape([b, l, d]));
+        // `Σ_l w_l id_{a_l}`: the same at every correction step.
+        let history_ids = ids_all.as_ref().map(|ids| {
+            spread(&tip_attention, &tips.author_slots, u)
+                .matmul(ids.clone().select(0, tips.batch_authors.clone()))
+        });
         let absent = presence.clone().equal_elem(0.0).reshape([1, n, 3]);
 
         // Id embedding and popularity bias of authors with training tips.
@@ -558,6 +604,7 @@ impl Mspa {
             TippedEvidence {
                 keys: history_keys,
                 values: history_values,
+                view_slots: view_slots(&tips.author_slots),
                 absent: history_absent,
                 ids: history_ids,
                 attention: tip_attention,
@@ -635,20 +682,32 @@ impl Mspa {
         if let Some(ids) = c.pool_ids(attention) {
             selected = selected + ids;
         }
-        let history_logits = (tipped.keys.clone() * step.query.clone().reshape([b, 1, 1, d]))
-            .sum_dim(3)
+        // `⟨k_{a_l,m}, q⟩` per tip and modality: products with the batch's tipped authors
+        // `[B, U·3]`, read at each tip's views.
+        let history_logits = step
+            .query
+            .clone()
+            .matmul(tipped.keys.clone().transpose())
+            .gather(1, tipped.view_slots.clone())
             .reshape([b, l, 3])
             / (d as f64).sqrt();
         let history_weights = softmax(history_logits.mask_fill(tipped.absent.clone(), -1e9), 2);
-        let mut history_aligned = (history_weights.reshape([b, l, 3, 1]) * tipped.values.clone())
-            .sum_dim(2)
-            .reshape([b, l, d]);
+        // `Σ_l w_l Σ_m β_{l,m} v_{a_l,m}`: the per-view weights added up per tipped author
+        // `[B, U·3]`, times their values.
+        let view_weights =
+            (history_weights * tipped.attention.clone().reshape([b, l, 1])).reshape([b, l * 3]);
+        let [u3, _] = tipped.values.dims();
+        let mut history_evidence = Tensor::<2>::zeros([b, u3], &view_weights.device())
+            .scatter(
+                1,
+                tipped.view_slots.clone(),
+                view_weights,
+                IndexingUpdateOp::Add,
+            )
+            .matmul(tipped.values.clone());
         if let Some(ids) = &tipped.ids {
-            history_aligned = history_aligned + ids.clone();
+            history_evidence = history_evidence + ids.clone();
         }
-        let history_evidence = (tipped.attention.clone().reshape([b, l, 1]) * history_aligned)
-            .sum_dim(1)
-            .reshape([b, d]);
         let difference = history_evidence - selected;
         let gate = sigmoid(self.gate.forward(Tensor::cat(
             vec![
@@ -692,14 +751,16 @@ struct PooledHistory {
 
 /// What the correction reads of the tipped authors (see `gather_evidence`).
 struct TippedEvidence {
-    /// `[B, L, 3, d]` keys of the tipped authors' views.
-    keys: Tensor<4>,
-    /// `[B, L, 3, d]` values of the tipped authors' views.
-    values: Tensor<4>,
+    /// `[U·3, d]` keys of the views of the batch's `U` distinct tipped authors.
+    keys: Tensor<2>,
+    /// `[U·3, d]` values of their views.
+    values: Tensor<2>,
+    /// `[B, L·3]` each tip's three views as rows of `keys` and `values`.
+    view_slots: Tensor<2, Int>,
     /// `[B, L, 3]` true where a tipped author's modality is missing or unused.
     absent: Tensor<3, Bool>,
-    /// `[B, L, d]` id embeddings of the tipped authors, if used.
-    ids: Option<Tensor<3>>,
+    /// `[B, d]` the attention-weighted sum of the tipped authors' id embeddings, if used.
+    ids: Option<Tensor<2>>,
     /// `[B, L]` the history attention `w`.
     attention: Tensor<2>,
 }
@@ -769,6 +830,31 @@ pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f
         total = total + nll * align_weight;
     }
     total
+}
+
+/// `[B, U]`: the weights `[B, L]` of each row's tips added up per tipped author, where
+/// `slots [B, L]` places each tip among the batch's `u` distinct tipped authors.
+fn spread(weights: &Tensor<2>, slots: &Tensor<2, Int>, u: usize) -> Tensor<2> {
+    let [b, _] = weights.dims();
+    Tensor::<2>::zeros([b, u], &weights.device()).scatter(
+        1,
+        slots.clone(),
+        weights.clone(),
+        IndexingUpdateOp::Add,
+    )
+}
+
+/// `[B, L·3]`: the rows `3 s + m` of each tip's views, for author slots `s` `[B, L]`.
+fn view_slots(slots: &Tensor<2, Int>) -> Tensor<2, Int> {
+    let [b, l] = slots.dims();
+    let views = Tensor::<1, Int>::arange(0..3, &slots.device()).reshape([1, 1, 3]);
+    (slots
+        .clone()
+        .reshape([b, l, 1])
+        .mul_scalar(3)
+        .expand([b, l, 3])
+        + views.expand([b, l, 3]))
+    .reshape([b, l * 3])
 }
 
 /// `ln(e^a + e^b)`, elementwise and stable.

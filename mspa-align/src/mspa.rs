@@ -231,6 +231,7 @@ impl MspaRecommender {
             authors: self.authors.clone(),
             candidate_ids: Tensor::<1, Int>::arange(0..n as i64, device),
             pairs: pair_features(&pairs, &candidates, device),
+            dropout: None,
         }
     }
 
@@ -459,6 +460,7 @@ impl FitRecommender for MspaSettings {
                 authors: ad_table.clone(),
                 candidate_ids: ids,
                 pairs: pair_features(&pairs, &candidates, dev),
+                dropout: model.draw_dropout(self.train.seed, batch, dev),
             };
             let out = model.forward(&input);
             mspa_loss(&out, positives, self.align_weight)

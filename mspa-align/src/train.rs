@@ -27,8 +27,6 @@ use std::time::Instant;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
-use mspa_core::rng::mix64;
-use mspa_modal::device::seeded;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, NegativeBatch, Negatives, SplitMix64};
@@ -343,12 +341,10 @@ where
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
             let negs = negatives.sample(&batch, config.negatives, &mut rng)?;
-            // Dropout masks from a generator seeded by (seed, epoch, batch): the same with
-            // other models training beside this one, and after a resume.
-            let step_seed = mix64(config.seed ^ mix64(((epoch as u64) << 32) | b as u64));
-            let loss_t = seeded(&ad_device, step_seed, || {
-                loss(&model, &batch, &negs, &ad_device)
-            });
+            // No lock: a loss draws its random numbers (dropout masks) from streams of its
+            // own (`crate::dropout`), never from the backend's shared generator, so models
+            // training side by side each give the numbers they give alone.
+            let loss_t = loss(&model, &batch, &negs, &ad_device);
             let value = f64::from(loss_t.clone().into_scalar::<f32>());
             if !value.is_finite() {
                 return Err(AlignError::NonFinite {

@@ -33,7 +33,7 @@
 //! Training is next-tip prediction with a full softmax over all authors (the trainer's
 //! sampled negatives are not used): the cross-entropy of the tipped author among all
 //! authors, over every training example (a leak-free history prefix). Dropout masks are
-//! drawn from a [`SplitMix64`] stream seeded by the training seed and the batch, so one
+//! drawn by [`DropoutMasks`] from a stream seeded by the training seed and the batch, so one
 //! seed gives one model whatever else runs on the device.
 
 use burn::module::{Module, Param};
@@ -44,7 +44,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mspa_core::{Dataset, TipEvent};
 
 use super::{FitRun, SeededInit, tensor_values};
-use crate::data::{Example, SplitMix64};
+use crate::data::Example;
+use crate::dropout::DropoutMasks;
 use crate::error::{AlignError, Result, check};
 use crate::fit::{FitRecommender, Progress, TrainingData};
 use crate::recommender::{Query, Recommender, check_out_len};
@@ -236,33 +237,6 @@ pub struct SequenceChunk {
     pub features: Tensor<3>,
     /// Allowed attention (causal and not padding), 1.0 / 0.0, `[b, 1, W, W]`.
     pub attend: Tensor<4>,
-}
-
-/// Inverted-dropout masks drawn from a seeded stream.
-struct Masks {
-    rng: SplitMix64,
-    keep: f64,
-}
-
-impl Masks {
-    /// A `[b, l, d]` mask of `0` or `1 / keep`.
-    fn draw(&mut self, shape: [usize; 3], device: &Device) -> Tensor<3> {
-        let n = shape.iter().product::<usize>();
-        let scale = (1.0 / self.keep) as f32;
-        let threshold = (self.keep * 65_536.0) as u64;
-        let mut data = Vec::with_capacity(n);
-        while data.len() < n {
-            let bits = self.rng.next_u64();
-            for k in 0..4 {
-                if data.len() == n {
-                    break;
-                }
-                let u = (bits >> (16 * k)) & 0xFFFF;
-                data.push(if u < threshold { scale } else { 0.0 });
-            }
-        }
-        Tensor::from_data(TensorData::new(data, shape), device)
-    }
 }
 
 /// Bucket of a count of earlier tips: 0 for none, then `1 + floor(log2(count))`, capped.
@@ -469,7 +443,7 @@ impl SasRecModule {
     /// # Shapes
     /// - input: a [`SasRecBatch`] of `B` queries
     /// - output: `[B, dim]`
-    fn users(&self, input: &SasRecBatch, masks: &mut Option<Masks>) -> Tensor<2> {
+    fn users(&self, input: &SasRecBatch, masks: &mut Option<DropoutMasks>) -> Tensor<2> {
         let [b] = input.order.dims();
         let device = input.order.device();
         let drawn: Option<Vec<Tensor<3>>> = masks.as_mut().map(|m| {
@@ -576,7 +550,7 @@ impl SasRecModule {
         self.scores(input, &mut None)
     }
 
-    fn scores(&self, input: &SasRecBatch, masks: &mut Option<Masks>) -> Tensor<2> {
+    fn scores(&self, input: &SasRecBatch, masks: &mut Option<DropoutMasks>) -> Tensor<2> {
         let h = self.users(input, masks);
         let [b, _] = h.dims();
         let a_n = self.n_authors;
@@ -613,17 +587,8 @@ impl SasRecModule {
             .map(|e| (e.history(dataset), e.at_ms))
             .collect();
         let input = self.batch(&queries, device);
-        let mut masks = (self.dropout > 0.0).then(|| {
-            let mut rng = SplitMix64::new(seed);
-            for e in batch {
-                rng.state ^= (u64::from(e.user.0) << 32) ^ (e.at_ms as u64);
-                rng.next_u64();
-            }
-            Masks {
-                rng,
-                keep: 1.0 - self.dropout,
-            }
-        });
+        let mut masks =
+            (self.dropout > 0.0).then(|| DropoutMasks::for_batch(seed, batch, 1.0 - self.dropout));
         let logits = self.scores(&input, &mut masks);
         let b = batch.len();
         let positives = crate::data::positives_tensor(batch, device).reshape([b, 1]);
@@ -839,12 +804,7 @@ mod tests {
         let input = m.batch(&queries, &device);
         let widths: Vec<usize> = input.chunks.iter().map(|c| c.tokens.dims()[1]).collect();
         assert_eq!(widths, vec![2, 12, 20]);
-        let masks = || {
-            Some(Masks {
-                rng: SplitMix64::new(7),
-                keep: 0.8,
-            })
-        };
+        let masks = || Some(DropoutMasks::new(7, 0.8));
         let chunked = values(m.users(&input, &mut masks()));
         // The same masks on one chunk of every query padded to `max_len`.
         let full = one_full_chunk(&m, &queries, &device);

@@ -4,7 +4,7 @@
 //! coherence says from the history alone which modality to weigh for this user; it
 //! enters the modality attention's logits.
 
-use burn::tensor::Tensor;
+use burn::tensor::{IndexingUpdateOp, Tensor};
 
 use super::input::{AuthorTable, TipBatch};
 
@@ -17,26 +17,31 @@ pub(super) fn history_coherence(
     tips: &TipBatch,
     modalities: [bool; 3],
 ) -> Tensor<2> {
-    let [b, l] = tips.authors.dims();
+    let [b, _] = tips.authors.dims();
     let [a_all, _] = authors.presence.dims();
-    let ids = tips.authors.clone().reshape([b * l]);
+    let batch_authors = tips.batch_authors.clone();
+    let u = batch_authors.dims()[0];
+    // `[B, U]`: 1.0 where the batch's tipped author is among the row's distinct tips.
+    let chosen = Tensor::<2>::zeros([b, u], &batch_authors.device()).scatter(
+        1,
+        tips.author_slots.clone(),
+        tips.distinct.clone(),
+        IndexingUpdateOp::Add,
+    );
     let columns: Vec<Tensor<2>> = (0..3)
         .map(|m| {
             if !modalities[m] {
-                return Tensor::zeros([b, 1], &ids.device());
+                return Tensor::zeros([b, 1], &batch_authors.device());
             }
             let present = authors
                 .presence
                 .clone()
                 .slice([0..a_all, m..m + 1])
-                .select(0, ids.clone())
-                .reshape([b, l]);
-            let w = tips.distinct.clone() * present; // [B, L]
-            let unit = authors.unit[m].clone().select(0, ids.clone());
-            let f = unit.dims()[1];
-            let sum = (unit.reshape([b, l, f]) * w.clone().reshape([b, l, 1]))
-                .sum_dim(1)
-                .reshape([b, f]);
+                .select(0, batch_authors.clone())
+                .reshape([1, u]);
+            let w = chosen.clone() * present; // [B, U]
+            let unit = authors.unit[m].clone().select(0, batch_authors.clone()); // [U, F]
+            let sum = w.clone().matmul(unit); // [B, F]
             let n = w.sum_dim(1); // [B, 1]
             let squared = (sum.clone() * sum).sum_dim(1); // [B, 1]
             let pairs = n.clone() * (n.clone() - 1.0);

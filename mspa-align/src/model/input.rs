@@ -34,6 +34,17 @@ pub struct MspaInput {
     pub candidate_ids: Tensor<1, Int>,
     /// User–author tip features `[B, N, PAIR_FEATURES]` ([`pair_features`]).
     pub pairs: Tensor<3>,
+    /// Dropout masks while training (from `Mspa::draw_dropout`); `None` at inference.
+    pub dropout: Option<InputDropout>,
+}
+
+/// Inverted-dropout masks of the initial preference's inputs for one training batch.
+#[derive(Clone, Debug)]
+pub struct InputDropout {
+    /// `[B, d]` on the pooled history.
+    pub pooled: Tensor<2>,
+    /// `[B, text_dim]` on the preference text, when the model reads text.
+    pub text: Option<Tensor<2>>,
 }
 
 /// The content of authors as tensors: one feature matrix per modality, the presence
@@ -207,6 +218,12 @@ pub struct TipBatch {
     pub mask: Tensor<2>,
     /// 1.0 at the latest tip of each distinct author among the `L`, else 0.0.
     pub distinct: Tensor<2>,
+    /// `[U]` the distinct authors of the batch's tips, in order of first appearance
+    /// (author 0 alone when no user has a tip): the rows the history's dot products and
+    /// pools run against, so they are matrix products over `U` authors, never per tip.
+    pub batch_authors: Tensor<1, Int>,
+    /// `[B, L]` each tip's author as a position in `batch_authors` (0 on padding).
+    pub author_slots: Tensor<2, Int>,
 }
 
 impl TipBatch {
@@ -224,6 +241,9 @@ impl TipBatch {
         let mut mask = vec![0f32; b * l];
         let mut distinct = vec![0f32; b * l];
         let mut latest: HashMap<u32, usize> = HashMap::new();
+        let mut author_slots = vec![0i64; b * l];
+        let mut batch_authors: Vec<i64> = Vec::new();
+        let mut slot_of: HashMap<u32, i64> = HashMap::new();
         for (row, (tips, at_ms)) in histories.iter().enumerate() {
             latest.clear();
             let start = tips.len().saturating_sub(max_len);
@@ -238,6 +258,10 @@ impl TipBatch {
                 }
                 let slot = row * l + (pos - start);
                 authors[slot] = i64::from(tip.author.0);
+                author_slots[slot] = *slot_of.entry(tip.author.0).or_insert_with(|| {
+                    batch_authors.push(i64::from(tip.author.0));
+                    batch_authors.len() as i64 - 1
+                });
                 mask[slot] = 1.0;
                 latest.insert(tip.author.0, slot);
                 let age = ((*at_ms - tip.timestamp_ms) as f64 / DAY_MS).max(0.0);
@@ -255,6 +279,14 @@ impl TipBatch {
             context: Tensor::from_data(TensorData::new(context, [b, l, TIP_FEATURES]), device),
             mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
             distinct: Tensor::from_data(TensorData::new(distinct, [b, l]), device),
+            batch_authors: {
+                if batch_authors.is_empty() {
+                    batch_authors.push(0);
+                }
+                let u = batch_authors.len();
+                Tensor::from_data(TensorData::new(batch_authors, [u]), device)
+            },
+            author_slots: Tensor::from_data(TensorData::new(author_slots, [b, l]), device),
         }
     }
 }
@@ -396,6 +428,18 @@ mod tests {
             .try_to_vec::<i64>()
             .unwrap();
         assert_eq!(authors, vec![2, 0, 3, 0, 0, 0], "latest two, oldest first");
+        let batch_authors = batch.batch_authors.into_data().convert::<i64>();
+        assert_eq!(
+            batch_authors.try_to_vec::<i64>().unwrap(),
+            vec![2, 0, 3],
+            "the batch's distinct tipped authors, in order of appearance"
+        );
+        let slots = batch.author_slots.into_data().convert::<i64>();
+        assert_eq!(
+            slots.try_to_vec::<i64>().unwrap(),
+            vec![0, 1, 2, 0, 0, 0],
+            "each tip's author as a position among them, 0 on padding"
+        );
         assert_eq!(
             floats(batch.mask),
             vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0],

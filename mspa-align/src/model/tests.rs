@@ -69,6 +69,7 @@ fn input(device: &Device, text: Option<Tensor<2>>) -> MspaInput {
         authors: AuthorTable::build(&features(), &[2, 0, 1, 1, 0, 0], device).unwrap(),
         candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, device),
         pairs: pair_features(&hist, &candidates, device),
+        dropout: None,
     }
 }
 
@@ -215,6 +216,7 @@ fn a_cold_user_gets_finite_scores_from_the_cold_vector() {
         authors: AuthorTable::build(&features(), &[0; N_AUTHORS], &device).unwrap(),
         candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, &device),
         pairs: pair_features(&hist, &candidates, &device),
+        dropout: None,
     };
     let out = model.forward(&alone);
     assert!(values(out.final_scores()).iter().all(|x| x.is_finite()));
@@ -369,6 +371,7 @@ fn coherence_input(device: &Device) -> MspaInput {
         authors: AuthorTable::build(&features, &[1; N_AUTHORS], device).unwrap(),
         candidate_ids: Tensor::<1, Int>::arange(0..N_AUTHORS as i64, device),
         pairs: pair_features(&hist, &candidates, device),
+        dropout: None,
     }
 }
 
@@ -415,5 +418,59 @@ fn a_coherent_modality_draws_the_attention() {
         "{} vs {}",
         visual(0),
         visual(1)
+    );
+}
+
+#[test]
+fn dropout_masks_come_from_the_seed_and_the_batch_and_change_the_preference() {
+    let device = Device::flex();
+    let model = config().init(&device).unwrap();
+    let examples: Vec<Example> = (0..3)
+        .map(|u| Example {
+            user: UserId(u),
+            history: 0..0,
+            positive: AuthorId(0),
+            at_ms: 6 * DAY,
+        })
+        .collect();
+    let batch: Vec<&Example> = examples.iter().collect();
+    let masks = model.draw_dropout(5, &batch, &device).unwrap();
+    assert_eq!(masks.pooled.dims(), [3, 8]);
+    assert_eq!(masks.text.as_ref().map(|t| t.dims()), Some([3, TEXT_DIM]));
+    let again = model.draw_dropout(5, &batch, &device).unwrap();
+    assert_eq!(values(masks.pooled.clone()), values(again.pooled));
+    let other = model.draw_dropout(5, &batch[..2], &device).unwrap();
+    assert_ne!(
+        values(masks.pooled.clone().slice([0..2, 0..8])),
+        values(other.pooled),
+        "another batch draws other masks"
+    );
+
+    let plain = model.forward(&input(&device, Some(text(&device, 1))));
+    let dropped = model.forward(&MspaInput {
+        dropout: Some(masks),
+        ..input(&device, Some(text(&device, 1)))
+    });
+    assert!(max_abs_diff(plain.preference, dropped.preference) > 1e-4);
+    let off = config().with_dropout(0.0).init(&device).unwrap();
+    assert!(off.draw_dropout(5, &batch, &device).is_none());
+}
+
+#[test]
+fn tip_weights_add_up_per_tipped_author_and_views_take_three_rows_each() {
+    let device = Device::flex();
+    let slots =
+        Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1, 0, 2, 0, 0], [2, 3]), &device);
+    let weights = Tensor::<2>::from_data(
+        TensorData::new(vec![0.5f32, 0.25, 0.25, 1.0, 0.0, 0.0], [2, 3]),
+        &device,
+    );
+    assert_eq!(
+        values(spread(&weights, &slots, 3)),
+        vec![0.75, 0.25, 0.0, 0.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        ints(view_slots(&slots)),
+        vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 6, 7, 8, 0, 1, 2, 0, 1, 2]
     );
 }
