@@ -354,7 +354,7 @@ impl Mspa {
         let initial = self.score_candidates(&preference, &coherence, &candidates);
         let mut output = MspaOutput {
             initial_scores: initial.scores.clone(),
-            initial_weights: initial.weights,
+            initial_weights: initial.weights.clone(),
             shortlist: None,
             corrected_scores: Vec::with_capacity(self.correction_steps),
             corrected_weights: None,
@@ -368,8 +368,9 @@ impl Mspa {
         }
         // The correction steps re-rank each user's shortlist only.
         let shortlist = self.select_shortlist(&initial.scores);
-        let candidates = candidates.shortlist(&shortlist);
-        let mut step = self.score_candidates(&preference, &coherence, &candidates);
+        let shortlisted = candidates.shortlist(&shortlist);
+        let mut step = self.on_shortlist(&initial, &shortlist, &preference, &shortlisted);
+        let candidates = shortlisted;
         for _ in 0..self.correction_steps {
             let (corrected, gate) = self.correction_step(preference, &step, &candidates, &tipped);
             output.gates.push(gate);
@@ -641,7 +642,48 @@ impl Mspa {
         if let Some(bias) = &c.bias {
             preference_scores = preference_scores + bias.clone();
         }
-        // Repeat or explore: log(π P_rep(a) + (1 − π) P_explore(a)).
+        let (explore, scores) = self.mixture(preference, &preference_scores, c);
+        StepScores {
+            query: q,
+            weights,
+            preference_scores,
+            explore,
+            scores,
+        }
+    }
+
+    /// `step`'s scores read on each user's shortlist `[B, K]` (positions among `step`'s
+    /// candidates; `c` the shortlist's evidence): what scoring the shortlist under the
+    /// same `preference` gives, without computing its dot products again.
+    fn on_shortlist(
+        &self,
+        step: &StepScores,
+        positions: &Tensor<2, Int>,
+        preference: &Tensor<2>,
+        c: &CandidateEvidence,
+    ) -> StepScores {
+        let preference_scores = step.preference_scores.clone().gather(1, positions.clone());
+        let (explore, scores) = self.mixture(preference, &preference_scores, c);
+        StepScores {
+            query: step.query.clone(),
+            weights: step
+                .weights
+                .clone()
+                .gather(1, candidates::view_positions(positions)),
+            preference_scores,
+            explore,
+            scores,
+        }
+    }
+
+    /// Repeat or explore, `[B, N]` each: `log P_explore` (the softmax of the preference
+    /// scores) and the step's scores `log(π P_rep(a) + (1 − π) P_explore(a))`.
+    fn mixture(
+        &self,
+        preference: &Tensor<2>,
+        preference_scores: &Tensor<2>,
+        c: &CandidateEvidence,
+    ) -> (Tensor<2>, Tensor<2>) {
         let explore = log_softmax(preference_scores.clone(), 1);
         let repeat = log_softmax(
             (preference_scores.clone() + c.pair_bias.clone()).mask_fill(c.untipped.clone(), -1e9),
@@ -651,12 +693,7 @@ impl Mspa {
         let log_repeat = log_sigmoid(repeat_logit.clone()).mask_fill(c.no_tips.clone(), -1e9);
         let log_explore = log_sigmoid(repeat_logit.neg()).mask_fill(c.no_tips.clone(), 0.0);
         let scores = log_add_exp(repeat + log_repeat, explore.clone() + log_explore);
-        StepScores {
-            query: q,
-            weights,
-            explore,
-            scores,
-        }
+        (explore, scores)
     }
 
     /// Self-correction: compares the evidence the user's own tips give under the current
@@ -772,6 +809,8 @@ struct StepScores {
     query: Tensor<2>,
     /// `[B, N, 3]` the modality weights `α`.
     weights: Tensor<3>,
+    /// `[B, N]` the preference scores `u(p, a)` (with the popularity bias).
+    preference_scores: Tensor<2>,
     /// `[B, N]` `log P_explore`.
     explore: Tensor<2>,
     /// `[B, N]` the step's scores.

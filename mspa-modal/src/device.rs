@@ -17,10 +17,11 @@ static BACKEND_RNG: Mutex<()> = Mutex::new(());
 ///
 /// A Burn backend draws every random number from one process-wide generator, so two
 /// models initialised or trained at the same time would take turns in it and get
-/// different numbers on every run. Every seeded use in this workspace (encoder and MSPA
-/// initialisation, each training step's forward pass) goes through here, so models
-/// trained side by side get the same numbers as alone. Keep `f` short: other seeded work
-/// waits for it.
+/// different numbers on every run. Every use of that generator in this workspace (encoder,
+/// MSPA and composer initialisation, the composer's training steps) goes through here, so
+/// models trained side by side get the same numbers as alone; MSPA and SASRec draw their
+/// dropout masks from streams of their own and need no lock while training. Keep `f`
+/// short: other seeded work waits for it.
 ///
 /// ```
 /// use burn::tensor::{Device, Distribution, Tensor};

@@ -2,8 +2,9 @@
 //! by side. Models are independent (each has its own seed), so they train concurrently,
 //! each on a one-thread pool of its own (`on_one_thread`: one model's small tensors
 //! rarely keep more than one core busy, and alone on its thread its float reductions
-//! keep one order) with Burn's random numbers reseeded per step under a lock
-//! (`mspa_modal::device::seeded`): the numbers do not depend on what runs beside it.
+//! keep one order), and each draws its random numbers from streams of its own seed
+//! (dropout masks from `mspa_align::dropout`; initialisation under
+//! `mspa_modal::device::seeded`): the numbers do not depend on what runs beside it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -213,7 +213,7 @@ impl CandidateEvidence {
 pub(super) const GATHER_ABOVE: usize = 16;
 
 /// `[B, K, 3]` positions of each shortlisted candidate's three views.
-fn view_positions(positions: &Tensor<2, Int>) -> Tensor<3, Int> {
+pub(super) fn view_positions(positions: &Tensor<2, Int>) -> Tensor<3, Int> {
     let [b, k] = positions.dims();
     positions.clone().reshape([b, k, 1]).expand([b, k, 3])
 }

@@ -474,3 +474,26 @@ fn tip_weights_add_up_per_tipped_author_and_views_take_three_rows_each() {
         vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 6, 7, 8, 0, 1, 2, 0, 1, 2]
     );
 }
+
+#[test]
+fn the_first_shortlist_step_read_from_step_zero_equals_scoring_the_shortlist_again() {
+    let device = Device::flex();
+    let model = config().with_shortlist(3).init(&device).unwrap();
+    let input = input(&device, Some(text(&device, 1)));
+    let coherence = history_coherence(&input.authors, &input.tips, model.modalities);
+    let authors = model.author_views(&input.authors);
+    let history = model.pool_history(&authors, &input.tips);
+    let (preference, _) =
+        model.initial_preference(history.pooled, history.any, input.text.as_ref(), None);
+    let (candidates, _, _) = model.gather_evidence(authors, &input, history.attention);
+    let initial = model.score_candidates(&preference, &coherence, &candidates);
+    let shortlist = model.select_shortlist(&initial.scores);
+    let listed = candidates.shortlist(&shortlist);
+    let read = model.on_shortlist(&initial, &shortlist, &preference, &listed);
+    let scored = model.score_candidates(&preference, &coherence, &listed);
+    assert_eq!(read.scores.dims(), [3, 3]);
+    assert!(max_abs_diff(read.scores, scored.scores) < 1e-6);
+    assert!(max_abs_diff(read.explore, scored.explore) < 1e-6);
+    assert!(max_abs_diff(read.query, scored.query) < 1e-6);
+    assert!(max_abs_diff(read.weights.reshape([3, 9]), scored.weights.reshape([3, 9])) < 1e-6);
+}
