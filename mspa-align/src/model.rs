@@ -734,14 +734,8 @@ impl Mspa {
         let view_weights =
             (history_weights * tipped.attention.clone().reshape([b, l, 1])).reshape([b, l * 3]);
         let [u3, _] = tipped.values.dims();
-        let mut history_evidence = Tensor::<2>::zeros([b, u3], &view_weights.device())
-            .scatter(
-                1,
-                tipped.view_slots.clone(),
-                view_weights,
-                IndexingUpdateOp::Add,
-            )
-            .matmul(tipped.values.clone());
+        let mut history_evidence =
+            spread(&view_weights, &tipped.view_slots, u3).matmul(tipped.values.clone());
         if let Some(ids) = &tipped.ids {
             history_evidence = history_evidence + ids.clone();
         }
@@ -871,8 +865,9 @@ pub fn mspa_loss(output: &MspaOutput, positives: Tensor<1, Int>, align_weight: f
     total
 }
 
-/// `[B, U]`: the weights `[B, L]` of each row's tips added up per tipped author, where
-/// `slots [B, L]` places each tip among the batch's `u` distinct tipped authors.
+/// `[B, U]`: the weights `[B, L]` of each row's tips (or tip views) added up per slot,
+/// where `slots [B, L]` places each among `u` slots (the batch's distinct tipped authors,
+/// or their views).
 fn spread(weights: &Tensor<2>, slots: &Tensor<2, Int>, u: usize) -> Tensor<2> {
     let [b, _] = weights.dims();
     Tensor::<2>::zeros([b, u], &weights.device()).scatter(
