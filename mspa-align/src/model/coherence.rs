@@ -4,9 +4,10 @@
 //! coherence says from the history alone which modality to weigh for this user; it
 //! enters the modality attention's logits.
 
-use burn::tensor::{IndexingUpdateOp, Tensor};
+use burn::tensor::Tensor;
 
 use super::input::{AuthorTable, TipBatch};
+use super::spread;
 
 /// How alike the distinct authors of each user's recent tips are in each modality:
 /// the mean pairwise cosine of their standardised features `[B, 3]` (0 with fewer
@@ -22,12 +23,7 @@ pub(super) fn history_coherence(
     let batch_authors = tips.batch_authors.clone();
     let u = batch_authors.dims()[0];
     // `[B, U]`: 1.0 where the batch's tipped author is among the row's distinct tips.
-    let chosen = Tensor::<2>::zeros([b, u], &batch_authors.device()).scatter(
-        1,
-        tips.author_slots.clone(),
-        tips.distinct.clone(),
-        IndexingUpdateOp::Add,
-    );
+    let chosen = spread(&tips.distinct, &tips.author_slots, u);
     let columns: Vec<Tensor<2>> = (0..3)
         .map(|m| {
             if !modalities[m] {
