@@ -43,14 +43,23 @@ impl DropoutMasks {
         let n = shape.iter().product::<usize>();
         let scale = (1.0 / self.keep) as f32;
         let threshold = (self.keep * 65_536.0) as u64;
-        let mut data = vec![0f32; n];
-        for chunk in data.chunks_mut(4) {
-            let bits = self.rng.next_u64();
-            for (k, v) in chunk.iter_mut().enumerate() {
-                if (bits >> (16 * k)) & 0xFFFF < threshold {
-                    *v = scale;
-                }
+        // A select, not a branch: at the usual rates (keep 0.8) a branch per element
+        // would mispredict about one time in five.
+        let lane = |bits: u64, k: usize| {
+            if (bits >> (16 * k)) & 0xFFFF < threshold {
+                scale
+            } else {
+                0.0
             }
+        };
+        let mut data = Vec::with_capacity(n);
+        for _ in 0..n / 4 {
+            let bits = self.rng.next_u64();
+            data.extend_from_slice(&[lane(bits, 0), lane(bits, 1), lane(bits, 2), lane(bits, 3)]);
+        }
+        if n % 4 > 0 {
+            let bits = self.rng.next_u64();
+            data.extend((0..n % 4).map(|k| lane(bits, k)));
         }
         Tensor::from_data(TensorData::new(data, shape), device)
     }
@@ -87,5 +96,26 @@ mod tests {
             mask,
             values(DropoutMasks::new(4, 0.8).draw([50, 41], &device))
         );
+    }
+
+    #[test]
+    fn each_word_of_the_stream_gives_four_elements_sixteen_bits_each_low_bits_first() {
+        // The layout the trained models' numbers depend on: a change here changes every
+        // model trained with dropout.
+        let device = Device::flex();
+        let mask = values(DropoutMasks::new(11, 0.5).draw([7], &device));
+        let mut rng = SplitMix64::new(11);
+        let (a, b) = (rng.next_u64(), rng.next_u64());
+        let expected: Vec<f32> = (0..7)
+            .map(|i| {
+                let bits = if i < 4 { a } else { b };
+                if (bits >> (16 * (i % 4))) & 0xFFFF < 32_768 {
+                    2.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_eq!(mask, expected);
     }
 }
