@@ -14,8 +14,10 @@ use mspa::pipeline::{DataSource, PipelineConfig};
 use serde::de::DeserializeOwned;
 
 /// Parses the arguments `A` and runs `run` on them: success, or the error on stderr as
-/// `error: …` and a failing exit status.
+/// `error: …` and a failing exit status. Sets the allocator up first
+/// ([`super::allocator::keep_freed_memory`]).
 pub fn main<A: Parser, E: Display>(run: impl FnOnce(&A) -> Result<(), E>) -> ExitCode {
+    super::allocator::keep_freed_memory();
     let args = A::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

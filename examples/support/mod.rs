@@ -3,5 +3,6 @@
 
 #![allow(dead_code)]
 
+pub mod allocator;
 pub mod cli;
 pub mod progress;
