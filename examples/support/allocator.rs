@@ -5,8 +5,8 @@
 /// serves blocks above a (self-raising) threshold with their own mappings and returns them
 /// on free, and trims the heap top, so every step faults the same pages in again. On the
 /// default world's main job (2 cores) that was 20 s of system time; with these settings
-/// it is 1 s, and the job took 262 s and 271 s against 279 s, with the same report. A
-/// no-op off glibc. The libraries change nothing: a program that uses them chooses.
+/// it is 1 s, with the same report. A no-op off glibc. The libraries change nothing: a
+/// program that uses them chooses.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets the allocator's parameters; it is called first thing in
