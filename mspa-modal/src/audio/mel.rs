@@ -16,8 +16,10 @@
 //!
 //! Speed: the window, the FFT plan and the sparse mel matrix are computed once in
 //! [`LogMelPlan::new`]. A real FFT of even length `n` runs as a complex FFT of length
-//! `n / 2` (the even/odd packing trick) with rustfft; frames are processed in parallel
-//! blocks with rayon.
+//! `n / 2` (the even/odd packing trick) with rustfft, whose unpacking loop reads the
+//! mirrored bins front to back so that it runs on vector lanes; frames are processed in
+//! parallel blocks with rayon, each block taken to decibels while it is in cache, and the
+//! blocks transposed to `[n_mels, n_frames]` in parallel groups of bands.
 
 use std::sync::Arc;
 
@@ -33,6 +35,10 @@ pub const MAX_N_FFT: usize = 1 << 20;
 
 /// Frames per parallel work item.
 const FRAMES_PER_TASK: usize = 64;
+
+/// Mel bands per parallel work item of the transpose to `[n_mels, n_frames]` (16 values
+/// of a frame: one 64-byte cache line).
+const BANDS_PER_TASK: usize = 16;
 
 /// A periodic analysis window (scipy's `get_window(name, n, fftbins=True)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -456,30 +462,37 @@ impl RealPowerFft {
         out: &mut [f32],
     ) {
         self.fft.process_with_scratch(buf, scratch);
-        let pow = |re: f32, im: f32| {
-            let sq = re * re + im * im;
-            if power == 2.0 {
-                sq
-            } else if power == 1.0 {
-                sq.sqrt()
-            } else {
-                sq.powf(power * 0.5)
-            }
-        };
+        // One loop per exponent, so that none tests the exponent per bin.
+        if power == 2.0 {
+            self.unpack(buf, out, |sq| sq);
+        } else if power == 1.0 {
+            self.unpack(buf, out, f32::sqrt);
+        } else {
+            self.unpack(buf, out, |sq| sq.powf(power * 0.5));
+        }
+    }
+
+    /// Writes `of_square(|X[k]|^2)` for `k in 0..=n/2` from the transformed buffer.
+    #[inline(always)]
+    fn unpack(&self, buf: &[Complex<f32>], out: &mut [f32], of_square: impl Fn(f32) -> f32) {
+        let pow = |re: f32, im: f32| of_square(re * re + im * im);
         if self.n.is_multiple_of(2) {
             let half = self.n / 2;
             let z0 = buf[0];
             out[0] = pow(z0.re + z0.im, 0.0);
             out[half] = pow(z0.re - z0.im, 0.0);
-            for k in 1..half {
-                let a = buf[k];
-                let b = buf[half - k].conj();
+            // Bins 1..half, with `b` read front to back (the mirrored bins in reverse), so
+            // that the loop runs on vector lanes.
+            let mirrored = buf[1..half].iter().rev();
+            let bins = out[1..half].iter_mut().zip(&buf[1..half]);
+            for (((o, &a), b), &w) in bins.zip(mirrored).zip(&self.twiddles[1..half]) {
+                let b = b.conj();
                 // Even part (a + b) / 2 and odd part (a - b) / (2i).
                 let e = Complex::new(0.5 * (a.re + b.re), 0.5 * (a.im + b.im));
                 let d = Complex::new(a.re - b.re, a.im - b.im);
-                let o = Complex::new(0.5 * d.im, -0.5 * d.re);
-                let x = e + self.twiddles[k] * o;
-                out[k] = pow(x.re, x.im);
+                let odd = Complex::new(0.5 * d.im, -0.5 * d.re);
+                let x = e + w * odd;
+                *o = pow(x.re, x.im);
             }
         } else {
             for (o, x) in out.iter_mut().zip(buf.iter()) {
@@ -565,40 +578,13 @@ impl LogMelPlan {
 
     /// The mel power spectrogram (librosa's `melspectrogram`), `[n_mels, n_frames]`.
     pub fn mel_power(&self, samples: &[f32]) -> Spectrogram {
-        let n_mels = self.config.n_mels;
-        let n_frames = self.config.n_frames(samples.len());
-        let frame_major = self.frame_major_mel(samples, n_frames);
-        let mut data = vec![0.0f32; n_mels * n_frames];
-        for (t, row) in frame_major.chunks_exact(n_mels).enumerate() {
-            for (m, &v) in row.iter().enumerate() {
-                data[m * n_frames + t] = v;
-            }
-        }
-        Spectrogram {
-            n_mels,
-            n_frames,
-            data,
-        }
+        self.spectrogram(samples, false).0
     }
 
     /// The log-mel spectrogram in dB, `[n_mels, n_frames]`:
     /// `10 * log10(max(S, amin))`, then clipped below at `max - top_db` if `top_db` is set.
     pub fn log_mel(&self, samples: &[f32]) -> Spectrogram {
-        let mut s = self.mel_power(samples);
-        let amin = self.config.amin;
-        // In parallel blocks: an hour of audio is 23 M values.
-        let max = s
-            .data
-            .par_chunks_mut(1 << 16)
-            .map(|block| {
-                let mut max = f32::NEG_INFINITY;
-                for v in block.iter_mut() {
-                    *v = 10.0 * v.max(amin).log10();
-                    max = max.max(*v);
-                }
-                max
-            })
-            .reduce(|| f32::NEG_INFINITY, f32::max);
+        let (mut s, max) = self.spectrogram(samples, true);
         if let Some(top_db) = self.config.top_db {
             let floor = max - top_db;
             s.data.par_chunks_mut(1 << 16).for_each(|block| {
@@ -610,29 +596,68 @@ impl LogMelPlan {
         s
     }
 
-    /// Mel energies frame-major, `[n_frames, n_mels]`, computed in parallel blocks.
-    fn frame_major_mel(&self, samples: &[f32], n_frames: usize) -> Vec<f32> {
+    /// The mel energies `[n_mels, n_frames]` (in dB when `decibels`) and their largest
+    /// value: frames in parallel blocks, each block's energies frame-major and taken to dB
+    /// while they are in cache, then the blocks transposed in parallel groups of bands.
+    fn spectrogram(&self, samples: &[f32], decibels: bool) -> (Spectrogram, f32) {
         let n_mels = self.config.n_mels;
-        let mut out = vec![0.0f32; n_frames * n_mels];
-        out.par_chunks_mut(FRAMES_PER_TASK * n_mels)
+        let n_frames = self.config.n_frames(samples.len());
+        let amin = self.config.amin;
+        let mut frame_major = vec![0.0f32; n_frames * n_mels];
+        let max = frame_major
+            .par_chunks_mut(FRAMES_PER_TASK * n_mels)
             .enumerate()
-            .for_each(|(task, block)| {
-                let n_fft = self.config.n_fft;
-                let mut frame = vec![0.0f32; n_fft];
-                let mut buf = vec![Complex::new(0.0f32, 0.0); self.fft.buffer_len()];
-                let mut scratch =
-                    vec![Complex::new(0.0f32, 0.0); self.fft.fft.get_inplace_scratch_len()];
-                let mut spectrum = vec![0.0f32; self.filters.n_freqs()];
-                for (i, mel_out) in block.chunks_exact_mut(n_mels).enumerate() {
-                    let t = task * FRAMES_PER_TASK + i;
-                    self.fill_frame(samples, t, &mut frame);
-                    self.fft.load(&frame, &mut buf);
-                    self.fft
-                        .power(&mut buf, &mut scratch, self.config.power, &mut spectrum);
-                    self.filters.apply(&spectrum, mel_out);
+            .map(|(task, block)| {
+                self.mel_block(samples, task * FRAMES_PER_TASK, block);
+                let mut max = f32::NEG_INFINITY;
+                for v in block.iter_mut() {
+                    if decibels {
+                        *v = 10.0 * v.max(amin).log10();
+                    }
+                    max = max.max(*v);
                 }
-            });
-        out
+                max
+            })
+            .reduce(|| f32::NEG_INFINITY, f32::max);
+        let mut data = vec![0.0f32; n_mels * n_frames];
+        if n_frames > 0 {
+            // Each group of bands reads one cache line of every frame and writes its rows
+            // front to back.
+            data.par_chunks_mut(BANDS_PER_TASK * n_frames)
+                .enumerate()
+                .for_each(|(group, rows)| {
+                    let first = group * BANDS_PER_TASK;
+                    let bands = rows.len() / n_frames;
+                    for (t, frame) in frame_major.chunks_exact(n_mels).enumerate() {
+                        for (b, &v) in frame[first..first + bands].iter().enumerate() {
+                            rows[b * n_frames + t] = v;
+                        }
+                    }
+                });
+        }
+        let s = Spectrogram {
+            n_mels,
+            n_frames,
+            data,
+        };
+        (s, max)
+    }
+
+    /// Mel energies of the frames from `first` on, frame-major, into `block` (`n_mels`
+    /// values a frame).
+    fn mel_block(&self, samples: &[f32], first: usize, block: &mut [f32]) {
+        let n_mels = self.config.n_mels;
+        let mut frame = vec![0.0f32; self.config.n_fft];
+        let mut buf = vec![Complex::new(0.0f32, 0.0); self.fft.buffer_len()];
+        let mut scratch = vec![Complex::new(0.0f32, 0.0); self.fft.fft.get_inplace_scratch_len()];
+        let mut spectrum = vec![0.0f32; self.filters.n_freqs()];
+        for (i, mel_out) in block.chunks_exact_mut(n_mels).enumerate() {
+            self.fill_frame(samples, first + i, &mut frame);
+            self.fft.load(&frame, &mut buf);
+            self.fft
+                .power(&mut buf, &mut scratch, self.config.power, &mut spectrum);
+            self.filters.apply(&spectrum, mel_out);
+        }
     }
 
     /// Writes the windowed frame `t` (with centre zero padding) into `frame`.
